@@ -1,0 +1,152 @@
+"""Small validators whose messages name the file and the field.
+
+Every user-facing error in brainalign is a :class:`BrainalignError` (or a
+subclass). Messages follow one pattern: ``<file>: <field> <what is wrong>
+(<what was expected>)``, so that a neuroscientist reading a log on a cluster
+knows which file to open and which key, column or row to fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "BrainalignError",
+    "InputFileError",
+    "ConfigError",
+    "check_fname",
+    "check_option",
+    "check_type",
+    "check_range",
+    "check_finite",
+    "check_random_state",
+]
+
+
+class BrainalignError(ValueError):
+    """Base class of the errors brainalign raises for bad input."""
+
+
+class InputFileError(BrainalignError):
+    """A data file is missing, unreadable or malformed.
+
+    Parameters
+    ----------
+    path : str or path-like or None
+        The offending file.
+    message : str
+        What is wrong, naming the field (column, row, key, dataset).
+    """
+
+    def __init__(self, path: str | os.PathLike | None, message: str):
+        self.path = None if path is None else Path(path)
+        self.detail = message
+        prefix = f"{self.path}: " if self.path is not None else ""
+        super().__init__(prefix + message)
+
+
+class ConfigError(BrainalignError):
+    """A configuration file has an unknown key, a wrong type or a bad value."""
+
+    def __init__(self, path: str | os.PathLike | None, field: str, message: str):
+        self.path = None if path is None else Path(path)
+        self.field = field
+        prefix = f"{self.path}: " if self.path is not None else ""
+        super().__init__(f"{prefix}field '{field}': {message}")
+
+
+def _suggest(value: Any, allowed: Iterable[Any]) -> str:
+    matches = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
+    return f" Did you mean {matches[0]!r}?" if matches else ""
+
+
+def check_option(name: str, value: Any, allowed: Iterable[Any]) -> Any:
+    """Return ``value`` if it is one of ``allowed``, else raise naming ``name``."""
+    allowed = list(allowed)
+    if value not in allowed:
+        raise BrainalignError(
+            f"Invalid value for the '{name}' parameter: {value!r}. Allowed values are "
+            f"{', '.join(repr(a) for a in allowed)}.{_suggest(value, allowed)}"
+        )
+    return value
+
+
+def check_type(name: str, value: Any, types: type | tuple[type, ...]) -> Any:
+    """Return ``value`` if it is an instance of ``types``, else raise naming ``name``."""
+    if not isinstance(value, types):
+        names = types.__name__ if isinstance(types, type) else " or ".join(t.__name__ for t in types)
+        raise BrainalignError(
+            f"'{name}' must be an instance of {names}, got {type(value).__name__} ({value!r})."
+        )
+    return value
+
+
+def check_range(
+    name: str, value: float, low: float | None = None, high: float | None = None
+) -> float:
+    """Return ``value`` if ``low <= value <= high`` (bounds optional), else raise."""
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise BrainalignError(
+            f"'{name}' must be in [{low if low is not None else '-inf'}, "
+            f"{high if high is not None else 'inf'}], got {value!r}."
+        )
+    return value
+
+
+def check_fname(path: str | os.PathLike, kind: str = "file", what: str = "input") -> Path:
+    """Return ``path`` as an absolute :class:`~pathlib.Path` that exists.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The path to check.
+    kind : {"file", "directory"}
+        What the path must be.
+    what : str
+        A short description used in the message (e.g. ``"TextGrid"``).
+    """
+    check_option("kind", kind, ["file", "directory"])
+    p = Path(os.path.expanduser(os.fspath(path))).absolute()
+    if not p.exists():
+        raise InputFileError(p, f"{what} {kind} does not exist.")
+    if kind == "file" and not p.is_file():
+        raise InputFileError(p, f"{what} must be a file, but this is a directory.")
+    if kind == "directory" and not p.is_dir():
+        raise InputFileError(p, f"{what} must be a directory, but this is a file.")
+    if not os.access(p, os.R_OK):
+        raise InputFileError(p, f"{what} {kind} is not readable.")
+    return p
+
+
+def check_finite(array: np.ndarray, path: str | os.PathLike | None, field: str) -> np.ndarray:
+    """Raise :class:`InputFileError` naming the first non-finite element's row and column."""
+    array = np.asarray(array)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        idx = np.argwhere(bad)[0]
+        where = ", ".join(f"{ax}={i}" for ax, i in zip(("row", "column", "index"), idx))
+        raise InputFileError(
+            path, f"{field} contains {int(bad.sum())} NaN or infinite value(s), the first at {where}."
+        )
+    return array
+
+
+def check_random_state(seed: None | int | np.random.Generator) -> np.random.Generator:
+    """Turn ``seed`` into a :class:`numpy.random.Generator`.
+
+    ``None`` gives a fresh unseeded generator, an int a seeded one; a
+    Generator is returned unchanged.
+    """
+    if seed is None or isinstance(seed, (int, np.integer)):
+        return np.random.default_rng(seed)
+    if isinstance(seed, np.random.Generator):
+        return seed
+    raise BrainalignError(
+        f"'random_state' must be None, an int or a numpy Generator, got {type(seed).__name__}."
+    )

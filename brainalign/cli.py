@@ -1,0 +1,174 @@
+"""The ``brainalign`` command line: one subcommand per workflow stage.
+
+Thin by design: each subcommand parses its arguments, loads and validates the
+config, and calls one function of :mod:`brainalign.pipeline`. Bad input exits
+with status 2 and one message that names the file and the field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._validation import BrainalignError
+
+__all__ = ["main"]
+
+
+def _config(args: argparse.Namespace) -> dict:
+    from .config import load_config
+
+    return load_config(args.config)
+
+
+def _cmd_validate(args: argparse.Namespace) -> None:
+    cfg = _config(args)
+    print(f"{args.config}: valid (dataset {cfg['dataset']['name']!r})")
+
+
+def _cmd_subjects(args: argparse.Namespace) -> None:
+    from .pipeline.stages import dataset_subjects
+
+    print("\n".join(dataset_subjects(_config(args))))
+
+
+def _cmd_stimuli(args: argparse.Namespace) -> None:
+    from .pipeline.stages import run_stimuli
+
+    run_stimuli(_config(args), args.out)
+
+
+def _cmd_features(args: argparse.Namespace) -> None:
+    from .pipeline.stages import run_features
+
+    run_features(_config(args), args.events, args.feature_set, args.out, args.threads,
+                 progress=not args.no_progress)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> None:
+    from .pipeline.stages import run_simulate
+
+    run_simulate(_config(args), args.events, args.features, args.out)
+
+
+def _cmd_responses(args: argparse.Namespace) -> None:
+    from .pipeline.stages import run_responses
+
+    run_responses(_config(args), args.subject, args.out, args.raw)
+
+
+def _cmd_design(args: argparse.Namespace) -> None:
+    from .pipeline.stages import run_design
+
+    run_design(_config(args), args.events, args.features, args.out)
+
+
+def _cmd_score(args: argparse.Namespace) -> None:
+    from .pipeline.stages import run_score
+
+    run_score(_config(args), args.design, args.responses, args.out, args.threads)
+
+
+def _cmd_ceiling(args: argparse.Namespace) -> None:
+    from .pipeline.stages import run_ceiling
+
+    run_ceiling(_config(args), args.responses, args.out)
+
+
+def _cmd_aggregate(args: argparse.Namespace) -> None:
+    from .pipeline.aggregate import run_aggregate
+
+    run_aggregate(_config(args), args.scores, args.ceiling, args.out_dir)
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from .report.html import run_report
+
+    run_report(_config(args), args.results_dir, args.out, args.figures_dir)
+
+
+def _cmd_readme(args: argparse.Namespace) -> None:
+    from .report.readme import update_readme
+
+    changed = update_readme(args.readme, args.results_dir, args.section, check=args.check)
+    if args.check and changed:
+        raise BrainalignError(f"{args.readme}: section {args.section!r} is out of date with "
+                              f"{args.results_dir}; run without --check to update it.")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="brainalign", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func, help_: str, config: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        if config:
+            p.add_argument("--config", required=True, type=Path, help="dataset config (YAML)")
+        p.set_defaults(func=func)
+        return p
+
+    add("validate", _cmd_validate, "validate a dataset config and print its name")
+    add("subjects", _cmd_subjects, "list the subjects a config analyses")
+    p = add("stimuli", _cmd_stimuli, "write the word events table (TSV)")
+    p.add_argument("--out", required=True, type=Path)
+    p = add("features", _cmd_features, "extract one feature set at the word level (HDF5)")
+    p.add_argument("--events", required=True, type=Path)
+    p.add_argument("--feature-set", required=True)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-progress", action="store_true")
+    p = add("simulate", _cmd_simulate, "simulate raw responses of every subject (simulated datasets)")
+    p.add_argument("--events", required=True, type=Path)
+    p.add_argument("--features", required=True, type=Path)
+    p.add_argument("--out", required=True, nargs="+", type=Path, help="one file per subject")
+    p = add("responses", _cmd_responses, "load, check and clean one subject's responses (HDF5)")
+    p.add_argument("--subject", required=True)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--raw", type=Path, default=None, help="raw responses (simulated datasets)")
+    p = add("design", _cmd_design, "convolve word features onto the volume grid (HDF5)")
+    p.add_argument("--events", required=True, type=Path)
+    p.add_argument("--features", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p = add("score", _cmd_score, "cross-validated ridge scores of one feature set (CSV)")
+    p.add_argument("--design", required=True, type=Path)
+    p.add_argument("--responses", required=True, nargs="+", type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--threads", type=int, default=1)
+    p = add("ceiling", _cmd_ceiling, "leave-one-subject-out ISC ceiling (CSV)")
+    p.add_argument("--responses", required=True, nargs="+", type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p = add("aggregate", _cmd_aggregate, "tidy score table, layer curves, nested best layer, paired tests")
+    p.add_argument("--scores", required=True, nargs="+", type=Path)
+    p.add_argument("--ceiling", required=True, type=Path)
+    p.add_argument("--out-dir", required=True, type=Path)
+    p = add("report", _cmd_report, "plots and the HTML report")
+    p.add_argument("--results-dir", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--figures-dir", required=True, type=Path)
+    p = add("readme", _cmd_readme, "regenerate (or --check) a results section of the README", config=False)
+    p.add_argument("--readme", type=Path, default=Path("README.md"))
+    p.add_argument("--results-dir", required=True, type=Path)
+    p.add_argument("--section", required=True)
+    p.add_argument("--check", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``brainalign`` command."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s brainalign: %(message)s", stream=sys.stderr)
+    try:
+        args.func(args)
+    except BrainalignError as err:
+        print(f"brainalign: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

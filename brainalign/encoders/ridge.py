@@ -1,0 +1,563 @@
+"""Ridge encoding models with time-series-aware cross-validation.
+
+A voxel-wise (or ROI-wise) encoding model predicts brain responses
+``Y (n_samples, n_targets)`` from stimulus features ``X (n_samples,
+n_features)`` by ridge regression. The regularisation strength is chosen by
+inner cross-validation with contiguous folds (:class:`ContiguousKFold`), and
+every alpha on the grid is evaluated from a single SVD of the training
+features: with ``X = U diag(s) V^T``, the ridge solution for ``alpha`` is
+
+    W(alpha) = V diag(s / (s**2 + alpha)) U^T Y,
+
+so a whole path of alphas costs one decomposition plus a few small matrix
+products.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+from numpy.typing import ArrayLike
+
+from brainalign._validation import BrainalignError, check_finite
+from brainalign.encoders.cv import ContiguousKFold
+from brainalign.metrics.correlation import pearsonr_columns
+
+__all__ = ["ridge_svd_path", "RidgeCVEncoder", "cross_validated_pearson"]
+
+#: Default grid of ridge penalties, 1e-2 ... 1e6 in half-decade steps.
+DEFAULT_ALPHAS: np.ndarray = np.logspace(-2, 6, 17)
+DEFAULT_ALPHAS.flags.writeable = False
+
+#: Two cross-validated scores closer than this are a tie (the smaller alpha wins).
+#: Scores are correlations in [-1, 1]; for very small or very large alphas the
+#: predictions are (nearly) proportional across alphas, so their correlations
+#: agree up to rounding and would otherwise be ranked by floating-point noise.
+TIE_TOLERANCE = 1e-10
+
+
+# --------------------------------------------------------------------------- #
+# validation helpers
+# --------------------------------------------------------------------------- #
+def _as_features(X: ArrayLike, name: str = "X") -> np.ndarray:
+    """Float64 2-D feature matrix; a 1-D array is one feature (e.g. word rate)."""
+    arr = np.asarray(X, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise BrainalignError(
+            f"'{name}' must be 2-D (n_samples, n_features) or 1-D (n_samples,) for a single "
+            f"feature, got shape {arr.shape}."
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise BrainalignError(f"'{name}' must not be empty, got shape {arr.shape}.")
+    check_finite(arr, None, f"'{name}'")
+    return arr
+
+
+def _as_targets(Y: ArrayLike, name: str = "Y") -> np.ndarray:
+    """Float64 2-D target matrix; a 1-D array is one target."""
+    arr = np.asarray(Y, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise BrainalignError(
+            f"'{name}' must be 2-D (n_samples, n_targets) or 1-D (n_samples,), "
+            f"got shape {arr.shape}."
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise BrainalignError(f"'{name}' must not be empty, got shape {arr.shape}.")
+    check_finite(arr, None, f"'{name}'")
+    return arr
+
+
+def _check_same_rows(X: np.ndarray, Y: np.ndarray, xname: str = "X", yname: str = "Y") -> None:
+    if X.shape[0] != Y.shape[0]:
+        raise BrainalignError(
+            f"'{xname}' and '{yname}' must have the same number of samples (rows), got "
+            f"{xname}.shape={X.shape} and {yname}.shape={Y.shape}."
+        )
+
+
+def _check_alphas(alphas: ArrayLike) -> np.ndarray:
+    try:
+        arr = np.asarray(alphas, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise BrainalignError(
+            f"'alphas' must be a number or a 1-D sequence of numbers >= 0, got {alphas!r}."
+        ) from None
+    arr = np.atleast_1d(arr)
+    if arr.ndim != 1 or arr.size == 0:
+        raise BrainalignError(
+            f"'alphas' must be a non-empty 1-D sequence of numbers >= 0, got shape {arr.shape}."
+        )
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise BrainalignError(f"'alphas' must be finite and >= 0, got {arr.tolist()!r}.")
+    return arr
+
+
+def _check_cv(name: str, cv: Any, gap: int) -> Any:
+    """An int builds ``ContiguousKFold(cv, gap)``; an object with ``split`` is used as is."""
+    if isinstance(cv, bool):
+        raise BrainalignError(
+            f"'{name}' must be an int >= 2 or a splitter with .split, got {cv!r}."
+        )
+    if isinstance(cv, (int, np.integer)):
+        if cv < 2:
+            raise BrainalignError(f"'{name}' must be an int >= 2 or a splitter, got {cv!r}.")
+        return ContiguousKFold(n_splits=int(cv), gap=gap)
+    if hasattr(cv, "split") and not isinstance(cv, (str, bytes)):
+        return cv
+    raise BrainalignError(
+        f"'{name}' must be an int >= 2 or an object with a .split method, got "
+        f"{type(cv).__name__} ({cv!r})."
+    )
+
+
+def _check_gap(gap: Any) -> int:
+    if isinstance(gap, bool) or not isinstance(gap, (int, np.integer)) or gap < 0:
+        raise BrainalignError(f"'gap' must be an int >= 0, got {gap!r}.")
+    return int(gap)
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise BrainalignError(f"'{name}' must be True or False, got {value!r}.")
+    return bool(value)
+
+
+def _materialize_folds(
+    splitter: Any, X: np.ndarray, Y: np.ndarray, groups: ArrayLike | None, name: str
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    folds = []
+    split_args = (X, Y) if groups is None else (X, Y, groups)
+    for k, (train, test) in enumerate(splitter.split(*split_args)):
+        train = np.asarray(train, dtype=np.intp)
+        test = np.asarray(test, dtype=np.intp)
+        if train.size == 0 or test.size < 2:
+            raise BrainalignError(
+                f"'{name}' produced fold {k} with {train.size} training and {test.size} test "
+                "sample(s); a fold needs at least 1 training sample and 2 test samples (a "
+                "Pearson r needs 2 points). Use fewer folds or a smaller gap."
+            )
+        folds.append((train, test))
+    if not folds:
+        raise BrainalignError(f"'{name}' produced no folds.")
+    return folds
+
+
+# --------------------------------------------------------------------------- #
+# SVD ridge path
+# --------------------------------------------------------------------------- #
+def _svd(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    try:
+        return scipy.linalg.svd(X, full_matrices=False, lapack_driver="gesdd", check_finite=False)
+    except np.linalg.LinAlgError:  # pragma: no cover - gesdd rarely fails to converge
+        return scipy.linalg.svd(X, full_matrices=False, lapack_driver="gesvd", check_finite=False)
+
+
+def _shrinkage(s: np.ndarray, alpha: float, shape: tuple[int, int]) -> np.ndarray:
+    """``s / (s**2 + alpha)``; for ``alpha == 0`` the pseudo-inverse ``1/s`` (0 for tiny s)."""
+    if alpha > 0:
+        return s / (s**2 + alpha)
+    tol = (s.max() if s.size else 0.0) * max(shape) * np.finfo(np.float64).eps
+    out = np.zeros_like(s)
+    big = s > tol
+    out[big] = 1.0 / s[big]
+    return out
+
+
+class _RidgeSVD:
+    """One SVD of a training matrix, reused for every alpha."""
+
+    def __init__(self, X_train: np.ndarray, Y_train: np.ndarray):
+        self.shape = X_train.shape
+        U, self.s, Vt = _svd(X_train)
+        self.V = Vt.T  # (n_features, k)
+        self.UtY = U.T @ Y_train  # (k, n_targets)
+
+    def predictions(self, X_test: np.ndarray, alphas: Iterable[float]) -> Iterator[np.ndarray]:
+        """Yield test predictions (n_test, n_targets) for each alpha in turn."""
+        XV = X_test @ self.V  # (n_test, k)
+        for alpha in alphas:
+            yield XV @ (_shrinkage(self.s, float(alpha), self.shape)[:, None] * self.UtY)
+
+    def coefs(self, alpha_per_target: np.ndarray) -> np.ndarray:
+        """Coefficients (n_features, n_targets), column j with ``alpha_per_target[j]``."""
+        coef = np.empty((self.V.shape[0], self.UtY.shape[1]))
+        for alpha in np.unique(alpha_per_target):
+            cols = alpha_per_target == alpha
+            d = _shrinkage(self.s, float(alpha), self.shape)
+            coef[:, cols] = self.V @ (d[:, None] * self.UtY[:, cols])
+        return coef
+
+
+def ridge_svd_path(
+    X_train: ArrayLike, Y_train: ArrayLike, X_test: ArrayLike, alphas: ArrayLike
+) -> np.ndarray:
+    """Ridge predictions on ``X_test`` for every alpha, from one SVD of ``X_train``.
+
+    Solves ``min_W ||Y_train - X_train W||^2 + alpha ||W||^2`` for each alpha
+    **without an intercept** (callers that want one center ``X_train`` and
+    ``Y_train`` on the training means first, and apply the same shift to
+    ``X_test``). With ``X_train = U diag(s) V^T`` (thin SVD),
+    ``W(alpha) = V diag(s / (s^2 + alpha)) U^T Y_train``; ``alpha = 0`` gives
+    the minimum-norm least-squares solution.
+
+    Parameters
+    ----------
+    X_train : array-like of shape (n_train, n_features)
+        Training features; a 1-D array is a single feature.
+    Y_train : array-like of shape (n_train, n_targets)
+        Training targets; a 1-D array is a single target.
+    X_test : array-like of shape (n_test, n_features)
+        Features to predict from.
+    alphas : float or array-like of shape (n_alphas,)
+        Penalties, each >= 0.
+
+    Returns
+    -------
+    predictions : ndarray of float64, shape (n_alphas, n_test, n_targets)
+        ``predictions[i] = X_test @ W(alphas[i])``.
+
+    Notes
+    -----
+    Works for ``n_features > n_train``: the thin SVD has ``min(n_train,
+    n_features)`` components. The output holds ``n_alphas * n_test *
+    n_targets`` floats; for many voxels, loop over chunks of targets.
+    """
+    Xtr = _as_features(X_train, "X_train")
+    Ytr = _as_targets(Y_train, "Y_train")
+    Xte = _as_features(X_test, "X_test")
+    _check_same_rows(Xtr, Ytr, "X_train", "Y_train")
+    if Xte.shape[1] != Xtr.shape[1]:
+        raise BrainalignError(
+            f"'X_test' has {Xte.shape[1]} features but 'X_train' has {Xtr.shape[1]} "
+            f"(X_test.shape={Xte.shape}, X_train.shape={Xtr.shape})."
+        )
+    alphas_arr = _check_alphas(alphas)
+    path = _RidgeSVD(Xtr, Ytr)
+    out = np.empty((alphas_arr.size, Xte.shape[0], Ytr.shape[1]))
+    for i, pred in enumerate(path.predictions(Xte, alphas_arr)):
+        out[i] = pred
+    return out
+
+
+def _select_alpha(cv_scores: np.ndarray, alphas: np.ndarray, per_target: bool) -> np.ndarray:
+    """Best alpha index per target; ties (within TIE_TOLERANCE) go to the smallest alpha."""
+    scores = cv_scores if per_target else cv_scores.mean(axis=1, keepdims=True)
+    best_score = scores.max(axis=0)
+    candidates = scores >= best_score - TIE_TOLERANCE  # (n_alphas, n_targets or 1)
+    # Among candidates, the smallest alpha: rank alphas ascending (stable for duplicates).
+    order = np.argsort(alphas, kind="stable")
+    first_in_order = np.argmax(candidates[order], axis=0)
+    best = order[first_in_order]
+    if not per_target:
+        best = np.full(cv_scores.shape[1], best[0])
+    return best
+
+
+# --------------------------------------------------------------------------- #
+# estimator
+# --------------------------------------------------------------------------- #
+class RidgeCVEncoder:
+    """Ridge encoding model with alpha chosen by contiguous inner cross-validation.
+
+    For each candidate alpha, the model is fit on the training part of every
+    inner fold and scored by the Pearson correlation between held-out
+    predictions and responses, per target (voxel, ROI). The criterion is the
+    mean over inner folds of these per-fold correlations; the chosen alpha
+    maximises it per target (``alpha_per_target=True``) or, averaged over
+    targets, for all targets at once. Ties (scores within ``1e-10``) go to the
+    smallest alpha. The model is then refit on all samples with the chosen
+    alpha(s).
+
+    Parameters
+    ----------
+    alphas : array-like of shape (n_alphas,), default=np.logspace(-2, 6, 17)
+        Candidate penalties (>= 0).
+    cv : int or splitter, default=5
+        An int builds ``ContiguousKFold(n_splits=cv, gap=gap)``; any object
+        with a scikit-learn-style ``split(X, y, groups)`` method is used as is.
+        Never use a shuffled splitter on time series (see
+        :mod:`brainalign.encoders.cv`).
+    gap : int, default=5
+        Samples dropped on each side of each inner test block when ``cv`` is
+        an int.
+    alpha_per_target : bool, default=True
+        Choose one alpha per target (True) or one shared alpha (False).
+    fit_intercept : bool, default=True
+        Center ``X`` and ``Y`` on the training means before fitting, and fit
+        an intercept. Inner folds are centered on their own training part.
+
+    Attributes
+    ----------
+    alpha_ : ndarray of shape (n_targets,)
+        Chosen penalty per target (all equal if ``alpha_per_target=False``).
+    coef_ : ndarray of shape (n_features, n_targets)
+        Weights of the model refit on all samples.
+    intercept_ : ndarray of shape (n_targets,)
+        Intercepts (zeros if ``fit_intercept=False``).
+    cv_scores_ : ndarray of shape (n_alphas, n_targets)
+        Mean over inner folds of the held-out Pearson r, rows in the order of
+        ``alphas``.
+    n_features_in_ : int
+        Number of features seen in :meth:`fit`.
+
+    Notes
+    -----
+    All computations are in float64, whatever the input dtype. A 1-D ``X`` is
+    treated as one feature (e.g. a word-rate regressor), a 1-D ``Y`` as one
+    target (and :meth:`predict` then returns a 1-D array). ``n_features >
+    n_samples`` is supported (thin SVD).
+    """
+
+    def __init__(
+        self,
+        *,
+        alphas: ArrayLike = DEFAULT_ALPHAS,
+        cv: int | Any = 5,
+        gap: int = 5,
+        alpha_per_target: bool = True,
+        fit_intercept: bool = True,
+    ):
+        self.alphas = alphas
+        self.cv = cv
+        self.gap = gap
+        self.alpha_per_target = alpha_per_target
+        self.fit_intercept = fit_intercept
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(alphas=<{np.size(self.alphas)} values>, cv={self.cv!r}, "
+            f"gap={self.gap!r}, alpha_per_target={self.alpha_per_target!r}, "
+            f"fit_intercept={self.fit_intercept!r})"
+        )
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters, as in scikit-learn."""
+        return {
+            "alphas": self.alphas,
+            "cv": self.cv,
+            "gap": self.gap,
+            "alpha_per_target": self.alpha_per_target,
+            "fit_intercept": self.fit_intercept,
+        }
+
+    def set_params(self, **params: Any) -> "RidgeCVEncoder":
+        """Set constructor parameters, as in scikit-learn."""
+        valid = self.get_params()
+        for key, value in params.items():
+            if key not in valid:
+                raise BrainalignError(
+                    f"Invalid parameter {key!r} for {type(self).__name__}; valid parameters "
+                    f"are {', '.join(sorted(valid))}."
+                )
+            setattr(self, key, value)
+        return self
+
+    def fit(self, X: ArrayLike, Y: ArrayLike, groups: ArrayLike | None = None) -> "RidgeCVEncoder":
+        """Choose alpha by inner cross-validation, then refit on all samples.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples,)
+            Stimulus features, in time order.
+        Y : array-like of shape (n_samples, n_targets) or (n_samples,)
+            Responses, in time order.
+        groups : array-like of shape (n_samples,), optional
+            Run labels passed to the splitter's ``split`` (with an int ``cv``,
+            this makes the inner CV leave-one-run-out).
+
+        Returns
+        -------
+        self : RidgeCVEncoder
+        """
+        alphas = _check_alphas(self.alphas)
+        splitter = _check_cv("cv", self.cv, _check_gap(self.gap))
+        per_target = _check_bool("alpha_per_target", self.alpha_per_target)
+        fit_intercept = _check_bool("fit_intercept", self.fit_intercept)
+        Xf = _as_features(X, "X")
+        y_1d = np.ndim(Y) == 1
+        Yf = _as_targets(Y, "Y")
+        _check_same_rows(Xf, Yf)
+
+        folds = _materialize_folds(splitter, Xf, Yf, groups, "cv")
+        n_targets = Yf.shape[1]
+        fold_scores = np.empty((len(folds), alphas.size, n_targets))
+        for k, (train, test) in enumerate(folds):
+            Xtr, Ytr, Xte, Yte = Xf[train], Yf[train], Xf[test], Yf[test]
+            if fit_intercept:
+                x_mean, y_mean = Xtr.mean(axis=0), Ytr.mean(axis=0)
+                Xtr, Ytr, Xte = Xtr - x_mean, Ytr - y_mean, Xte - x_mean
+            path = _RidgeSVD(Xtr, Ytr)
+            for i, pred in enumerate(path.predictions(Xte, alphas)):
+                # The intercept shifts predictions only, which leaves r unchanged.
+                fold_scores[k, i] = pearsonr_columns(Yte, pred)
+        cv_scores = fold_scores.mean(axis=0)
+        best = _select_alpha(cv_scores, alphas, per_target)
+
+        if fit_intercept:
+            x_mean, y_mean = Xf.mean(axis=0), Yf.mean(axis=0)
+            Xc, Yc = Xf - x_mean, Yf - y_mean
+        else:
+            x_mean, y_mean = np.zeros(Xf.shape[1]), np.zeros(n_targets)
+            Xc, Yc = Xf, Yf
+        self.alpha_ = alphas[best]
+        self.coef_ = _RidgeSVD(Xc, Yc).coefs(self.alpha_)
+        self.intercept_ = y_mean - x_mean @ self.coef_ if fit_intercept else np.zeros(n_targets)
+        self.cv_scores_ = cv_scores
+        self.n_features_in_ = Xf.shape[1]
+        self._y_1d = y_1d
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "coef_"):
+            raise BrainalignError(
+                f"This {type(self).__name__} instance is not fitted yet; call 'fit' first."
+            )
+
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """Predict responses.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples,)
+
+        Returns
+        -------
+        Y_pred : ndarray of shape (n_samples, n_targets)
+            Or (n_samples,) if the model was fit on a 1-D ``Y``.
+        """
+        self._check_fitted()
+        Xf = _as_features(X, "X")
+        if Xf.shape[1] != self.n_features_in_:
+            raise BrainalignError(
+                f"'X' has {Xf.shape[1]} features, but this encoder was fit with "
+                f"n_features_in_={self.n_features_in_} (X.shape={Xf.shape})."
+            )
+        pred = Xf @ self.coef_ + self.intercept_
+        return pred[:, 0] if self._y_1d else pred
+
+    def score(self, X: ArrayLike, Y: ArrayLike) -> float:
+        """Mean over targets of the Pearson r between ``predict(X)`` and ``Y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples,)
+        Y : array-like of shape (n_samples, n_targets) or (n_samples,)
+
+        Returns
+        -------
+        float
+        """
+        pred = self.predict(X)
+        Yf = _as_targets(Y, "Y")
+        pred2 = pred[:, None] if pred.ndim == 1 else pred
+        if Yf.shape != pred2.shape:
+            raise BrainalignError(
+                f"'Y' must have shape {pred2.shape} to match the predictions, got {Yf.shape}."
+            )
+        return float(np.mean(pearsonr_columns(Yf, pred2)))
+
+
+# --------------------------------------------------------------------------- #
+# nested cross-validation
+# --------------------------------------------------------------------------- #
+def cross_validated_pearson(
+    X: ArrayLike,
+    Y: ArrayLike,
+    *,
+    outer_cv: int | Any = 5,
+    gap: int = 5,
+    inner_cv: int | Any = 5,
+    alphas: ArrayLike = DEFAULT_ALPHAS,
+    alpha_per_target: bool = True,
+    pooled: bool = False,
+) -> dict[str, np.ndarray]:
+    """Nested cross-validated Pearson r of a ridge encoding model.
+
+    The outer loop holds out contiguous blocks
+    (``ContiguousKFold(outer_cv, gap)``); in each outer fold a
+    :class:`RidgeCVEncoder` (``cv=inner_cv, gap=gap``, with intercept) is fit
+    on the outer training set only — its inner folds are contiguous in the
+    *positions* of the training set, in time order — and predicts the outer
+    test block. Alpha selection never sees the outer test samples.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features) or (n_samples,)
+        Stimulus features, in time order.
+    Y : array-like of shape (n_samples, n_targets) or (n_samples,)
+        Responses, in time order.
+    outer_cv : int or splitter, default=5
+        Number of outer contiguous folds, or an object with ``split``. Test
+        folds must not overlap.
+    gap : int, default=5
+        Gap of the outer and (int) inner :class:`ContiguousKFold`.
+    inner_cv : int or splitter, default=5
+        Inner cross-validation of :class:`RidgeCVEncoder`.
+    alphas : array-like of shape (n_alphas,), default=np.logspace(-2, 6, 17)
+        Candidate penalties.
+    alpha_per_target : bool, default=True
+        One alpha per target, or one shared alpha per outer fold.
+    pooled : bool, default=False
+        If False, ``score`` is the mean over outer folds of the within-fold r.
+        If True, it is the r of all held-out predictions concatenated (which
+        also rewards getting each block's mean level right).
+
+    Returns
+    -------
+    result : dict
+        ``fold_scores`` : ndarray (n_folds, n_targets)
+            Pearson r within each outer test fold.
+        ``score`` : ndarray (n_targets,)
+            Mean of ``fold_scores`` over folds, or the pooled r.
+        ``alphas`` : ndarray (n_folds, n_targets)
+            Alpha chosen in each outer fold.
+        ``predictions`` : ndarray (n_samples, n_targets)
+            Held-out predictions; NaN for samples in no test fold.
+    """
+    Xf = _as_features(X, "X")
+    Yf = _as_targets(Y, "Y")
+    _check_same_rows(Xf, Yf)
+    gap = _check_gap(gap)
+    outer = _check_cv("outer_cv", outer_cv, gap)
+    _check_cv("inner_cv", inner_cv, gap)
+    alphas_arr = _check_alphas(alphas)
+    pooled = _check_bool("pooled", pooled)
+    _check_bool("alpha_per_target", alpha_per_target)
+
+    folds = _materialize_folds(outer, Xf, Yf, None, "outer_cv")
+    n, n_targets = Yf.shape
+    predictions = np.full((n, n_targets), np.nan)
+    tested = np.zeros(n, dtype=bool)
+    fold_scores = np.empty((len(folds), n_targets))
+    fold_alphas = np.empty((len(folds), n_targets))
+    for k, (train, test) in enumerate(folds):
+        if tested[test].any():
+            raise BrainalignError(
+                f"'outer_cv' test folds overlap (fold {k} re-uses held-out samples); each "
+                "sample may be in at most one test fold."
+            )
+        tested[test] = True
+        encoder = RidgeCVEncoder(
+            alphas=alphas_arr, cv=inner_cv, gap=gap, alpha_per_target=alpha_per_target
+        ).fit(Xf[train], Yf[train])
+        pred = encoder.predict(Xf[test])
+        predictions[test] = pred
+        fold_scores[k] = pearsonr_columns(Yf[test], pred)
+        fold_alphas[k] = encoder.alpha_
+    if pooled:
+        score = pearsonr_columns(Yf[tested], predictions[tested])
+    else:
+        score = fold_scores.mean(axis=0)
+    return {
+        "fold_scores": fold_scores,
+        "score": score,
+        "alphas": fold_alphas,
+        "predictions": predictions,
+    }

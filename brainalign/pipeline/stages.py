@@ -1,0 +1,348 @@
+"""Stage functions: one per workflow rule, each reading and writing the contracts.
+
+Every stage validates its inputs, computes, and writes its outputs atomically
+with provenance. A stage that fails leaves no output behind. The command line
+(:mod:`brainalign.cli`) is a thin layer over these functions, and the
+Snakemake rules call the command line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._validation import BrainalignError, ConfigError, InputFileError
+from ..config import feature_set_instances
+from ..features.design import fir_design, frame_times_for_run, hrf_convolve
+from ..io import (
+    Features,
+    Responses,
+    provenance,
+    read_features,
+    read_responses,
+    write_features,
+    write_responses,
+    write_table,
+)
+from ..stimuli.events import read_events, write_events
+
+__all__ = [
+    "dataset_subjects",
+    "dataset_timing",
+    "run_stimuli",
+    "run_features",
+    "run_simulate",
+    "run_responses",
+    "run_design",
+    "run_score",
+    "run_ceiling",
+]
+
+logger = logging.getLogger("brainalign")
+
+
+def _set_threads(n_threads: int) -> None:
+    """Pin BLAS and torch thread counts so results are bit-identical across runs."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n_threads)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import torch
+
+        torch.set_num_threads(n_threads)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+# --------------------------------------------------------------------------- dataset facts
+def dataset_subjects(cfg: dict[str, Any]) -> list[str]:
+    """The subjects a config analyses (excluded ones are still listed, and flagged later)."""
+    ds = cfg["dataset"]
+    if ds["kind"] == "simulated":
+        available = [f"sub-{k + 1:02d}" for k in range(cfg["simulation"]["n_subjects"])]
+    else:
+        from ..datasets.alice import list_alice_subjects
+
+        available = list_alice_subjects(ds["data_dir"], ds["roi_size"])
+    if ds["subjects"] == "all":
+        return available
+    unknown = [s for s in ds["subjects"] if s not in available]
+    if unknown:
+        raise ConfigError(None, "dataset.subjects", f"unknown subject(s) {unknown}; available: {available}.")
+    return list(ds["subjects"])
+
+
+def dataset_timing(cfg: dict[str, Any], events: pd.DataFrame) -> tuple[float, np.ndarray]:
+    """Repetition time (s) and the frame times (s) of the dataset's single run."""
+    if cfg["dataset"]["kind"] == "alice":
+        from ..datasets.alice import ALICE_FIRST_VOLUME_ONSET, ALICE_N_VOLUMES, ALICE_TR
+
+        return ALICE_TR, frame_times_for_run(ALICE_N_VOLUMES, ALICE_TR, ALICE_FIRST_VOLUME_ONSET)
+    from ..datasets.simulated import n_volumes_for
+
+    tr = float(cfg["simulation"]["tr"])
+    return tr, frame_times_for_run(n_volumes_for(events, tr), tr, 0.0)
+
+
+# --------------------------------------------------------------------------- stimuli
+def run_stimuli(cfg: dict[str, Any], out: str | os.PathLike) -> Path:
+    """Write the dataset's word events table (TSV)."""
+    ds = cfg["dataset"]
+    if ds["kind"] == "alice":
+        from ..datasets.alice import ALICE_TEXTGRID, load_alice_events
+
+        events = load_alice_events(ds["data_dir"])
+        inputs = [Path(ds["data_dir"]) / ALICE_TEXTGRID]
+    else:
+        from ..datasets.simulated import generate_story
+
+        sim = cfg["simulation"]
+        events = generate_story(sim["n_words"], sim["seed"])
+        inputs = []
+    return write_events(out, events, provenance(cfg, inputs, stage="stimuli"))
+
+
+# --------------------------------------------------------------------------- features
+def run_features(
+    cfg: dict[str, Any], events_path: str | os.PathLike, instance: str, out: str | os.PathLike,
+    threads: int = 1, progress: bool = True,
+) -> Path:
+    """Extract one feature-set instance at the word level and write its HDF5."""
+    from ..features.baselines import random_embedding_features, word_rate_features
+
+    instances = feature_set_instances(cfg)
+    if instance not in instances:
+        raise ConfigError(None, "feature_sets", f"no feature set instance {instance!r}; have {list(instances)}.")
+    spec = instances[instance]
+    events = read_events(events_path)
+    words = events["word"].astype(str).tolist()
+    _set_threads(threads)
+    settings: dict[str, Any] = {"kind": spec["kind"], "family": spec["family"], "seed": spec["seed"]}
+    if spec["kind"] == "transformer":
+        from ..features.words import extract_word_features
+        from ..models.hf import load_model
+
+        loaded = load_model(spec["model_path"])
+        layers = None if spec["layers"] == "all" else spec["layers"]
+        arrays = extract_word_features(
+            loaded.model, loaded.tokenizer, words, events["run"].to_numpy(),
+            context_words=spec["context_words"], max_length=loaded.identity["max_length"],
+            layers=layers, batch_size=spec["batch_size"], progress=progress,
+        )
+        settings.update(model=loaded.identity, context_words=spec["context_words"],
+                        pooling="last sub-token of each word", truncation="left")
+    elif spec["kind"] == "random_embedding":
+        dim = spec["dim"] or _transformer_dim(cfg)
+        arrays = {"0": random_embedding_features(words, dim, spec["seed"])}
+        settings.update(dim=dim, lowercase=True)
+    else:
+        arrays = {"0": word_rate_features(len(words))}
+    feats = Features(arrays, instance, settings, times=events["onset"].to_numpy())
+    return write_features(out, feats, provenance(cfg, [events_path], stage="features", instance=instance))
+
+
+def _transformer_dim(cfg: dict[str, Any]) -> int:
+    import json
+
+    from ..models.hf import default_model_path
+
+    spec = next(s for s in cfg["feature_sets"].values() if s["kind"] == "transformer")
+    path = Path(spec["model_path"]) if spec["model_path"] else default_model_path()
+    return int(json.loads((path / "config.json").read_text())["hidden_size"])
+
+
+# --------------------------------------------------------------------------- responses
+def run_simulate(
+    cfg: dict[str, Any], events_path: str | os.PathLike, features_path: str | os.PathLike,
+    outs: Sequence[str | os.PathLike],
+) -> list[Path]:
+    """Simulate every subject's raw responses from the planted layer (one file each)."""
+    from ..datasets.simulated import simulate_responses
+
+    sim = cfg["simulation"]
+    events = read_events(events_path)
+    tr, frame_times = dataset_timing(cfg, events)
+    feats = read_features(features_path, [sim["planted_layer"]])
+    design = _convolve(cfg, events, feats.layers[sim["planted_layer"]], frame_times)
+    subjects = simulate_responses(
+        design, sim["rois"], sim["n_subjects"], tr, sim["seed"],
+        drift_amplitude=sim["drift_amplitude"], noise_ar1=sim["noise_ar1"],
+    )
+    if len(outs) != len(subjects):
+        raise BrainalignError(f"{len(outs)} output paths for {len(subjects)} simulated subjects.")
+    prov = provenance(cfg, [events_path, features_path], stage="simulate")
+    return [write_responses(out, resp, prov) for out, resp in zip(outs, subjects)]
+
+
+def run_responses(
+    cfg: dict[str, Any], subject: str, out: str | os.PathLike, raw: str | os.PathLike | None = None,
+) -> Path:
+    """Load one subject's raw responses, check them, clean them and write the contract.
+
+    An unusable subject (all zeros, a constant ROI, too few samples) is
+    written with ``excluded`` set to the reason, which is also logged, and no
+    cleaning; later stages skip it.
+    """
+    from ..preprocess.fmri import clean_signals
+
+    ds = cfg["dataset"]
+    if ds["kind"] == "alice":
+        from ..datasets.alice import alice_input_files, check_usable, load_alice_responses
+
+        resp = load_alice_responses(ds["data_dir"], subject, ds["roi_size"])
+        inputs = alice_input_files(ds["data_dir"], subject, ds["roi_size"])
+    else:
+        from ..datasets.alice import check_usable
+
+        if raw is None:
+            raise BrainalignError("simulated responses need the raw file (--raw).")
+        resp = read_responses(raw)
+        inputs = [raw]
+    usable, reason = check_usable(resp)
+    if not usable:
+        logger.warning("excluding subject %s: %s", subject, reason)
+        resp.excluded = reason
+    else:
+        resp.data = clean_signals(
+            resp.data, resp.sampling, cfg["preprocessing"], resp.runs, resp.confounds
+        ).astype(np.float32)
+    return write_responses(out, resp, provenance(cfg, inputs, stage="responses", subject=subject))
+
+
+# --------------------------------------------------------------------------- design
+def _convolve(cfg: dict[str, Any], events: pd.DataFrame, amplitudes: np.ndarray, frame_times: np.ndarray) -> np.ndarray:
+    design = cfg["design"]
+    onsets = events["onset"].to_numpy(float)
+    if design["model"] == "fir":
+        return fir_design(onsets, amplitudes, frame_times, design["fir_lags"])
+    durations = events["duration"].to_numpy(float) if design["event_duration"] == "word" else np.zeros(len(onsets))
+    return hrf_convolve(onsets, durations, amplitudes, frame_times, design["hrf_model"])
+
+
+def run_design(
+    cfg: dict[str, Any], events_path: str | os.PathLike, features_path: str | os.PathLike,
+    out: str | os.PathLike,
+) -> Path:
+    """Bring word-level features onto the volume grid (HRF or FIR), per layer.
+
+    The design is stored before cleaning: the score stage cleans it exactly
+    as the responses were cleaned (same filter, same subject's confounds).
+    """
+    events = read_events(events_path)
+    feats = read_features(features_path)
+    if any(len(a) != len(events) for a in feats.layers.values()):
+        raise InputFileError(features_path, f"features have {len(next(iter(feats.layers.values())))} "
+                             f"rows but the events table has {len(events)} words.")
+    _, frame_times = dataset_timing(cfg, events)
+    layers = {name: _convolve(cfg, events, arr, frame_times).astype(np.float32)
+              for name, arr in feats.layers.items()}
+    settings = {**feats.settings, "design": cfg["design"]}
+    design = Features(layers, feats.model, settings, times=frame_times)
+    return write_features(out, design, provenance(cfg, [events_path, features_path], stage="design"), kind="design")
+
+
+# --------------------------------------------------------------------------- scoring
+def _load_subjects(paths: Sequence[str | os.PathLike]) -> tuple[list[Responses], list[Responses]]:
+    loaded = [read_responses(p) for p in paths]
+    usable = [r for r in loaded if not r.excluded]
+    if len({r.n_samples for r in usable}) > 1:
+        raise InputFileError(paths[0], "subjects have different numbers of samples: "
+                             + ", ".join(f"{r.subject}={r.n_samples}" for r in usable))
+    return usable, [r for r in loaded if r.excluded]
+
+
+def cv_label(cfg: dict[str, Any]) -> str:
+    """A short name of the cross-validation scheme, stored in the scores table."""
+    enc = cfg["encoder"]
+    return f"contiguous{enc['outer_folds']}_gap{enc['gap']}" + ("_pooled" if enc["pooled"] else "")
+
+
+def run_score(
+    cfg: dict[str, Any], design_path: str | os.PathLike, responses_paths: Sequence[str | os.PathLike],
+    out: str | os.PathLike, threads: int = 1,
+) -> Path:
+    """Cross-validated ridge encoding scores of one feature-set instance, every subject and layer.
+
+    Writes a tidy table with one row per subject, layer, ROI and outer fold,
+    plus a ``fold == "mean"`` row holding the reported score (the mean of the
+    per-fold Pearson r, or the pooled r when ``encoder.pooled``).
+    """
+    from ..encoders.ridge import cross_validated_pearson
+    from ..preprocess.fmri import clean_signals
+
+    _set_threads(threads)
+    enc = cfg["encoder"]
+    instance = feature_set_instances(cfg)
+    design = read_features(design_path, kind="design")
+    spec = instance.get(design.model)
+    if spec is None:
+        raise InputFileError(design_path, f"attribute 'model' is {design.model!r}, not a configured feature set.")
+    usable, _ = _load_subjects(responses_paths)
+    if not usable:
+        raise BrainalignError("no usable subject to score.")
+    n = usable[0].n_samples
+    for name, arr in design.layers.items():
+        if arr.shape[0] != n:
+            raise InputFileError(design_path, f"layer {name!r} has {arr.shape[0]} volumes but the "
+                                 f"responses have {n} (subject {usable[0].subject}).")
+    shared_design = cfg["preprocessing"]["confounds"] == "none"
+    rows = []
+    for layer, raw_x in design.layers.items():
+        # Without confounds every subject's design is cleaned identically: fit all
+        # subjects' targets at once (per-target alphas make this exact).
+        groups = [usable] if shared_design and enc["alpha_per_target"] else [[r] for r in usable]
+        for group in groups:
+            ref = group[0]
+            x = clean_signals(raw_x, ref.sampling, cfg["preprocessing"], ref.runs, ref.confounds)
+            y = np.concatenate([r.data for r in group], axis=1)
+            res = cross_validated_pearson(
+                x, y, outer_cv=enc["outer_folds"], gap=enc["gap"], inner_cv=enc["inner_folds"],
+                alphas=np.asarray(enc["alphas"]), alpha_per_target=enc["alpha_per_target"],
+                pooled=enc["pooled"],
+            )
+            col = 0
+            for r in group:
+                for roi in r.unit_names:
+                    base = {"subject": r.subject, "layer": layer, "roi": roi}
+                    for fold, value in enumerate(res["fold_scores"][:, col]):
+                        rows.append({**base, "fold": str(fold), "score": float(value),
+                                     "alpha": float(res["alphas"][fold, col])})
+                    rows.append({**base, "fold": "mean", "score": float(res["score"][col]),
+                                 "alpha": float(np.exp(np.mean(np.log(res["alphas"][:, col]))))})
+                    col += 1
+    table = pd.DataFrame(rows)
+    table.insert(0, "dataset", cfg["dataset"]["name"])
+    table.insert(2, "model", spec["family"])
+    table.insert(3, "seed", -1 if spec["seed"] is None else spec["seed"])
+    table.insert(4, "feature_set", design.model)
+    table.insert(7, "metric", "pearson_r")
+    table.insert(8, "cv", cv_label(cfg))
+    prov = provenance(cfg, [design_path, *responses_paths], stage="score", feature_set=design.model)
+    return write_table(out, table, prov)
+
+
+def run_ceiling(
+    cfg: dict[str, Any], responses_paths: Sequence[str | os.PathLike], out: str | os.PathLike,
+) -> Path:
+    """Leave-one-subject-out inter-subject correlation per subject and ROI."""
+    from ..metrics.ceilings import loso_isc
+
+    usable, excluded = _load_subjects(responses_paths)
+    if len(usable) < 2:
+        raise BrainalignError(f"the ISC ceiling needs at least 2 usable subjects, got {len(usable)}.")
+    isc = loso_isc(np.stack([r.data.astype(np.float64) for r in usable]))
+    rows = [{"dataset": cfg["dataset"]["name"], "subject": r.subject, "roi": roi,
+             "metric": "loso_isc", "ceiling": float(isc[i, j])}
+            for i, r in enumerate(usable) for j, roi in enumerate(r.unit_names)]
+    prov = provenance(cfg, responses_paths, stage="ceiling",
+                      excluded={r.subject: r.excluded for r in excluded})
+    return write_table(out, pd.DataFrame(rows), prov)
