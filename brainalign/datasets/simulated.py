@@ -12,9 +12,10 @@ Generative model (documented in ``docs/simulated.md``), for seed ``s``:
 3. **Planted signal.** ``X`` = the word-level features of one layer of the
    chosen model (MiniLM layer 3 by default), HRF-convolved onto the volume grid
    (:func:`brainalign.features.design.hrf_convolve`, SPM HRF) and z-scored per
-   column. One map ``W ~ N(0, 1)`` of shape (n_features, n_rois), *shared by all
-   subjects*, gives ``s = X W``, scaled to unit variance per ROI.
-4. **Noise.** Per subject and ROI, AR(1) noise ``e_t = φ e_{t-1} + η_t`` scaled
+   column. One map ``W ~ N(0, 1)`` of shape (n_features, n_units), *shared by all
+   subjects*, gives ``s = X W``, scaled to unit variance per unit. Each ROI has
+   ``voxels_per_roi`` units (voxels) sharing the ROI's SNR.
+4. **Noise.** Per subject and unit, AR(1) noise ``e_t = φ e_{t-1} + η_t`` scaled
    to variance ``1 / snr``, independent across subjects, so that
    ``snr = var(s) / var(e)``; an ROI with ``snr = 0`` carries noise only.
 5. **Drift.** A slow drift (a linear trend plus cosines with periods of
@@ -165,6 +166,7 @@ def simulate_responses(
     seed: int,
     drift_amplitude: float = 1.0,
     noise_ar1: float = 0.3,
+    voxels_per_roi: int = 1,
 ) -> list[Responses]:
     """Simulate every subject's ROI time courses from a planted design.
 
@@ -182,15 +184,20 @@ def simulate_responses(
         Drift std relative to the std of signal + noise.
     noise_ar1 : float
         AR(1) coefficient of the noise.
+    voxels_per_roi : int
+        Units per ROI (``<roi>_v00``, ...), each with its own column of ``W``
+        and the ROI's SNR.
 
     Returns
     -------
     responses : list of Responses, one per subject (``sub-01``, ``sub-02``, ...)
+        ``n_units = len(rois) * voxels_per_roi``; ``unit_rois`` gives each unit's ROI.
     """
     design = np.asarray(design, dtype=np.float64)
     x = (design - design.mean(0)) / np.where(design.std(0) > 0, design.std(0), 1.0)
-    names = list(rois)
-    snr = np.array([rois[n] for n in names], dtype=np.float64)
+    names = [f"{roi}_v{k:02d}" if voxels_per_roi > 1 else roi for roi in rois for k in range(voxels_per_roi)]
+    labels = [roi for roi in rois for _ in range(voxels_per_roi)]
+    snr = np.array([rois[roi] for roi in labels], dtype=np.float64)
     signal = x @ planted_map(x.shape[1], len(names), seed)
     signal = (signal - signal.mean(0)) / signal.std(0)
     n = x.shape[0]
@@ -206,7 +213,7 @@ def simulate_responses(
         data += drift_amplitude * data.std(0) * _drift(rng, times, len(names))
         out.append(Responses(
             data=(100.0 + data).astype(np.float32), sampling=tr, times=times,
-            runs=np.ones(n, dtype=np.int64), unit_names=names, unit_rois=names,
+            runs=np.ones(n, dtype=np.int64), unit_names=names, unit_rois=labels,
             subject=f"sub-{subject + 1:02d}", modality="fmri",
         ))
     return out

@@ -19,8 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.signal import fftconvolve
-
 from .._validation import BrainalignError, check_option
 
 __all__ = ["hrf_convolve", "fir_design", "frame_times_for_run", "HRF_MODELS"]
@@ -124,6 +122,8 @@ def hrf_convolve(
     np.add.at(boxcar, start, amplitudes)
     np.add.at(boxcar, stop, -amplitudes)
     boxcar = np.cumsum(boxcar, axis=0)
+
+    from scipy.signal import fftconvolve
 
     kernel = _hrf_kernel(hrf_model, tr, oversampling)
     convolved = fftconvolve(boxcar, kernel[:, None], mode="full", axes=0)[:n_grid]

@@ -3,7 +3,8 @@
 Definitions (see docs/method.md):
 
 * **ceiling** of an ROI = the leave-one-subject-out inter-subject correlation
-  averaged over usable subjects;
+  averaged over the ROI's units, then over usable subjects;
+* scores of an ROI with several units (voxels) are averaged over its units;
 * **normalized score** = score / ceiling of the ROI (not clipped);
 * **layer curve** = mean ± SEM over subjects of each layer's score (random
   embeddings: averaged over seeds within a subject first);
@@ -29,12 +30,20 @@ from scipy import stats
 from ..config import comparison_sets
 from ..io import SCORE_COLUMNS, provenance, read_table, write_table
 
-__all__ = ["run_aggregate", "subject_scores", "layer_curve", "nested_best_layer", "paired_comparisons"]
+__all__ = ["run_aggregate", "ceiling_per_subject", "subject_scores", "layer_curve", "nested_best_layer", "paired_comparisons"]
 
 
 def _layer_key(layer: Any) -> tuple[int, str]:
     text = str(layer)
     return (int(text), text) if text.isdigit() else (10**9, text)
+
+
+def ceiling_per_subject(ceiling: pd.DataFrame) -> pd.DataFrame:
+    """Each subject's ISC per ROI (averaged over the ROI's units), ROIs in first-seen order."""
+    order = list(dict.fromkeys(ceiling["roi"]))
+    out = ceiling.groupby(["subject", "roi"], as_index=False, sort=True)["ceiling"].mean()
+    out["roi"] = pd.Categorical(out["roi"], categories=order, ordered=True)
+    return out.sort_values(["roi", "subject"]).assign(roi=lambda d: d["roi"].astype(str)).reset_index(drop=True)
 
 
 def subject_scores(scores: pd.DataFrame) -> pd.DataFrame:
@@ -105,7 +114,7 @@ def run_aggregate(
     scores = pd.concat([read_table(p, required=["subject", "layer", "roi", "fold", "score"])
                         for p in score_paths], ignore_index=True)
     scores["layer"] = scores["layer"].astype(str)
-    ceiling = read_table(ceiling_path, required=["subject", "roi", "ceiling"])
+    ceiling = ceiling_per_subject(read_table(ceiling_path, required=["subject", "roi", "ceiling"]))
     roi_ceiling = ceiling.groupby("roi")["ceiling"].mean()
     scores["ceiling"] = scores["roi"].map(roi_ceiling)
     scores["normalized_score"] = np.where(scores["ceiling"] > 0, scores["score"] / scores["ceiling"], np.nan)

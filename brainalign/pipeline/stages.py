@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,19 +49,12 @@ logger = logging.getLogger("brainalign")
 
 
 def _set_threads(n_threads: int) -> None:
-    """Pin BLAS and torch thread counts so results are bit-identical across runs."""
-    try:
-        from threadpoolctl import threadpool_limits
+    """Pin BLAS (and torch, if loaded) thread counts so results are bit-identical across runs."""
+    from threadpoolctl import threadpool_limits
 
-        threadpool_limits(n_threads)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        import torch
-
-        torch.set_num_threads(n_threads)
-    except ImportError:  # pragma: no cover
-        pass
+    threadpool_limits(n_threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n_threads)
 
 
 # --------------------------------------------------------------------------- dataset facts
@@ -132,6 +126,7 @@ def run_features(
         from ..models.hf import load_model
 
         loaded = load_model(spec["model_path"])
+        _set_threads(threads)
         layers = None if spec["layers"] == "all" else spec["layers"]
         arrays = extract_word_features(
             loaded.model, loaded.tokenizer, words, events["run"].to_numpy(),
@@ -176,6 +171,7 @@ def run_simulate(
     subjects = simulate_responses(
         design, sim["rois"], sim["n_subjects"], tr, sim["seed"],
         drift_amplitude=sim["drift_amplitude"], noise_ar1=sim["noise_ar1"],
+        voxels_per_roi=sim["voxels_per_roi"],
     )
     if len(outs) != len(subjects):
         raise BrainalignError(f"{len(outs)} output paths for {len(subjects)} simulated subjects.")
@@ -311,8 +307,8 @@ def run_score(
             )
             col = 0
             for r in group:
-                for roi in r.unit_names:
-                    base = {"subject": r.subject, "layer": layer, "roi": roi}
+                for unit, roi in zip(r.unit_names, r.unit_rois):
+                    base = {"subject": r.subject, "layer": layer, "roi": roi, "unit": unit}
                     for fold, value in enumerate(res["fold_scores"][:, col]):
                         rows.append({**base, "fold": str(fold), "score": float(value),
                                      "alpha": float(res["alphas"][fold, col])})
@@ -340,9 +336,9 @@ def run_ceiling(
     if len(usable) < 2:
         raise BrainalignError(f"the ISC ceiling needs at least 2 usable subjects, got {len(usable)}.")
     isc = loso_isc(np.stack([r.data.astype(np.float64) for r in usable]))
-    rows = [{"dataset": cfg["dataset"]["name"], "subject": r.subject, "roi": roi,
+    rows = [{"dataset": cfg["dataset"]["name"], "subject": r.subject, "roi": roi, "unit": unit,
              "metric": "loso_isc", "ceiling": float(isc[i, j])}
-            for i, r in enumerate(usable) for j, roi in enumerate(r.unit_names)]
+            for i, r in enumerate(usable) for j, (unit, roi) in enumerate(zip(r.unit_names, r.unit_rois))]
     prov = provenance(cfg, responses_paths, stage="ceiling",
                       excluded={r.subject: r.excluded for r in excluded})
     return write_table(out, pd.DataFrame(rows), prov)

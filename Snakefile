@@ -1,0 +1,27 @@
+# brainalign workflow: raw data -> responses -> features -> designs -> scores -> report.
+#
+#   snakemake --cores 2                                   # the embedded simulated dataset
+#   snakemake --cores 2 --configfile workflows/configs/brennan2016.yaml
+#
+# The dataset config is loaded and validated against the JSON schema before any
+# rule runs (workflows/rules/common.smk). Rules are thin: each calls one
+# `brainalign <stage>` command (see `brainalign --help`).
+
+from snakemake.utils import min_version
+
+min_version("8.20")
+
+
+include: "workflows/rules/common.smk"
+include: "workflows/rules/stimuli.smk"
+include: "workflows/rules/responses.smk"
+include: "workflows/rules/features.smk"
+include: "workflows/rules/score.smk"
+include: "workflows/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        f"{RESULTS}/scores.csv",
+        f"{RESULTS}/report.html",

@@ -1,0 +1,113 @@
+"""The self-contained HTML report of one dataset (figures embedded, no network)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..config import comparison_sets
+from ..io import config_hash, read_table, write_text
+from ..pipeline.aggregate import ceiling_per_subject
+from .plots import plot_ceilings, plot_layer_curves, plot_subject_scores
+from .tables import comparison_table, summary_table
+
+__all__ = ["run_report", "FIGURES"]
+
+#: The figures every report has, by file name.
+FIGURES = ("layer_curves.png", "subject_scores.png", "ceilings.png")
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:0.6em 0;font-size:0.9em}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}
+code{background:#f5f5f5;padding:1px 3px}.note{color:#555;font-size:0.9em}
+"""
+
+
+def _table_html(table: pd.DataFrame) -> str:
+    if table.empty:
+        return "<p class='note'>(none)</p>"
+    return table.to_html(index=False, escape=True, border=0)
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'/>"
+
+
+def _dataset_credit(cfg: dict[str, Any]) -> str:
+    if cfg["dataset"]["kind"] == "alice":
+        from ..datasets.alice import ALICE_CITATION as c
+
+        authors = ", ".join(c["authors"]) if isinstance(c.get("authors"), list) else c.get("authors", "")
+        fields = " ".join(html.escape(str(c[k])) for k in ("title", "journal", "year", "pages") if k in c)
+        return (f"<p><b>Data:</b> {html.escape(authors)}. {fields}. doi:{html.escape(str(c.get('doi', '')))}. "
+                f"Licence: {html.escape(str(c.get('licence', '')))}. {html.escape(str(c.get('source', '')))}</p>")
+    sim = cfg["simulation"]
+    return ("<p><b>Data:</b> simulated by brainalign (docs/simulated.md): layer "
+            f"{html.escape(sim['planted_layer'])} of {html.escape(sim['planted_feature_set'])} planted "
+            f"through one shared linear map, SPM-HRF convolved, AR(1) noise at SNR "
+            f"{html.escape(json.dumps(sim['rois']))}, drift ×{sim['drift_amplitude']}, seed {sim['seed']}.</p>")
+
+
+def run_report(cfg: dict[str, Any], results_dir: str | os.PathLike, out: str | os.PathLike,
+               figures_dir: str | os.PathLike) -> Path:
+    """Draw the figures into ``figures_dir`` and write the HTML report to ``out``."""
+    results_dir, figures_dir = Path(results_dir), Path(figures_dir)
+    curve = read_table(results_dir / "layer_curve.csv")
+    nested = read_table(results_dir / "best_layer.csv")
+    ceiling = read_table(results_dir / "ceiling_summary.csv")
+    ceiling_subjects = ceiling_per_subject(read_table(results_dir / "ceiling.csv"))
+    model, baselines = comparison_sets(cfg)
+    rois = list(ceiling["roi"])
+    families = [m for m in [model, *baselines] if m is not None and m in set(curve["model"])]
+    plot_layer_curves(curve, ceiling, model or families[0], baselines, figures_dir / FIGURES[0], rois)
+    plot_subject_scores(nested, families, figures_dir / FIGURES[1], rois)
+    plot_ceilings(ceiling_subjects, figures_dir / FIGURES[2], rois)
+
+    prov_path = results_dir / "ceiling.csv.json"
+    prov = json.loads(prov_path.read_text()) if prov_path.exists() else {}
+    excluded = prov.get("settings", {}).get("excluded", {})
+    excl_html = ("".join(f"<li>{html.escape(s)}: {html.escape(r)}</li>" for s, r in excluded.items())
+                 or "<li>none</li>")
+    enc = cfg["encoder"]
+    pre = cfg["preprocessing"]
+    curve_wide = curve.pivot_table(index=["model", "roi"], columns="layer", values="mean", sort=False)
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>brainalign — {html.escape(cfg['dataset']['name'])}</title><style>{_CSS}</style></head><body>",
+        f"<h1>brainalign report: {html.escape(cfg['dataset']['name'])}</h1>",
+        _dataset_credit(cfg),
+        f"<p class='note'>config sha256 <code>{config_hash(cfg)[:16]}</code>; git "
+        f"<code>{html.escape(str(prov.get('git_commit', 'unknown'))[:12])}</code>; packages "
+        f"{html.escape(', '.join(f'{k} {v}' for k, v in prov.get('packages', {}).items()))}</p>",
+        "<h2>Layer-wise scores</h2>",
+        "<p>Held-out Pearson r per layer (mean ± SEM over subjects); baselines as bands at their best "
+        "layer; dashed: the ceiling (leave-one-subject-out ISC).</p>",
+        _img(figures_dir / FIGURES[0], "layer curves"),
+        "<h2>Summary per ROI (nested best layer)</h2>",
+        _table_html(summary_table(results_dir)),
+        "<h2>Per-subject scores</h2>", _img(figures_dir / FIGURES[1], "per-subject scores"),
+        "<h2>Paired comparisons</h2>", _table_html(comparison_table(results_dir)),
+        "<h2>Ceiling</h2>", _img(figures_dir / FIGURES[2], "ceilings"), _table_html(ceiling),
+        "<h2>Layer curves (mean r)</h2>", curve_wide.round(4).to_html(border=0),
+        "<h2>Excluded subjects</h2>", f"<ul>{excl_html}</ul>",
+        "<h2>Method</h2><ul>",
+        f"<li>Cleaning (responses and designs alike): nilearn.signal.clean(detrend={pre['detrend']}, "
+        f"high_pass={pre['high_pass']}, standardize={pre['standardize']!r}, confounds={pre['confounds']!r}).</li>",
+        f"<li>Design: {html.escape(cfg['design']['model'])} ({html.escape(cfg['design']['hrf_model'])} HRF).</li>",
+        f"<li>Encoder: ridge, alphas chosen per target by an inner {enc['inner_folds']}-fold contiguous CV; "
+        f"outer {enc['outer_folds']}-fold contiguous CV with {enc['gap']} TRs dropped at each boundary.</li>",
+        "<li>Score: Pearson r within each outer fold, averaged over folds"
+        + (" (pooled held-out predictions)" if enc["pooled"] else "") + ".</li>",
+        "<li>Normalized score = score / ceiling of the ROI (not clipped).</li>",
+        "<li>Best layer: chosen on the other subjects (nested), never on the subject reported.</li></ul>",
+        "</body></html>",
+    ]
+    return write_text(out, "\n".join(parts) + "\n")

@@ -1,0 +1,148 @@
+"""Figures a scientist wants to look at: layer curves, per-subject scores, ceilings.
+
+This module is a leaf: nothing in the computation imports it. matplotlib is
+imported lazily with the non-interactive Agg backend.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["plot_layer_curves", "plot_subject_scores", "plot_ceilings"]
+
+_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.dpi": 110, "axes.spines.top": False, "axes.spines.right": False,
+                         "font.size": 9, "svg.hashsalt": "brainalign"})
+    return plt
+
+
+def _grid(n: int) -> tuple[int, int]:
+    cols = min(3, n)
+    return int(np.ceil(n / cols)), cols
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    from ..io import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", bbox_inches="tight",
+                    metadata={"Software": None} if path.suffix == ".png" else None)
+    return path
+
+
+def plot_layer_curves(
+    curve: pd.DataFrame, ceiling: pd.DataFrame, model: str, baselines: Sequence[str],
+    out: str | os.PathLike, roi_order: Sequence[str] | None = None,
+) -> Path:
+    """Layer-wise score (mean ± SEM over subjects) per ROI, with baselines and the ceiling.
+
+    Parameters
+    ----------
+    curve : DataFrame
+        ``layer_curve.csv`` (columns model, layer, roi, mean, sem).
+    ceiling : DataFrame
+        ``ceiling_summary.csv`` (columns roi, ceiling, sem).
+    model : str
+        The model family drawn as a curve over layers.
+    baselines : sequence of str
+        Families drawn as horizontal bands (their best layer).
+    out : path-like
+        Output image (PNG or SVG).
+    """
+    plt = _pyplot()
+    rois = list(roi_order or curve["roi"].drop_duplicates())
+    rows, cols = _grid(len(rois))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    ceil = ceiling.set_index("roi")
+    for ax, roi in zip(axes.flat, rois):
+        sub = curve[(curve.model == model) & (curve.roi == roi)]
+        x = np.arange(len(sub))
+        ax.errorbar(x, sub["mean"], yerr=sub["sem"], color=_PALETTE[0], marker="o", ms=3,
+                    capsize=2, label=model)
+        for k, base in enumerate(baselines):
+            b = curve[(curve.model == base) & (curve.roi == roi)]
+            if b.empty:
+                continue
+            best = b.loc[b["mean"].idxmax()]
+            color = _PALETTE[(k + 1) % len(_PALETTE)]
+            ax.axhline(best["mean"], color=color, lw=1.2, label=base)
+            ax.axhspan(best["mean"] - best["sem"], best["mean"] + best["sem"], color=color, alpha=0.15, lw=0)
+        if roi in ceil.index:
+            ax.axhline(ceil.loc[roi, "ceiling"], color="black", ls="--", lw=1, label="ceiling (LOSO ISC)")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_title(roi)
+        ax.set_xticks(x, sub["layer"].astype(str))
+        ax.set_xlabel("layer")
+        ax.set_ylabel("Pearson r (held out)")
+    for ax in list(axes.flat)[len(rois):]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False, bbox_to_anchor=(0.5, 1.04))
+    fig.tight_layout()
+    path = _save(fig, out)
+    plt.close(fig)
+    return path
+
+
+def plot_subject_scores(
+    nested: pd.DataFrame, models: Sequence[str], out: str | os.PathLike,
+    roi_order: Sequence[str] | None = None,
+) -> Path:
+    """Each subject's nested-best-layer score per ROI and model (dots), with the mean (bar)."""
+    plt = _pyplot()
+    rois = list(roi_order or nested["roi"].drop_duplicates())
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(rois) * max(1, len(models)) / 2), 3.2))
+    width = 0.8 / max(1, len(models))
+    rng = np.random.default_rng(0)
+    for k, model in enumerate(models):
+        for i, roi in enumerate(rois):
+            vals = nested[(nested.model == model) & (nested.roi == roi)]["score"].to_numpy()
+            if vals.size == 0:
+                continue
+            x = i - 0.4 + width * (k + 0.5)
+            ax.bar(x, vals.mean(), width * 0.9, color=_PALETTE[k % len(_PALETTE)], alpha=0.35,
+                   label=model if i == 0 else None)
+            ax.scatter(x + rng.uniform(-width / 4, width / 4, vals.size), vals, s=6,
+                       color=_PALETTE[k % len(_PALETTE)])
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xticks(range(len(rois)), rois)
+    ax.set_ylabel("Pearson r (nested best layer)")
+    ax.legend(frameon=False, ncol=len(models), loc="upper center", bbox_to_anchor=(0.5, 1.15))
+    fig.tight_layout()
+    path = _save(fig, out)
+    plt.close(fig)
+    return path
+
+
+def plot_ceilings(ceiling_subjects: pd.DataFrame, out: str | os.PathLike,
+                  roi_order: Sequence[str] | None = None) -> Path:
+    """Leave-one-subject-out ISC per ROI: one dot per subject, the mean as a bar."""
+    plt = _pyplot()
+    rois = list(roi_order or ceiling_subjects["roi"].drop_duplicates())
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(rois)), 3.0))
+    rng = np.random.default_rng(0)
+    for i, roi in enumerate(rois):
+        vals = ceiling_subjects[ceiling_subjects.roi == roi]["ceiling"].to_numpy()
+        ax.bar(i, vals.mean(), 0.6, color="#cccccc")
+        ax.scatter(i + rng.uniform(-0.15, 0.15, vals.size), vals, s=6, color="black")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xticks(range(len(rois)), rois)
+    ax.set_ylabel("ISC (each subject vs mean of others)")
+    fig.tight_layout()
+    path = _save(fig, out)
+    plt.close(fig)
+    return path

@@ -1,0 +1,67 @@
+# Config loading and validation, shared names and input functions.
+#
+# The default config is workflows/configs/default.yaml; --configfile replaces it
+# (it is not merged with the default, unlike Snakemake's `configfile:` directive)
+# and --config key=value pairs are merged on top. The validated config, with
+# defaults filled and paths made absolute, is written to results/<name>/config.yaml;
+# every rule reads that file, so all stages see exactly the same settings.
+
+import copy
+import os
+from pathlib import Path
+
+import yaml
+
+from brainalign.config import feature_set_instances, validate_config
+from brainalign.io import write_text
+from brainalign.pipeline.stages import dataset_subjects
+
+
+def _deep_merge(base, extra):
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _load_config():
+    if workflow.overwrite_configfiles:
+        path = Path(workflow.overwrite_configfiles[-1])
+        raw = {}
+    else:
+        path = Path(workflow.basedir) / "workflows" / "configs" / "default.yaml"
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh) or {}
+    return path, validate_config(_deep_merge(raw, dict(config)), path)
+
+
+CONFIG_SOURCE, CFG = _load_config()
+RESULTS = f"results/{CFG['dataset']['name']}"
+CONFIG_FILE = f"{RESULTS}/config.yaml"
+SUBJECTS = dataset_subjects(CFG)
+INSTANCES = feature_set_instances(CFG)
+THREADS = CFG["threads"]
+SIMULATED = CFG["dataset"]["kind"] == "simulated"
+
+# Rewrite the resolved config only when it changed, so that editing a config
+# reruns what depends on it and nothing reruns otherwise.
+_resolved = yaml.safe_dump(CFG, sort_keys=True)
+if not os.path.exists(CONFIG_FILE) or Path(CONFIG_FILE).read_text(encoding="utf-8") != _resolved:
+    write_text(CONFIG_FILE, _resolved)
+
+
+wildcard_constraints:
+    fs="|".join(INSTANCES),
+    subject="|".join(SUBJECTS),
+
+
+def raw_responses(wildcards):
+    """Raw input of one subject: simulated files live under results/, real ones in data_dir."""
+    return [f"{RESULTS}/raw/{wildcards.subject}.h5"] if SIMULATED else []
+
+
+def raw_argument(wildcards, input):
+    return f"--raw '{input.raw[0]}'" if SIMULATED else ""
