@@ -65,6 +65,11 @@ def _describe(error: Any) -> tuple[str, str]:
             msg += f" Did you mean {hint[0]!r}?"
         return where, msg
     if error.validator == "required":
+        # Name the missing key itself (``dataset.kind``), not only its parent.
+        present = error.instance if isinstance(error.instance, dict) else {}
+        missing = [k for k in error.validator_value if k not in present]
+        if missing:
+            field = missing[0] if field == "<top level>" else f"{field}.{missing[0]}"
         return field, error.message + "."
     return field, f"{error.message} (got {error.instance!r})."
 

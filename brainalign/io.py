@@ -13,6 +13,7 @@ Every stage of brainalign reads and writes through this module, so that
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import importlib.metadata
 import json
@@ -72,9 +73,10 @@ _TRACKED_PACKAGES = (
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
 
-    The temporary file lives in the same directory (so the final
-    :func:`os.replace` is atomic on POSIX file systems) and is removed if the
-    body raises. A reader therefore sees either no file or the whole file,
+    The temporary file (``.<name>.<random>.part``) lives in the same directory
+    (so the final :func:`os.replace` is atomic on POSIX file systems) and is
+    removed if the body raises; leftovers of a killed process are removed by
+    the next write of the same path. A reader therefore sees either no file or the whole file,
     never a half-written one, even if the process is killed mid-write.
 
     Parameters
@@ -84,6 +86,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Temporary files of a run that was killed mid-write: nobody else writes
+    # this output now (the workflow runs one job per output), so remove them.
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)

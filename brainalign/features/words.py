@@ -40,15 +40,17 @@ def _tokenize_words(tokenizer: Any, words: Sequence[str]) -> list[list[int]]:
     unk = tokenizer.unk_token_id
     out = []
     for i, word in enumerate(words):
-        if word not in cache:
-            ids = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(prefix + word if i else word))
+        # Key on the text tokenized: the first word has no prefix space, its repeats do.
+        text = prefix + word if i else word
+        if text not in cache:
+            ids = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text))
             if not ids:
                 if unk is None:
                     raise BrainalignError(f"word {word!r} (row {i}) produces no token.")
                 logger.warning("word %r produces no token; using the unknown token", word)
                 ids = [unk]
-            cache[word] = ids
-        out.append(cache[word])
+            cache[text] = ids
+        out.append(cache[text])
     return out
 
 

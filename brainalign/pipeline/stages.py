@@ -235,9 +235,10 @@ def run_design(
     """
     events = read_events(events_path)
     feats = read_features(features_path)
-    if any(len(a) != len(events) for a in feats.layers.values()):
-        raise InputFileError(features_path, f"features have {len(next(iter(feats.layers.values())))} "
-                             f"rows but the events table has {len(events)} words.")
+    for name, arr in feats.layers.items():
+        if len(arr) != len(events):
+            raise InputFileError(features_path, f"dataset 'layers/{name}' has {len(arr)} rows but the "
+                                 f"events table {Path(events_path).name} has {len(events)} words.")
     _, frame_times = dataset_timing(cfg, events)
     layers = {name: _convolve(cfg, events, arr, frame_times).astype(np.float32)
               for name, arr in feats.layers.items()}

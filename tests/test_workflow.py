@@ -1,0 +1,116 @@
+"""The Snakemake workflow end to end on the CI-sized simulated config.
+
+Checks the outputs and report, bit-identical reruns from scratch, a SIGKILL in
+the middle of a run followed by the documented resume command, Snakemake's own
+HTML report, and a bad config that must fail before anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from brainalign.io import SCORE_COLUMNS
+
+pytestmark = pytest.mark.workflow
+
+REPO = Path(__file__).resolve().parent.parent
+CI_CONFIG = REPO / "workflows" / "configs" / "simulated_ci.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
+RESULTS = Path("results") / "simulated_ci"
+
+
+def _snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*SNAKEMAKE, "-d", str(workdir), *args], capture_output=True, text=True,
+                          env=_env())
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _tables(workdir: Path) -> dict[str, bytes]:
+    root = workdir / RESULTS
+    return {p.name: p.read_bytes() for p in sorted(root.glob("*.csv"))} | {
+        f"scores/{p.name}": p.read_bytes() for p in sorted((root / "scores").glob("*.csv"))}
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("ci run with space ' and é")
+    _snakemake(workdir, "--configfile", str(CI_CONFIG))
+    return workdir
+
+
+def test_outputs_and_report(ci_run: Path):
+    root = ci_run / RESULTS
+    scores = pd.read_csv(root / "scores.csv")
+    assert list(scores.columns[: len(SCORE_COLUMNS)]) == SCORE_COLUMNS
+    assert set(scores["model"]) == {"minilm", "random", "word_rate"}
+    assert set(scores["subject"]) == {"sub-01", "sub-02"}
+    assert set(scores.loc[scores.model == "minilm", "layer"].astype(str)) == {"0", "3"}
+    means = scores[scores.fold == "mean"]
+    planted = means[(means.model == "minilm") & (means.roi == "ROI_A")]
+    control = means[(means.model == "minilm") & (means.roi == "CONTROL")]
+    assert planted["score"].mean() > 0.2 > abs(control["score"].mean())
+    html = (root / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and "ceiling" in html
+    for name in ("layer_curves.png", "subject_scores.png", "ceilings.png"):
+        assert (root / "figures" / name).stat().st_size > 5000
+    assert not list(root.rglob("*.part"))
+
+
+def test_two_runs_from_scratch_are_bit_identical(ci_run: Path, tmp_path: Path):
+    _snakemake(tmp_path, "--configfile", str(CI_CONFIG))
+    first, second = _tables(ci_run), _tables(tmp_path)
+    assert first.keys() == second.keys() and first == second
+
+
+def test_sigkill_mid_run_then_resume_is_bit_identical(ci_run: Path, tmp_path: Path):
+    cmd = [*SNAKEMAKE, "-d", str(tmp_path), "--configfile", str(CI_CONFIG)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, env=_env())
+    marker = tmp_path / RESULTS / "features" / "minilm.h5"
+    deadline = time.time() + 120
+    while not marker.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the workflow finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)  # snakemake and every job it started
+    proc.wait()
+    assert not (tmp_path / RESULTS / "scores.csv").exists()
+    # The documented resume: unlock the directory a killed run left locked, then rerun.
+    _snakemake(tmp_path, "--configfile", str(CI_CONFIG), "--unlock")
+    _snakemake(tmp_path, "--configfile", str(CI_CONFIG), "--rerun-incomplete")
+    assert _tables(tmp_path) == _tables(ci_run)
+    assert not list((tmp_path / RESULTS).rglob("*.part"))
+
+
+def test_snakemake_report(ci_run: Path):
+    report = ci_run / "snakemake-report.html"
+    _snakemake(ci_run, "--configfile", str(CI_CONFIG), "--report", str(report))
+    text = report.read_text(errors="replace")
+    assert "layer_curves.png" in text and "subject_scores.png" in text
+
+
+def test_bad_config_fails_before_writing_anything(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(CI_CONFIG.read_text().replace("encoder:\n", "encoder:\n  n_folds: 3\n"))
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    proc = _snakemake(workdir, "--configfile", str(bad), check=False)
+    assert proc.returncode != 0
+    assert "bad.yaml" in proc.stderr and "encoder.n_folds" in proc.stderr
+    assert not (workdir / "results").exists()
