@@ -4,7 +4,7 @@ Generative model (documented in ``docs/simulated.md``), for seed ``s``:
 
 1. **Text.** A story of ``n_words`` words drawn from a small English grammar
    (determiners, adjectives, nouns, verbs, prepositional phrases, relative
-   clauses) with ``numpy.random.default_rng(s)``.
+   clauses), with numpy generators seeded from ``s``.
 2. **Timing.** Word ``i`` lasts ``0.15 + 0.045·len(word) + U(0, 0.06)`` s;
    sentences are separated by 0.5 s pauses; the story starts at 10 s and the
    scan ends 20 s after the last word. Volumes are acquired every ``tr``

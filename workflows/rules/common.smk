@@ -8,6 +8,7 @@
 
 import copy
 import os
+import sys
 from pathlib import Path
 
 import yaml
@@ -37,6 +38,10 @@ def _load_config():
             raw = yaml.safe_load(fh) or {}
     return path, validate_config(_deep_merge(raw, dict(config)), path)
 
+
+# Jobs call the `brainalign` command installed beside this Python, even when
+# the environment was not activated.
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 CONFIG_SOURCE, CFG = _load_config()
 RESULTS = f"results/{CFG['dataset']['name']}"

@@ -1,0 +1,96 @@
+"""The Alice dataset (Brennan et al. 2016) end to end: timing, ceilings, the workflow, the README.
+
+Needs ../shared/data/brennan2016_alice (skipped without it, failed under BRAINALIGN_STRICT=1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainalign.datasets.alice import (
+    ALICE_FIRST_VOLUME_ONSET,
+    ALICE_N_VOLUMES,
+    ALICE_ROIS,
+    ALICE_TR,
+    check_usable,
+    list_alice_subjects,
+    load_alice_events,
+    load_alice_responses,
+    load_alice_word_rate,
+)
+from brainalign.features.design import frame_times_for_run, hrf_convolve
+from brainalign.metrics.ceilings import isc_ceiling
+from brainalign.preprocess.fmri import clean_signals
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG = REPO / "workflows" / "configs" / "brennan2016.yaml"
+# Leave-one-subject-out ISC of the 27 usable subjects, 6 mm ROIs (issue #2).
+CEILING_ZSCORED = [0.31, 0.20, 0.38, 0.28, 0.22, 0.14]
+CEILING_CLEANED = [0.31, 0.25, 0.47, 0.29, 0.28, 0.23]
+DEFAULT_CLEANING = {"detrend": True, "high_pass": 1 / 128, "standardize": "zscore_sample", "confounds": "none"}
+
+
+@pytest.fixture(scope="module")
+def usable(alice_dir):
+    subjects = [load_alice_responses(alice_dir, s) for s in list_alice_subjects(alice_dir)]
+    return [r for r in subjects if check_usable(r)[0]]
+
+
+def test_27_usable_subjects(alice_dir, usable):
+    assert len(usable) == 27 and "s33" not in {r.subject for r in usable}
+
+
+def test_word_rate_regressor_matches_authors_rate_for_every_subject(alice_dir, usable):
+    events = load_alice_events(alice_dir)
+    assert len(events) == 2127
+    frame_times = frame_times_for_run(ALICE_N_VOLUMES, ALICE_TR, ALICE_FIRST_VOLUME_ONSET)
+    regressor = hrf_convolve(events["onset"], np.zeros(len(events)), np.ones(len(events)), frame_times)[:, 0]
+    for resp in usable:
+        r = np.corrcoef(regressor, load_alice_word_rate(alice_dir, resp.subject))[0, 1]
+        assert r >= 0.9, (resp.subject, r)
+
+
+@pytest.mark.parametrize("cleaning, expected", [
+    ({"detrend": False, "high_pass": None, "standardize": "zscore_sample", "confounds": "none"}, CEILING_ZSCORED),
+    (DEFAULT_CLEANING, CEILING_CLEANED),
+], ids=["zscored-raw", "default-cleaning"])
+def test_ceilings(usable, cleaning, expected):
+    data = np.stack([clean_signals(r.data, ALICE_TR, cleaning) for r in usable])
+    assert np.allclose(isc_ceiling(data), expected, atol=0.01), isc_ceiling(data).round(3)
+
+
+@pytest.fixture(scope="module")
+def alice_run(alice_dir, tmp_path_factory) -> Path:
+    """The whole Alice workflow (every MiniLM layer, 5 random seeds, word rate)."""
+    workdir = tmp_path_factory.mktemp("alice")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2",
+                           "-d", str(workdir), "--configfile", str(CONFIG)], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return workdir / "results" / "brennan2016"
+
+
+def test_workflow_ceilings_exclusion_and_minilm_beats_random(alice_run: Path):
+    ceiling = pd.read_csv(alice_run / "ceiling_summary.csv").set_index("roi").loc[ALICE_ROIS, "ceiling"]
+    assert np.allclose(ceiling, CEILING_CLEANED, atol=0.01)
+    prov = json.loads((alice_run / "ceiling.csv.json").read_text())
+    assert "zero" in prov["settings"]["excluded"]["s33"]
+    nested = pd.read_csv(alice_run / "best_layer.csv")
+    assert nested["subject"].nunique() == 27
+    means = nested.groupby(["model", "roi"])["score"].mean().unstack()
+    assert (means.loc["minilm", ALICE_ROIS] > means.loc["random", ALICE_ROIS]).all(), means
+
+
+def test_readme_matches_results(alice_run: Path):
+    proc = subprocess.run([sys.executable, "-m", "brainalign.cli", "readme", "--readme", str(REPO / "README.md"),
+                           "--results-dir", str(alice_run), "--section", "brennan2016", "--check"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
