@@ -46,6 +46,14 @@ def ceiling_per_subject(ceiling: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["roi", "subject"]).assign(roi=lambda d: d["roi"].astype(str)).reset_index(drop=True)
 
 
+def _in_roi_order(table: pd.DataFrame, order: list[str], by: list[str]) -> pd.DataFrame:
+    """Sort by ``by`` with the ``roi`` column in ``order`` (the units' order in the data)."""
+    key = {roi: k for k, roi in enumerate(order)}
+    return (table.assign(_roi=table["roi"].map(key)).sort_values(["_roi" if c == "roi" else c for c in by],
+                                                                  kind="stable")
+            .drop(columns="_roi").reset_index(drop=True))
+
+
 def subject_scores(scores: pd.DataFrame) -> pd.DataFrame:
     """One score per (model, subject, layer, roi): fold means, averaged over seeds."""
     means = scores[scores["fold"].astype(str) == "mean"]
@@ -63,13 +71,14 @@ def layer_curve(per_subject: pd.DataFrame) -> pd.DataFrame:
            .agg(mean=("score", "mean"), sem=("score", sem), n_subjects=("score", "size"),
                 normalized_mean=("normalized_score", "mean"), ceiling=("ceiling", "first")))
     out["layer_order"] = out["layer"].map(lambda v: _layer_key(v)[0])
-    return out.sort_values(["model", "roi", "layer_order"]).drop(columns="layer_order").reset_index(drop=True)
+    order = list(dict.fromkeys(per_subject["roi"]))
+    return _in_roi_order(out, order, ["model", "roi", "layer_order"]).drop(columns="layer_order")
 
 
 def nested_best_layer(per_subject: pd.DataFrame) -> pd.DataFrame:
     """For each model, subject and ROI: the layer chosen on the other subjects, and the score there."""
     rows = []
-    for (model, roi), grp in per_subject.groupby(["model", "roi"], sort=True):
+    for (model, roi), grp in per_subject.groupby(["model", "roi"], sort=False):
         table = grp.pivot(index="subject", columns="layer", values="score")
         norm = grp.pivot(index="subject", columns="layer", values="normalized_score")
         layers = sorted(table.columns, key=_layer_key)
@@ -87,7 +96,7 @@ def paired_comparisons(nested: pd.DataFrame, model: str, baselines: Sequence[str
     """Paired tests of ``model`` against each baseline, per ROI, over subjects."""
     rows = []
     for baseline in baselines:
-        for roi in sorted(nested["roi"].unique()):
+        for roi in dict.fromkeys(nested["roi"]):
             a = nested[(nested.model == model) & (nested.roi == roi)].set_index("subject")["score"]
             b = nested[(nested.model == baseline) & (nested.roi == roi)].set_index("subject")["score"]
             common = a.index.intersection(b.index)
@@ -121,7 +130,8 @@ def run_aggregate(
     extra = [c for c in scores.columns if c not in SCORE_COLUMNS]
     scores = scores[SCORE_COLUMNS + extra]
 
-    per_subject = subject_scores(scores)
+    per_subject = _in_roi_order(subject_scores(scores), list(dict.fromkeys(scores["roi"])),
+                                ["model", "roi", "subject", "layer"])
     curve = layer_curve(per_subject)
     nested = nested_best_layer(per_subject)
     model, baselines = comparison_sets(cfg)

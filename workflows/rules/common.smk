@@ -70,3 +70,16 @@ def raw_responses(wildcards):
 
 def raw_argument(wildcards, input):
     return f"--raw '{input.raw[0]}'" if SIMULATED else ""
+
+
+def scores_dir(wildcards, input):
+    """The results folder, derived from an input (works without a shared file system)."""
+    return os.path.dirname(input.scores) if isinstance(input.scores, str) else os.path.dirname(input.scores[0])
+
+
+def aggregate_dir(wildcards, output):
+    return os.path.dirname(output.scores)
+
+
+def figures_dir(wildcards, output):
+    return os.path.dirname(output.curves)

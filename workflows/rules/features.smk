@@ -1,4 +1,6 @@
 rule features:
+    conda:
+        "../../envs/brainalign.yaml"
     input:
         cfg=CONFIG_FILE,
         events=f"{RESULTS}/stimuli/events.tsv",
@@ -19,6 +21,8 @@ rule features:
 
 
 rule design:
+    conda:
+        "../../envs/brainalign.yaml"
     input:
         cfg=CONFIG_FILE,
         events=f"{RESULTS}/stimuli/events.tsv",

@@ -1,4 +1,6 @@
 rule report:
+    conda:
+        "../../envs/brainalign.yaml"
     input:
         cfg=CONFIG_FILE,
         scores=f"{RESULTS}/scores.csv",
@@ -29,8 +31,8 @@ rule report:
     benchmark:
         f"{RESULTS}/benchmarks/report.tsv"
     params:
-        results=RESULTS,
-        figures=f"{RESULTS}/figures",
+        results=scores_dir,
+        figures=figures_dir,
     shell:
         "brainalign report --config {input.cfg:q} --results-dir {params.results:q} --out {output.html:q} "
         "--figures-dir {params.figures:q} 2> {log:q}"

@@ -1,6 +1,8 @@
 if SIMULATED:
 
     rule simulate:
+        conda:
+            "../../envs/brainalign.yaml"
         input:
             cfg=CONFIG_FILE,
             events=f"{RESULTS}/stimuli/events.tsv",
@@ -17,6 +19,8 @@ if SIMULATED:
 
 
 rule responses:
+    conda:
+        "../../envs/brainalign.yaml"
     input:
         cfg=CONFIG_FILE,
         raw=raw_responses,

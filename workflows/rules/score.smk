@@ -1,4 +1,6 @@
 rule score:
+    conda:
+        "../../envs/brainalign.yaml"
     input:
         cfg=CONFIG_FILE,
         design=f"{RESULTS}/design/{{fs}}.h5",
@@ -18,6 +20,8 @@ rule score:
 
 
 rule ceiling:
+    conda:
+        "../../envs/brainalign.yaml"
     input:
         cfg=CONFIG_FILE,
         responses=expand(f"{RESULTS}/responses/{{subject}}.h5", subject=SUBJECTS),
@@ -32,6 +36,8 @@ rule ceiling:
 
 
 rule aggregate:
+    conda:
+        "../../envs/brainalign.yaml"
     input:
         cfg=CONFIG_FILE,
         scores=expand(f"{RESULTS}/scores/{{fs}}.csv", fs=INSTANCES),
@@ -47,7 +53,7 @@ rule aggregate:
     benchmark:
         f"{RESULTS}/benchmarks/aggregate.tsv"
     params:
-        out_dir=RESULTS,
+        out_dir=aggregate_dir,
     shell:
         "brainalign aggregate --config {input.cfg:q} --scores {input.scores:q} --ceiling {input.ceiling:q} "
         "--out-dir {params.out_dir:q} 2> {log:q}"

@@ -1,4 +1,6 @@
 rule stimuli:
+    conda:
+        "../../envs/brainalign.yaml"
     input:
         cfg=CONFIG_FILE,
     output:
