@@ -25,6 +25,7 @@ __all__ = [
     "check_type",
     "check_range",
     "check_finite",
+    "check_2d",
     "check_random_state",
 ]
 
@@ -135,6 +136,26 @@ def check_finite(array: np.ndarray, path: str | os.PathLike | None, field: str) 
             path, f"{field} contains {int(bad.sum())} NaN or infinite value(s), the first at {where}."
         )
     return array
+
+
+def check_2d(a: Any, name: str, columns: str = "targets", *, require_finite: bool = True) -> np.ndarray:
+    """Return ``a`` as a float64 array of shape (n_samples, n_<columns>); 1-D is one column.
+
+    With ``require_finite`` the array must also be non-empty and free of NaN/inf.
+    """
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise BrainalignError(
+            f"'{name}' must be 2-D (n_samples, n_{columns}) or 1-D (n_samples,) for a single "
+            f"column, got shape {arr.shape}."
+        )
+    if require_finite:
+        if arr.shape[0] == 0 or arr.shape[1] == 0:
+            raise BrainalignError(f"'{name}' must not be empty, got shape {arr.shape}.")
+        check_finite(arr, None, f"'{name}'")
+    return arr
 
 
 def check_random_state(seed: None | int | np.random.Generator) -> np.random.Generator:

@@ -94,3 +94,53 @@ def test_readme_matches_results(alice_run: Path):
                            "--results-dir", str(alice_run), "--section", "brennan2016", "--check"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_without_cleaning_pooled_word_rate_correlates_negatively(alice_dir, usable):
+    """Slow drifts dominate uncleaned single-subject scores (pooled held-out predictions)."""
+    from brainalign.encoders.ridge import cross_validated_pearson
+
+    events = load_alice_events(alice_dir)
+    frame_times = frame_times_for_run(ALICE_N_VOLUMES, ALICE_TR, ALICE_FIRST_VOLUME_ONSET)
+    rate = hrf_convolve(events["onset"], np.zeros(len(events)), np.ones(len(events)), frame_times)
+    scores = {}
+    for name, cleaning in [("raw", {"detrend": False, "high_pass": None, "standardize": "zscore_sample"}),
+                           ("clean", DEFAULT_CLEANING)]:
+        x = clean_signals(rate, ALICE_TR, cleaning)
+        y = np.concatenate([clean_signals(r.data, ALICE_TR, cleaning) for r in usable], axis=1)
+        res = cross_validated_pearson(x, y, pooled=True)["score"].reshape(len(usable), len(ALICE_ROIS))
+        scores[name] = res.mean(axis=0)
+    assert np.all(scores["raw"] < -0.15) and np.all(scores["raw"] > -0.45), scores["raw"]
+    assert np.all(scores["clean"] > 0.05), scores["clean"]
+
+
+def test_motion_confounds_are_regressed_from_responses_and_designs(alice_dir, tmp_path):
+    """confounds: motion — the cleaned responses are orthogonal to the filtered motion, and scoring runs."""
+    from brainalign.config import validate_config
+    from brainalign.io import read_responses
+    from brainalign.pipeline.stages import run_design, run_features, run_responses, run_score, run_stimuli
+
+    def config(confounds: str) -> dict:
+        return validate_config({
+            "dataset": {"name": "alice3", "kind": "alice", "data_dir": str(alice_dir),
+                        "subjects": ["s18", "s22", "s23"]},
+            "feature_sets": {"word_rate": {"kind": "word_rate"}},
+            "preprocessing": {"confounds": confounds},
+        }, tmp_path / "config.yaml")
+
+    tables = {}
+    for confounds in ("none", "motion"):
+        cfg, out = config(confounds), tmp_path / confounds
+        run_stimuli(cfg, out / "events.tsv")
+        run_features(cfg, out / "events.tsv", "word_rate", out / "features.h5", progress=False)
+        run_design(cfg, out / "events.tsv", out / "features.h5", out / "design.h5")
+        paths = [run_responses(cfg, s, out / f"{s}.h5") for s in ["s18", "s22", "s23"]]
+        tables[confounds] = pd.read_csv(run_score(cfg, out / "design.h5", paths, out / "scores.csv"))
+        if confounds == "motion":
+            resp = read_responses(paths[0])
+            motion = clean_signals(resp.confounds, ALICE_TR, {**DEFAULT_CLEANING, "standardize": False})
+            residual_fit = np.linalg.lstsq(motion, resp.data.astype(float), rcond=None)[0]
+            assert np.abs(motion @ residual_fit).max() < 1e-3  # nothing of the motion left
+    means = {k: t[t.fold == "mean"].sort_values(["subject", "roi"])["score"].to_numpy() for k, t in tables.items()}
+    assert means["motion"].shape == (18,) and np.isfinite(means["motion"]).all()
+    assert not np.allclose(means["motion"], means["none"])

@@ -7,7 +7,6 @@ the tokenizer's own ``__call__`` (special tokens added by the tokenizer).
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

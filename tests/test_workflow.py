@@ -8,7 +8,6 @@ HTML report, and a bad config that must fail before anything is written.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys

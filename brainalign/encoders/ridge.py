@@ -22,7 +22,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import ArrayLike
 
-from brainalign._validation import BrainalignError, check_finite
+from brainalign._validation import BrainalignError, check_2d
 from brainalign.encoders.cv import ContiguousKFold
 from brainalign.metrics.correlation import pearsonr_columns
 
@@ -44,34 +44,12 @@ TIE_TOLERANCE = 1e-10
 # --------------------------------------------------------------------------- #
 def _as_features(X: ArrayLike, name: str = "X") -> np.ndarray:
     """Float64 2-D feature matrix; a 1-D array is one feature (e.g. word rate)."""
-    arr = np.asarray(X, dtype=np.float64)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2:
-        raise BrainalignError(
-            f"'{name}' must be 2-D (n_samples, n_features) or 1-D (n_samples,) for a single "
-            f"feature, got shape {arr.shape}."
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise BrainalignError(f"'{name}' must not be empty, got shape {arr.shape}.")
-    check_finite(arr, None, f"'{name}'")
-    return arr
+    return check_2d(X, name, "features")
 
 
 def _as_targets(Y: ArrayLike, name: str = "Y") -> np.ndarray:
     """Float64 2-D target matrix; a 1-D array is one target."""
-    arr = np.asarray(Y, dtype=np.float64)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2:
-        raise BrainalignError(
-            f"'{name}' must be 2-D (n_samples, n_targets) or 1-D (n_samples,), "
-            f"got shape {arr.shape}."
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise BrainalignError(f"'{name}' must not be empty, got shape {arr.shape}.")
-    check_finite(arr, None, f"'{name}'")
-    return arr
+    return check_2d(Y, name, "targets")
 
 
 def _check_same_rows(X: np.ndarray, Y: np.ndarray, xname: str = "X", yname: str = "Y") -> None:

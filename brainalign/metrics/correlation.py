@@ -5,21 +5,13 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from brainalign._validation import BrainalignError
+from brainalign._validation import BrainalignError, check_2d
 
 __all__ = ["pearsonr_columns"]
 
 
 def _as_columns(a: ArrayLike, name: str) -> np.ndarray:
-    arr = np.asarray(a, dtype=np.float64)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2:
-        raise BrainalignError(
-            f"'{name}' must be 1-D (n_samples,) or 2-D (n_samples, n_targets), "
-            f"got shape {arr.shape}."
-        )
-    return arr
+    return check_2d(a, name, "targets", require_finite=False)
 
 
 def pearsonr_columns(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:

@@ -56,7 +56,7 @@ def clean_signals(
         detrend=bool(settings.get("detrend", True)),
         high_pass=settings.get("high_pass"),
         t_r=tr,
-        standardize=settings.get("standardize", "zscore_sample"),
+        standardize=settings.get("standardize", "zscore_sample") or None,
         confounds=np.asarray(confounds, dtype=np.float64) if use_confounds else None,
     )
     return np.asarray(cleaned, dtype=np.float64)
