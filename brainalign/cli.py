@@ -163,6 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s brainalign: %(message)s", stream=sys.stderr)
     try:
+        # Pin BLAS threads in every stage (the config's `threads` where a stage
+        # takes it): results are then bit-identical whatever the machine's cores.
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(getattr(args, "threads", 1))
         args.func(args)
     except BrainalignError as err:
         print(f"brainalign: error: {err}", file=sys.stderr)
