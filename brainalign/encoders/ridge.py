@@ -22,7 +22,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import ArrayLike
 
-from brainalign._validation import BrainalignError, check_2d
+from brainalign._validation import BrainalignError, check_2d, check_option
 from brainalign.encoders.cv import ContiguousKFold
 from brainalign.metrics.correlation import pearsonr_columns
 
@@ -224,6 +224,13 @@ def ridge_svd_path(
     return out
 
 
+def _r2_columns(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """``1 - SSE / SST`` per column (SST around the test mean; -inf-safe for constant columns)."""
+    sse = ((y_true - y_pred) ** 2).sum(axis=0)
+    sst = ((y_true - y_true.mean(axis=0)) ** 2).sum(axis=0)
+    return 1.0 - sse / np.where(sst > 0, sst, 1.0)
+
+
 def _select_alpha(cv_scores: np.ndarray, alphas: np.ndarray, per_target: bool) -> np.ndarray:
     """Best alpha index per target; ties (within TIE_TOLERANCE) go to the smallest alpha."""
     scores = cv_scores if per_target else cv_scores.mean(axis=1, keepdims=True)
@@ -270,6 +277,10 @@ class RidgeCVEncoder:
     fit_intercept : bool, default=True
         Center ``X`` and ``Y`` on the training means before fitting, and fit
         an intercept. Inner folds are centered on their own training part.
+    scoring : {"pearson", "r2"}, default="pearson"
+        Inner-CV criterion: the held-out Pearson r (scale-free, the score the
+        workflow reports) or R² (penalises shrunken predictions; use it when
+        R² itself is reported, e.g. variance partitioning).
 
     Attributes
     ----------
@@ -280,8 +291,8 @@ class RidgeCVEncoder:
     intercept_ : ndarray of shape (n_targets,)
         Intercepts (zeros if ``fit_intercept=False``).
     cv_scores_ : ndarray of shape (n_alphas, n_targets)
-        Mean over inner folds of the held-out Pearson r, rows in the order of
-        ``alphas``.
+        Mean over inner folds of the held-out criterion (``scoring``), rows in
+        the order of ``alphas``.
     n_features_in_ : int
         Number of features seen in :meth:`fit`.
 
@@ -301,18 +312,20 @@ class RidgeCVEncoder:
         gap: int = 5,
         alpha_per_target: bool = True,
         fit_intercept: bool = True,
+        scoring: str = "pearson",
     ):
         self.alphas = alphas
         self.cv = cv
         self.gap = gap
         self.alpha_per_target = alpha_per_target
         self.fit_intercept = fit_intercept
+        self.scoring = scoring
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(alphas=<{np.size(self.alphas)} values>, cv={self.cv!r}, "
             f"gap={self.gap!r}, alpha_per_target={self.alpha_per_target!r}, "
-            f"fit_intercept={self.fit_intercept!r})"
+            f"fit_intercept={self.fit_intercept!r}, scoring={self.scoring!r})"
         )
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -323,6 +336,7 @@ class RidgeCVEncoder:
             "gap": self.gap,
             "alpha_per_target": self.alpha_per_target,
             "fit_intercept": self.fit_intercept,
+            "scoring": self.scoring,
         }
 
     def set_params(self, **params: Any) -> "RidgeCVEncoder":
@@ -358,6 +372,7 @@ class RidgeCVEncoder:
         splitter = _check_cv("cv", self.cv, _check_gap(self.gap))
         per_target = _check_bool("alpha_per_target", self.alpha_per_target)
         fit_intercept = _check_bool("fit_intercept", self.fit_intercept)
+        scoring = check_option("scoring", self.scoring, ["pearson", "r2"])
         Xf = _as_features(X, "X")
         y_1d = np.ndim(Y) == 1
         Yf = _as_targets(Y, "Y")
@@ -371,10 +386,15 @@ class RidgeCVEncoder:
             if fit_intercept:
                 x_mean, y_mean = Xtr.mean(axis=0), Ytr.mean(axis=0)
                 Xtr, Ytr, Xte = Xtr - x_mean, Ytr - y_mean, Xte - x_mean
+            else:
+                y_mean = np.zeros(n_targets)
             path = _RidgeSVD(Xtr, Ytr)
             for i, pred in enumerate(path.predictions(Xte, alphas)):
-                # The intercept shifts predictions only, which leaves r unchanged.
-                fold_scores[k, i] = pearsonr_columns(Yte, pred)
+                if scoring == "pearson":
+                    # The intercept shifts predictions only, which leaves r unchanged.
+                    fold_scores[k, i] = pearsonr_columns(Yte, pred)
+                else:
+                    fold_scores[k, i] = _r2_columns(Yte, pred + y_mean)
         cv_scores = fold_scores.mean(axis=0)
         best = _select_alpha(cv_scores, alphas, per_target)
 
