@@ -78,6 +78,13 @@ def _cmd_ceiling(args: argparse.Namespace) -> None:
     run_ceiling(_config(args), args.responses, args.out)
 
 
+def _cmd_partition(args: argparse.Namespace) -> None:
+    from .pipeline.stages import run_partition
+
+    run_partition(_config(args), args.best_layer, args.model_design, args.baseline_design,
+                  args.responses, args.out, args.threads)
+
+
 def _cmd_aggregate(args: argparse.Namespace) -> None:
     from .pipeline.aggregate import run_aggregate
 
@@ -145,6 +152,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", required=True, nargs="+", type=Path)
     p.add_argument("--ceiling", required=True, type=Path)
     p.add_argument("--out-dir", required=True, type=Path)
+    p = add("partition", _cmd_partition, "variance partitioning: model (nested best layer) vs word rate (CSV)")
+    p.add_argument("--best-layer", required=True, type=Path)
+    p.add_argument("--model-design", required=True, type=Path)
+    p.add_argument("--baseline-design", required=True, type=Path)
+    p.add_argument("--responses", required=True, nargs="+", type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--threads", type=int, default=1)
     p = add("report", _cmd_report, "plots and the HTML report")
     p.add_argument("--results-dir", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)

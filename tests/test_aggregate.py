@@ -262,7 +262,7 @@ def test_run_aggregate_end_to_end(tmp_path, config):
     ceiling_path = inputs / "ceiling.csv"
     _ceiling_table().to_csv(ceiling_path, index=False)
     out = run_aggregate(config, score_paths, ceiling_path, tmp_path / "out")
-    assert set(out) == {"scores", "layer_curve", "best_layer", "comparisons", "ceiling"}
+    assert set(out) == {"scores", "layer_curve", "best_layer", "best_layer_summary", "comparisons", "ceiling"}
 
     scores = read_table(out["scores"])
     assert scores.columns.tolist()[:len(SCORE_COLUMNS)] == SCORE_COLUMNS
@@ -306,7 +306,23 @@ def test_run_aggregate_end_to_end(tmp_path, config):
     assert ca["n_subjects"] == 4
     # Every summary has its provenance sidecar, and nothing else is left in the folder.
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == sorted([f"{n}.csv" for n in ("scores", "layer_curve", "best_layer",
-                                                   "comparisons", "ceiling_summary")]
-                           + [f"{n}.csv.json" for n in ("scores", "layer_curve", "best_layer",
-                                                        "comparisons", "ceiling_summary")])
+    tables = ("scores", "layer_curve", "best_layer", "best_layer_summary", "comparisons", "ceiling_summary")
+    assert names == sorted([f"{n}.csv" for n in tables] + [f"{n}.csv.json" for n in tables])
+
+
+def test_best_layer_summary_ci_and_group_test(tmp_path):
+    """CIs are subject-level bootstrap intervals; p_group is the one-sided one-sample t-test, BH-corrected."""
+    from brainalign.metrics.stats import bootstrap_ci, fdr_correction
+    from brainalign.pipeline.aggregate import best_layer_summary
+
+    nested = pd.DataFrame({"model": "m", "roi": np.repeat(["A", "B"], 5), "subject": list("abcde") * 2,
+                           "chosen_layer": "1", "score": [0.2, 0.3, 0.1, 0.25, 0.15, 0.0, 0.05, -0.05, 0.02, -0.01],
+                           "normalized_score": np.nan})
+    cfg = {"n_bootstraps": 2000, "ci_level": 0.9, "seed": 3}
+    out = best_layer_summary(nested, cfg).set_index("roi")
+    for k, roi in enumerate(["A", "B"]):
+        v = nested[nested.roi == roi]["score"].to_numpy()
+        ci = bootstrap_ci(v, n_bootstraps=2000, level=0.9, random_state=np.random.default_rng([3, 10_000 + k]))
+        assert out.loc[roi, "ci_low"] == pytest.approx(ci["low"]) and out.loc[roi, "ci_high"] == pytest.approx(ci["high"])
+        assert out.loc[roi, "p_group"] == pytest.approx(stats.ttest_1samp(v, 0, alternative="greater").pvalue)
+    np.testing.assert_allclose(out["p_group_fdr"], fdr_correction(out["p_group"].to_numpy()))

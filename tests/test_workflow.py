@@ -66,7 +66,15 @@ def test_outputs_and_report(ci_run: Path):
     control = means[(means.model == "minilm") & (means.roi == "CONTROL")]
     assert planted["score"].mean() > 0.2 > abs(control["score"].mean())
     html = (root / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3 and "ceiling" in html
+    assert html.count("data:image/png;base64,") == 4 and "ceiling" in html  # 3 figures + partitioning
+    assert "Variance partitioning" in html and "95 % bootstrap CI" in html
+    partition = pd.read_csv(root / "variance_partition.csv")
+    assert set(partition["subject"]) == {"sub-01", "sub-02"}
+    assert (partition["unique_model"] + partition["unique_baseline"] + partition["shared"]
+            - partition["r2_joint"]).abs().max() < 1e-9
+    summary = pd.read_csv(root / "best_layer_summary.csv")
+    assert (summary["ci_low"] <= summary["mean"]).all() and (summary["mean"] <= summary["ci_high"]).all()
+    assert scores.loc[scores.fold == "mean", "p_value"].between(0, 1).all()
     for name in ("layer_curves.png", "subject_scores.png", "ceilings.png"):
         assert (root / "figures" / name).stat().st_size > 5000
     assert not list(root.rglob("*.part"))

@@ -18,9 +18,19 @@ check the estimators and to read a ceiling as a signal-to-noise ratio.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import itertools
+import json
+import math
+import os
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import scipy.optimize
 from numpy.typing import ArrayLike
 
 from brainalign._validation import BrainalignError
@@ -236,3 +246,611 @@ def analytic_isc(snr: ArrayLike, n_subjects: int) -> np.ndarray | float:
         inv = 1.0 / arr
         out = 1.0 / np.sqrt((1.0 + inv) * (1.0 + inv / (n_subjects - 1)))
     return float(out) if out.ndim == 0 else out
+
+
+# =========================================================================== #
+# Brain-Score's ceilings: split-half consistency and subject-pool extrapolation
+# =========================================================================== #
+__all__ += [
+    "spearman_brown",
+    "SplitHalfResult",
+    "split_half_consistency",
+    "saturating_curve",
+    "ExtrapolationResult",
+    "collect_subject_pool_scores",
+    "extrapolate_ceiling",
+    "subject_pool_extrapolation",
+    "cached_ceiling",
+]
+
+
+def spearman_brown(r: ArrayLike, factor: float = 2.0) -> np.ndarray | float:
+    """Spearman–Brown prophecy: the reliability of ``factor`` times the data.
+
+    ``r_factor = factor * r / (1 + (factor - 1) * r)``; with ``factor=2`` the
+    split-half correction ``2r / (1 + r)``.
+
+    Parameters
+    ----------
+    r : float or array-like
+        Reliability (correlation) of one part.
+    factor : float, default=2.0
+        How many times longer the whole is than the part (> 0).
+
+    Returns
+    -------
+    float or ndarray of float64
+        Same shape as ``r``; NaN where ``1 + (factor - 1) r == 0``.
+    """
+    if not (isinstance(factor, (int, float, np.integer, np.floating)) and factor > 0):
+        raise BrainalignError(f"'factor' must be a number > 0, got {factor!r}.")
+    arr = np.asarray(r, dtype=np.float64)
+    den = 1.0 + (factor - 1.0) * arr
+    out = np.full(arr.shape, np.nan)
+    np.divide(factor * arr, den, out=out, where=den != 0)
+    return float(out) if out.ndim == 0 else out
+
+
+@dataclass(frozen=True)
+class SplitHalfResult:
+    """Outcome of :func:`split_half_consistency`.
+
+    Attributes
+    ----------
+    ceiling : float
+        Median over splits of ``corrected``.
+    corrected : ndarray of shape (n_splits,)
+        Spearman–Brown corrected consistency of each split, ``2c / (1 + c)``.
+    uncorrected : ndarray of shape (n_splits,)
+        The consistency ``c`` of the two half means (``|r|`` by default).
+    halves : list of (ndarray, ndarray)
+        Subject (row) indices of the two halves of each split, sorted.
+    """
+
+    ceiling: float
+    corrected: np.ndarray
+    uncorrected: np.ndarray
+    halves: list[tuple[np.ndarray, np.ndarray]]
+
+
+def _pearson_1d(a: np.ndarray, b: np.ndarray) -> float:
+    return float(pearsonr_columns(a, b)[0])
+
+
+def split_half_consistency(
+    data: ArrayLike,
+    *,
+    n_splits: int = 10,
+    random_state: int = 0,
+    metric: Callable[[np.ndarray, np.ndarray], float] | None = None,
+    absolute: bool = True,
+) -> SplitHalfResult:
+    """Split-half consistency of subjects with the Spearman–Brown correction.
+
+    Brain-Score's Futrell2018 reading-time ceiling: one
+    ``numpy.random.RandomState(random_state)`` draws, per split,
+    ``n_subjects // 2`` subjects without replacement (``RandomState.choice``)
+    as the first half; the others are the second half. Each half is averaged
+    over its subjects (ignoring NaN, as xarray's ``mean`` does), the two means
+    are compared with ``metric`` (Pearson r by default), its absolute value is
+    taken (Brain-Score's ``pearsonr`` metric returns ``|r|``), and corrected
+    to the full sample with ``2c / (1 + c)`` (:func:`spearman_brown`). The
+    ceiling is the median over splits (0.858 for Futrell2018).
+
+    Parameters
+    ----------
+    data : array-like of shape (n_subjects, n_samples)
+        One row per subject (e.g. reading time per word); NaN marks a missing
+        value. Rows are in the order Brain-Score stores the subjects: the
+        draws pick row positions.
+    n_splits : int, default=10
+    random_state : int, default=0
+    metric : callable or None
+        ``metric(half1_mean, half2_mean) -> float`` on two arrays of shape
+        (n_samples,); None is Pearson r (NaN if either mean has a NaN).
+    absolute : bool, default=True
+        Take ``|metric|`` before the correction.
+
+    Returns
+    -------
+    SplitHalfResult
+    """
+    arr = np.asarray(data, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[0] < 2 or arr.shape[1] < 2:
+        raise BrainalignError(
+            f"'data' must have shape (n_subjects, n_samples) with at least 2 of each, got {arr.shape}."
+        )
+    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 1:
+        raise BrainalignError(f"'n_splits' must be an int >= 1, got {n_splits!r}.")
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) or random_state < 0:
+        raise BrainalignError(f"'random_state' must be a non-negative int, got {random_state!r}.")
+    if metric is None:
+        metric = _pearson_1d
+    n_subjects = arr.shape[0]
+    rng = np.random.RandomState(int(random_state))
+    corrected, uncorrected, halves = [], [], []
+    for _ in range(n_splits):
+        first = rng.choice(n_subjects, size=n_subjects // 2, replace=False)
+        mask = np.zeros(n_subjects, dtype=bool)
+        mask[first] = True
+        h1, h2 = np.flatnonzero(mask), np.flatnonzero(~mask)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN
+            m1 = np.nanmean(arr[h1], axis=0)
+            m2 = np.nanmean(arr[h2], axis=0)
+        c = float(metric(m1, m2))
+        if absolute:
+            c = abs(c)
+        uncorrected.append(c)
+        corrected.append(spearman_brown(c))
+        halves.append((h1, h2))
+    corrected_arr = np.asarray(corrected, dtype=np.float64)
+    return SplitHalfResult(
+        ceiling=float(np.median(corrected_arr)),
+        corrected=corrected_arr,
+        uncorrected=np.asarray(uncorrected, dtype=np.float64),
+        halves=halves,
+    )
+
+
+def saturating_curve(n: ArrayLike, v0: float, tau0: float) -> np.ndarray:
+    """``v(n) = v0 * (1 - exp(-n / tau0))``, the subject-pool extrapolation curve."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return v0 * (1.0 - np.exp(-np.asarray(n, dtype=np.float64) / tau0))
+
+
+@dataclass(frozen=True)
+class ExtrapolationResult:
+    """Outcome of :func:`extrapolate_ceiling` / :func:`subject_pool_extrapolation`.
+
+    Attributes
+    ----------
+    ceiling : float
+        Median over neuroids of ``neuroid_ceilings`` (NaN neuroids ignored).
+    neuroid_ceilings : ndarray of shape (n_neuroids,)
+        Per neuroid, the median over bootstraps of the fitted ``v0``; NaN if
+        any bootstrap fit failed (as in Brain-Score) or no data.
+    bootstrapped_params : ndarray of shape (n_neuroids, n_bootstraps, 2)
+        Fitted ``(v0, tau0)`` per neuroid and bootstrap; NaN where the fit failed.
+    n_subjects : ndarray of shape (n_points,)
+        The pool sizes ``n`` (the x values of the fit).
+    scores : dict of int to ndarray of shape (n_draws, n_splits, n_neuroids)
+        The collected scores per pool size; NaN where a neuroid was not scored.
+    """
+
+    ceiling: float
+    neuroid_ceilings: np.ndarray
+    bootstrapped_params: np.ndarray
+    n_subjects: np.ndarray
+    scores: dict[int, np.ndarray]
+
+
+def _check_count(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise BrainalignError(f"'{name}' must be an int >= {low}, got {value!r}.")
+    return int(value)
+
+
+def extrapolate_ceiling(
+    scores_by_n: Mapping[int, ArrayLike],
+    *,
+    n_bootstraps: int = 100,
+    random_state: int = 0,
+) -> ExtrapolationResult:
+    """Fit ``v(n) = v0 (1 - exp(-n / tau0))`` per neuroid to scores by pool size.
+
+    Brain-Score's ``ExtrapolationCeiling.extrapolate``. Per neuroid, with a
+    fresh ``numpy.random.RandomState(random_state)``, ``n_bootstraps`` times:
+    for each pool size ``n`` (ascending), resample the neuroid's scores at
+    ``n`` with replacement (``RandomState.choice``, as many as there are) and
+    average them; fit :func:`saturating_curve` to those means with
+    ``scipy.optimize.curve_fit`` and bounds ``v0 in [0, 1]``, ``tau0``
+    unbounded (a failed fit gives NaN). The neuroid's ceiling is the median
+    ``v0``; the ceiling is the median over neuroids.
+
+    Parameters
+    ----------
+    scores_by_n : mapping of int to array-like of shape (n_draws, n_neuroids) or (n_draws, n_splits, n_neuroids)
+        Scores of each neuroid at pool size ``n`` (one row per subject subset,
+        optionally one column per cross-validation split); NaN where the
+        neuroid was not scored in that draw. A draw with a NaN in any split
+        is left out for that neuroid (xarray ``dropna``), and the remaining
+        values are flattened draw by draw, split by split — the order the
+        bootstrap indexes, so it matters for reproducing Brain-Score.
+    n_bootstraps : int, default=100
+    random_state : int, default=0
+
+    Returns
+    -------
+    ExtrapolationResult
+    """
+    if not isinstance(scores_by_n, Mapping) or not scores_by_n:
+        raise BrainalignError("'scores_by_n' must be a non-empty mapping of pool size to scores.")
+    n_bootstraps = _check_count("n_bootstraps", n_bootstraps, 1)
+    random_state = _check_count("random_state", random_state, 0)
+    arrays: dict[int, np.ndarray] = {}
+    n_neuroids = None
+    for n in sorted(scores_by_n):
+        _check_count("pool size", n, 1)
+        a = np.asarray(scores_by_n[n], dtype=np.float64)
+        if a.ndim == 2:
+            a = a[:, None, :]
+        if a.ndim != 3:
+            raise BrainalignError(
+                f"scores_by_n[{n}] must have shape (n_draws, n_neuroids) or (n_draws, n_splits, "
+                f"n_neuroids), got {a.shape}."
+            )
+        if n_neuroids is None:
+            n_neuroids = a.shape[2]
+        elif a.shape[2] != n_neuroids:
+            raise BrainalignError(
+                f"scores_by_n[{n}] has {a.shape[2]} neuroids, but earlier pool sizes have {n_neuroids}."
+            )
+        arrays[int(n)] = a
+    sizes = np.array(sorted(arrays), dtype=np.float64)
+    params = np.full((n_neuroids, n_bootstraps, 2), np.nan)
+    neuroid_ceilings = np.full(n_neuroids, np.nan)
+    lower, upper = [0.0, -np.inf], [1.0, np.inf]
+    for j in range(n_neuroids):
+        pools = []
+        for n, a in arrays.items():
+            col = a[:, :, j]
+            keep = ~np.isnan(col).any(axis=1)
+            pools.append(col[keep].ravel())
+        has = np.array([p.size > 0 for p in pools])
+        if not has.any():
+            continue
+        xs = sizes[has]
+        values = [p for p in pools if p.size]
+        rng = np.random.RandomState(random_state)
+        for b in range(n_bootstraps):
+            ys = np.array([np.mean(rng.choice(v, size=v.size, replace=True)) for v in values])
+            valid = np.isfinite(ys)
+            try:
+                if not valid.any():
+                    raise RuntimeError("no valid scores")
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    popt, _ = scipy.optimize.curve_fit(
+                        saturating_curve, xs[valid], ys[valid], bounds=(lower, upper)
+                    )
+                params[j, b] = popt
+            except (RuntimeError, ValueError):
+                pass
+        neuroid_ceilings[j] = np.median(params[j, :, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ceiling = float(np.nanmedian(neuroid_ceilings)) if np.isfinite(neuroid_ceilings).any() else math.nan
+    return ExtrapolationResult(
+        ceiling=ceiling,
+        neuroid_ceilings=neuroid_ceilings,
+        bootstrapped_params=params,
+        n_subjects=sizes.astype(int),
+        scores=arrays,
+    )
+
+
+def _subject_subsets(
+    labels: np.ndarray, n: int, subsets: str | int, rng: np.random.RandomState
+) -> list[tuple[Any, ...]]:
+    combos = list(itertools.combinations(labels.tolist(), n))  # lexicographic over sorted labels
+    if subsets == "all" or len(combos) <= subsets:
+        return combos
+    chosen: set[tuple[Any, ...]] = set()
+    while len(chosen) < subsets:
+        pick = np.sort(rng.choice(len(labels), size=n, replace=False))
+        chosen.add(tuple(labels[pick].tolist()))
+    return sorted(chosen)
+
+
+def collect_subject_pool_scores(
+    neural: ArrayLike,
+    subjects: ArrayLike,
+    metric: Callable[[np.ndarray, np.ndarray], ArrayLike],
+    *,
+    subsets: str | int = "all",
+    holdouts: str | int = "all",
+    random_state: int = 0,
+) -> dict[int, np.ndarray]:
+    """Scores of held-out subjects predicted from pools of other subjects.
+
+    For every pool size ``n = 2 ... N`` and every subset of ``n`` subjects,
+    each held-out subject ``s`` of the subset is the target and the other
+    ``n - 1`` subjects' neuroids, side by side, are the source:
+    ``metric(neural[:, pool], neural[:, s])``.
+
+    Parameters
+    ----------
+    neural : array-like of shape (n_stimuli, n_neuroids)
+        All subjects' neuroids, side by side.
+    subjects : array-like of shape (n_neuroids,)
+        Subject label of each neuroid column.
+    metric : callable
+        ``metric(source (n_stimuli, n_source), target (n_stimuli, n_target))``
+        returning per-neuroid scores of the target, of shape (n_target,) or
+        (n_splits, n_target). Brain-Score uses the benchmark's own metric, e.g.
+        ``lambda s, t: linear_pearsonr(s, t).neuroid_scores``
+        (:mod:`brainalign.metrics.brainscore`).
+    subsets : "all" or int, default="all"
+        ``"all"``: every subset of each size, in lexicographic order of the
+        sorted labels (Brain-Score 2.3.0's ``ExtrapolationCeiling``). An int
+        ``k``: at most ``k`` distinct random subsets per size (the older code
+        that made the Pereira2018 ceilings used 10), sorted.
+    holdouts : "all" or int, default="all"
+        ``"all"``: every member of a subset is held out in turn (2.3.0). An
+        int ``k``: ``min(k, n)`` members drawn without replacement (the older
+        code drew 5 with replacement).
+    random_state : int, default=0
+        Seeds one ``numpy.random.RandomState`` for the random draws.
+
+    Returns
+    -------
+    scores_by_n : dict of int to ndarray of shape (n_subsets, n_splits, n_neuroids)
+        Row ``i`` at size ``n`` holds the scores of the neuroids of every
+        subject held out from subset ``i``; NaN elsewhere. Input of
+        :func:`extrapolate_ceiling`.
+    """
+    Y = np.asarray(neural, dtype=np.float64)
+    labels_per_column = np.asarray(subjects)
+    if Y.ndim != 2:
+        raise BrainalignError(f"'neural' must have shape (n_stimuli, n_neuroids), got {Y.shape}.")
+    if labels_per_column.shape != (Y.shape[1],):
+        raise BrainalignError(
+            f"'subjects' must have one label per neuroid column, shape ({Y.shape[1]},), got "
+            f"{labels_per_column.shape}."
+        )
+    for name, value in (("subsets", subsets), ("holdouts", holdouts)):
+        if value != "all":
+            _check_count(name, value, 1)
+    labels = np.unique(labels_per_column)
+    if labels.shape[0] < 2:
+        raise BrainalignError(f"At least 2 subjects are needed, got {labels.shape[0]} ({labels.tolist()}).")
+    columns = {lab: np.flatnonzero(labels_per_column == lab) for lab in labels.tolist()}
+    rng = np.random.RandomState(_check_count("random_state", random_state, 0))
+    out: dict[int, np.ndarray] = {}
+    n_splits = None
+    for n in range(2, labels.shape[0] + 1):
+        combos = _subject_subsets(labels, n, subsets, rng)
+        block = None
+        for i, combo in enumerate(combos):
+            members = list(combo)
+            if holdouts == "all":
+                held = members
+            else:
+                pick = rng.choice(len(members), size=min(holdouts, len(members)), replace=False)
+                held = [members[k] for k in np.sort(pick)]
+            for s in held:
+                pool = np.concatenate([columns[m] for m in members if m != s])
+                target = columns[s]
+                res = np.asarray(metric(Y[:, pool], Y[:, target]), dtype=np.float64)
+                if res.ndim == 1:
+                    res = res[None, :]
+                if res.ndim != 2 or res.shape[1] != target.size:
+                    raise BrainalignError(
+                        f"'metric' must return per-neuroid scores of shape ({target.size},) or "
+                        f"(n_splits, {target.size}) for subject {s!r}, got shape {res.shape}."
+                    )
+                if n_splits is None:
+                    n_splits = res.shape[0]
+                elif res.shape[0] != n_splits:
+                    raise BrainalignError(
+                        f"'metric' returned {res.shape[0]} splits for subject {s!r}, but {n_splits} before."
+                    )
+                if block is None:
+                    block = np.full((len(combos), n_splits, Y.shape[1]), np.nan)
+                block[i][:, target] = res
+        out[n] = block
+    return out
+
+
+def subject_pool_extrapolation(
+    neural: ArrayLike,
+    subjects: ArrayLike,
+    metric: Callable[[np.ndarray, np.ndarray], ArrayLike],
+    *,
+    subsets: str | int = "all",
+    holdouts: str | int = "all",
+    n_bootstraps: int = 100,
+    random_state: int = 0,
+) -> ExtrapolationResult:
+    """Brain-Score's neural noise ceiling by subject-pool extrapolation.
+
+    For ``n = 2 ... N`` subjects, subsets of ``n`` subjects predict a
+    held-out subject's neuroids from the pooled others with ``metric``
+    (:func:`collect_subject_pool_scores`); per neuroid, ``n_bootstraps``
+    bootstrap fits of ``v(n) = v0 (1 - exp(-n / tau0))`` with ``v0`` in
+    [0, 1]; neuroid ceiling = median ``v0``; ceiling = median over neuroids
+    (:func:`extrapolate_ceiling`).
+
+    With the defaults and ``metric = lambda s, t: linear_pearsonr(s,
+    t).neuroid_scores`` this reproduces Brain-Score Language 2.3.0's
+    ``ExtrapolationCeiling`` (Blank2014 / Fedorenko2016 style) when the
+    subject labels sort the same as strings and as Python tuples (e.g. of
+    equal length): Brain-Score orders the subsets by ``str(tuple)``.
+
+    Parameters
+    ----------
+    neural : array-like of shape (n_stimuli, n_neuroids)
+    subjects : array-like of shape (n_neuroids,)
+    metric : callable
+        See :func:`collect_subject_pool_scores`.
+    subsets, holdouts : "all" or int
+        See :func:`collect_subject_pool_scores`.
+    n_bootstraps : int, default=100
+    random_state : int, default=0
+        Seeds the subset draws and, per neuroid, the bootstrap.
+
+    Returns
+    -------
+    ExtrapolationResult
+    """
+    scores = collect_subject_pool_scores(
+        neural, subjects, metric, subsets=subsets, holdouts=holdouts, random_state=random_state
+    )
+    return extrapolate_ceiling(scores, n_bootstraps=n_bootstraps, random_state=random_state)
+
+
+# --------------------------------------------------------------------------- cache
+_CACHE_VERSION = "brainalign-ceiling-cache-v1"
+
+
+def _canonical(value: Any, where: str) -> Any:
+    """A JSON-able, order-independent form of a cache key (arrays by checksum)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        return f if math.isfinite(f) else repr(f)
+    if isinstance(value, np.ndarray):
+        arr = np.ascontiguousarray(value)
+        if arr.dtype.kind in "OUS":
+            payload = json.dumps(arr.tolist(), default=str).encode()
+        else:
+            payload = arr.tobytes()
+        return {"__ndarray__": hashlib.sha256(payload).hexdigest(), "dtype": arr.dtype.str,
+                "shape": list(arr.shape)}
+    if isinstance(value, (os.PathLike,)):
+        return os.fspath(value)
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise BrainalignError(f"cache key {where}: keys must be str, got {k!r}.")
+            out[k] = _canonical(v, f"{where}[{k!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, (set, frozenset)):
+        return sorted((_canonical(v, where) for v in value), key=lambda x: json.dumps(x, sort_keys=True))
+    raise BrainalignError(
+        f"cache key {where} has an unsupported type {type(value).__name__}; use str, numbers, bool, "
+        "None, lists, dicts or numpy arrays."
+    )
+
+
+def _cache_hash(key: Any) -> str:
+    text = json.dumps({"version": _CACHE_VERSION, "key": key}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _is_json_value(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, list):
+        return all(_is_json_value(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_json_value(v) for k, v in value.items())
+    return False
+
+
+def _read_cached(json_path: Path, npz_path: Path, key: Any) -> tuple[bool, Any]:
+    try:
+        if json_path.exists():
+            doc = json.loads(json_path.read_text(encoding="utf-8"))
+            if doc.get("key") == key:
+                return True, doc["value"]
+        if npz_path.exists():
+            with np.load(npz_path, allow_pickle=False) as z:
+                meta = json.loads(str(z["__meta__"]))
+                if meta.get("key") != key:
+                    return False, None
+                if meta["kind"] == "array":
+                    return True, z["value"]
+                value: dict[str, Any] = {}
+                for name, kind in meta["entries"].items():
+                    arr = z[f"v_{name}"]
+                    value[name] = arr if kind == "array" else json.loads(str(arr))
+                return True, value
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
+        pass  # unreadable or partial cache file: recompute and overwrite
+    return False, None
+
+
+def cached_ceiling(
+    key_dict: Mapping[str, Any],
+    compute_fn: Callable[[], Any],
+    cache_dir: str | os.PathLike,
+) -> Any:
+    """Return ``compute_fn()``, cached on disk under a hash of ``key_dict``.
+
+    Ceilings cost minutes to hours (the subject-pool extrapolation fits
+    thousands of models), so they are computed once per input. The cache
+    file is ``<cache_dir>/<sha256>.json`` (a value of JSON types) or
+    ``<sha256>.npz`` (an array, or a dict with arrays), where the hash covers
+    ``key_dict`` in canonical form: dict keys sorted, numpy arrays replaced by
+    the SHA-256 of their bytes with their dtype and shape. The key is stored
+    in the file and checked on reading. Files are written atomically
+    (:func:`brainalign.io.atomic_path`); an unreadable file is recomputed.
+
+    Parameters
+    ----------
+    key_dict : mapping of str to JSON-able values or numpy arrays
+        Everything the ceiling depends on: the data (as arrays or their
+        checksums), the metric name and its parameters, seeds, versions.
+    compute_fn : callable
+        No arguments; returns a float, int, str, bool, None, a list or dict of
+        those, a numpy array, or a dict of str to numpy arrays and JSON values.
+    cache_dir : str or path-like
+        Folder of the cache files (created if missing).
+
+    Returns
+    -------
+    value
+        The cached value, equal to what ``compute_fn`` returned (floats
+        exactly; tuples come back as lists, numpy scalars as Python numbers).
+    """
+    if not isinstance(key_dict, Mapping):
+        raise BrainalignError(f"'key_dict' must be a mapping, got {type(key_dict).__name__}.")
+    if not callable(compute_fn):
+        raise BrainalignError(f"'compute_fn' must be callable, got {type(compute_fn).__name__}.")
+    key = _canonical(dict(key_dict), "key_dict")
+    digest = _cache_hash(key)
+    folder = Path(os.path.expanduser(os.fspath(cache_dir)))
+    json_path, npz_path = folder / f"{digest}.json", folder / f"{digest}.npz"
+    hit, value = _read_cached(json_path, npz_path, key)
+    if hit:
+        return value
+
+    from brainalign.io import atomic_path  # lazy: keeps pandas/h5py out of the metric core
+
+    value = compute_fn()
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        value = value.item()
+    if isinstance(value, tuple):
+        value = list(value)
+    if _is_json_value(value):
+        text = json.dumps({"key": key, "value": value}, sort_keys=True)
+        with atomic_path(json_path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        return json.loads(text)["value"]
+    if isinstance(value, np.ndarray) and value.dtype.kind != "O":
+        entries: dict[str, np.ndarray] = {"value": value}
+        meta = {"key": key, "kind": "array"}
+    elif isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
+        entries, kinds = {}, {}
+        for name, v in value.items():
+            if isinstance(v, np.ndarray) and v.dtype.kind != "O":
+                entries[f"v_{name}"], kinds[name] = v, "array"
+            else:
+                v = v.item() if isinstance(v, (np.integer, np.floating, np.bool_)) else v
+                v = list(v) if isinstance(v, tuple) else v
+                if not _is_json_value(v):
+                    raise BrainalignError(
+                        f"compute_fn's result[{name!r}] of type {type(v).__name__} cannot be cached; "
+                        "use numbers, str, bool, None, lists, dicts or numpy arrays."
+                    )
+                entries[f"v_{name}"], kinds[name] = np.array(json.dumps(v)), "json"
+        meta = {"key": key, "kind": "dict", "entries": kinds}
+    else:
+        raise BrainalignError(
+            f"compute_fn returned a {type(value).__name__}, which cannot be cached; return a number, "
+            "a numpy array, or a dict of numbers, strings and arrays."
+        )
+    entries["__meta__"] = np.array(json.dumps(meta, sort_keys=True))
+    with atomic_path(npz_path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **entries)
+    hit, stored = _read_cached(json_path, npz_path, key)
+    return stored if hit else value

@@ -13,7 +13,15 @@ Definitions (see docs/method.md):
   layer is never chosen on the subject being reported;
 * **paired comparison** = per ROI, the model's nested-best-layer scores against
   each baseline's (also nested) over subjects: paired t-test and Wilcoxon
-  signed-rank test (two-sided).
+  signed-rank test (two-sided), bootstrap CI of the mean difference, and
+  Benjamini–Hochberg q-values across ROIs and baselines;
+* **confidence intervals** = subject-level percentile bootstrap of the mean
+  (``statistics.n_bootstraps`` resamples, seeded);
+* **group significance** = one-sided one-sample t-test of the subjects' scores
+  against 0, FDR-corrected (BH) across layers and ROIs of each model;
+* **per-subject significance** (``p_value`` in ``scores.csv``) = circular-shift
+  test of the held-out predictions, FDR-corrected (``p_fdr``) across layers and
+  units within each subject and feature set.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from scipy import stats
 from ..config import comparison_sets
 from ..io import SCORE_COLUMNS, provenance, read_table, write_table
 
-__all__ = ["run_aggregate", "ceiling_per_subject", "subject_scores", "layer_curve", "nested_best_layer", "paired_comparisons"]
+__all__ = ["run_aggregate", "ceiling_per_subject", "subject_scores", "best_layer_summary", "layer_curve", "nested_best_layer", "paired_comparisons"]
 
 
 def _layer_key(layer: Any) -> tuple[int, str]:
@@ -62,17 +70,71 @@ def subject_scores(scores: pd.DataFrame) -> pd.DataFrame:
                  ceiling=("ceiling", "first"), n_seeds=("seed", "nunique")))
 
 
-def layer_curve(per_subject: pd.DataFrame) -> pd.DataFrame:
-    """Mean, SEM and n over subjects for each model, layer and ROI."""
-    def sem(x: pd.Series) -> float:
-        return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+def _group_stats(values: np.ndarray, stats_cfg: dict[str, Any], seed_key: int) -> dict[str, float]:
+    """Bootstrap CI of the mean over subjects and a one-sided one-sample t-test (mean > 0)."""
+    from ..metrics.stats import bootstrap_ci
 
-    out = (per_subject.groupby(["model", "layer", "roi"], as_index=False, sort=True)
-           .agg(mean=("score", "mean"), sem=("score", sem), n_subjects=("score", "size"),
-                normalized_mean=("normalized_score", "mean"), ceiling=("ceiling", "first")))
+    values = np.asarray(values, dtype=np.float64)
+    out = {"ci_low": np.nan, "ci_high": np.nan, "p_group": np.nan}
+    if len(values) < 2:
+        return out
+    ci = bootstrap_ci(values, n_bootstraps=stats_cfg["n_bootstraps"], level=stats_cfg["ci_level"],
+                      random_state=np.random.default_rng([stats_cfg["seed"], seed_key]))
+    out.update(ci_low=ci["low"], ci_high=ci["high"])
+    if np.std(values) > 0:
+        out["p_group"] = float(stats.ttest_1samp(values, 0.0, alternative="greater").pvalue)
+    return out
+
+
+def _fdr_within(table: pd.DataFrame, column: str, by: list[str]) -> pd.Series:
+    """Benjamini–Hochberg q-values of ``column`` within each group of ``by`` (NaN kept)."""
+    from ..metrics.stats import fdr_correction
+
+    q = pd.Series(np.nan, index=table.index)
+    for _, idx in table.groupby(by if len(by) > 1 else by[0], sort=False).groups.items():
+        p = table.loc[idx, column]
+        ok = p.notna()
+        if ok.any():
+            q.loc[p.index[ok]] = fdr_correction(p[ok].to_numpy(), method="bh")
+    return q
+
+
+def layer_curve(per_subject: pd.DataFrame, stats_cfg: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Mean, SEM, bootstrap CI and group p-value over subjects for each model, layer and ROI.
+
+    ``p_group`` is a one-sided one-sample t-test of the subjects' scores
+    against 0; ``p_group_fdr`` its Benjamini–Hochberg correction across all
+    layers and ROIs of the model.
+    """
+    stats_cfg = stats_cfg or {"n_bootstraps": 10000, "ci_level": 0.95, "seed": 0}
+    rows = []
+    for k, ((model, layer, roi), grp) in enumerate(per_subject.groupby(["model", "layer", "roi"], sort=True)):
+        v = grp["score"].to_numpy()
+        rows.append({"model": model, "layer": layer, "roi": roi, "mean": float(v.mean()),
+                     "sem": float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else np.nan,
+                     "n_subjects": len(v), **_group_stats(v, stats_cfg, k),
+                     "normalized_mean": float(grp["normalized_score"].mean()),
+                     "ceiling": float(grp["ceiling"].iloc[0])})
+    out = pd.DataFrame(rows)
+    out["p_group_fdr"] = _fdr_within(out, "p_group", ["model"])
     out["layer_order"] = out["layer"].map(lambda v: _layer_key(v)[0])
     order = list(dict.fromkeys(per_subject["roi"]))
     return _in_roi_order(out, order, ["model", "roi", "layer_order"]).drop(columns="layer_order")
+
+
+def best_layer_summary(nested: pd.DataFrame, stats_cfg: dict[str, Any]) -> pd.DataFrame:
+    """Per model and ROI: the nested-best-layer score over subjects with CI and FDR-corrected p."""
+    rows = []
+    for k, ((model, roi), grp) in enumerate(nested.groupby(["model", "roi"], sort=False)):
+        v = grp["score"].to_numpy()
+        rows.append({"model": model, "roi": roi, "mean": float(v.mean()),
+                     "sem": float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else np.nan,
+                     "n_subjects": len(v), **_group_stats(v, stats_cfg, 10_000 + k),
+                     "normalized_mean": float(grp["normalized_score"].mean()),
+                     "modal_layer": str(grp["chosen_layer"].astype(str).mode().iloc[0])})
+    out = pd.DataFrame(rows)
+    out["p_group_fdr"] = _fdr_within(out, "p_group", ["model"])
+    return out
 
 
 def nested_best_layer(per_subject: pd.DataFrame) -> pd.DataFrame:
@@ -92,10 +154,19 @@ def nested_best_layer(per_subject: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def paired_comparisons(nested: pd.DataFrame, model: str, baselines: Sequence[str]) -> pd.DataFrame:
-    """Paired tests of ``model`` against each baseline, per ROI, over subjects."""
+def paired_comparisons(nested: pd.DataFrame, model: str, baselines: Sequence[str],
+                       stats_cfg: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Paired tests of ``model`` against each baseline, per ROI, over subjects.
+
+    Paired t-test and Wilcoxon signed-rank test (two-sided), the bootstrap CI
+    of the mean difference, and Benjamini–Hochberg q-values of the t-test
+    across ROIs and baselines (``p_ttest_fdr``).
+    """
+    from ..metrics.stats import bootstrap_ci
+
+    stats_cfg = stats_cfg or {"n_bootstraps": 10000, "ci_level": 0.95, "seed": 0}
     rows = []
-    for baseline in baselines:
+    for k, baseline in enumerate(baselines):
         for roi in dict.fromkeys(nested["roi"]):
             a = nested[(nested.model == model) & (nested.roi == roi)].set_index("subject")["score"]
             b = nested[(nested.model == baseline) & (nested.roi == roi)].set_index("subject")["score"]
@@ -106,12 +177,17 @@ def paired_comparisons(nested: pd.DataFrame, model: str, baselines: Sequence[str
             t = stats.ttest_rel(a, b)
             diff = a - b
             w_p = float(stats.wilcoxon(a, b).pvalue) if np.any(diff != 0) else 1.0
+            ci = bootstrap_ci(diff, n_bootstraps=stats_cfg["n_bootstraps"], level=stats_cfg["ci_level"],
+                              random_state=np.random.default_rng([stats_cfg["seed"], 20_000 + k, len(rows)]))
             rows.append({"roi": roi, "model": model, "baseline": baseline, "n_subjects": len(common),
                          "model_mean": float(a.mean()), "baseline_mean": float(b.mean()),
-                         "mean_difference": float(diff.mean()), "t": float(t.statistic),
-                         "p_ttest": float(t.pvalue), "p_wilcoxon": w_p,
+                         "mean_difference": float(diff.mean()), "ci_low": ci["low"], "ci_high": ci["high"],
+                         "t": float(t.statistic), "p_ttest": float(t.pvalue), "p_wilcoxon": w_p,
                          "n_model_better": int((diff > 0).sum())})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if not out.empty:
+        out["p_ttest_fdr"] = _fdr_within(out.assign(_all=0), "p_ttest", ["_all"])
+    return out
 
 
 def run_aggregate(
@@ -130,12 +206,19 @@ def run_aggregate(
     extra = [c for c in scores.columns if c not in SCORE_COLUMNS]
     scores = scores[SCORE_COLUMNS + extra]
 
+    stats_cfg = cfg["statistics"]
+    if "p_value" in scores.columns:
+        means = scores["fold"].astype(str) == "mean"
+        scores["p_fdr"] = np.nan
+        scores.loc[means, "p_fdr"] = _fdr_within(scores[means], "p_value", ["subject", "feature_set"])
     per_subject = _in_roi_order(subject_scores(scores), list(dict.fromkeys(scores["roi"])),
                                 ["model", "roi", "subject", "layer"])
-    curve = layer_curve(per_subject)
+    curve = layer_curve(per_subject, stats_cfg)
     nested = nested_best_layer(per_subject)
+    summary = best_layer_summary(nested, stats_cfg)
     model, baselines = comparison_sets(cfg)
-    tests = paired_comparisons(nested, model, [b for b in baselines if b in set(nested.model)]) if model else pd.DataFrame()
+    tests = (paired_comparisons(nested, model, [b for b in baselines if b in set(nested.model)], stats_cfg)
+             if model else pd.DataFrame())
     ceiling_summary = (ceiling.groupby("roi", sort=False)["ceiling"]
                        .agg(ceiling="mean", sem=lambda x: x.std(ddof=1) / np.sqrt(len(x)), n_subjects="size")
                        .reset_index())
@@ -144,6 +227,7 @@ def run_aggregate(
         "scores": write_table(out_dir / "scores.csv", scores, prov),
         "layer_curve": write_table(out_dir / "layer_curve.csv", curve, prov),
         "best_layer": write_table(out_dir / "best_layer.csv", nested, prov),
+        "best_layer_summary": write_table(out_dir / "best_layer_summary.csv", summary, prov),
         "comparisons": write_table(out_dir / "comparisons.csv", tests, prov),
         "ceiling": write_table(out_dir / "ceiling_summary.csv", ceiling_summary, prov),
     }

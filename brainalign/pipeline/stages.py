@@ -28,6 +28,7 @@ from ..io import (
     read_features,
     read_responses,
     write_features,
+    read_table,
     write_responses,
     write_table,
 )
@@ -43,6 +44,8 @@ __all__ = [
     "run_design",
     "run_score",
     "run_ceiling",
+    "partition_pair",
+    "run_partition",
 ]
 
 logger = logging.getLogger("brainalign")
@@ -257,6 +260,27 @@ def _load_subjects(paths: Sequence[str | os.PathLike]) -> tuple[list[Responses],
     return usable, [r for r in loaded if r.excluded]
 
 
+def _shift_pvalues(y: np.ndarray, predictions: np.ndarray, stats_cfg: dict[str, Any], layer: str) -> np.ndarray:
+    """One-sided circular-shift p-values of the held-out predictions, per target.
+
+    The held-out predictions (every sample predicted by the fold that held it
+    out) are shifted circularly against the responses, which keeps both
+    series' autocorrelation; the p-value is ``(1 + #{null r >= observed r}) /
+    (1 + n_permutations)``. The seed is derived from the config's seed and the
+    layer, so reruns are identical.
+    """
+    from ..metrics.stats import circular_shift_test
+
+    n_perm = int(stats_cfg["n_permutations"])
+    if n_perm == 0:
+        return np.full(y.shape[1], np.nan)
+    tested = ~np.isnan(predictions).any(axis=1)
+    seed = [int(stats_cfg["seed"]), int.from_bytes(layer.encode()[:8].ljust(8, b"\0"), "little")]
+    min_shift = min(int(stats_cfg["min_shift"]), int(tested.sum()) // 2)
+    return circular_shift_test(y[tested], predictions[tested], n_permutations=n_perm,
+                               min_shift=min_shift, random_state=np.random.default_rng(seed)).pvalues
+
+
 def cv_label(cfg: dict[str, Any]) -> str:
     """A short name of the cross-validation scheme, stored in the scores table."""
     enc = cfg["encoder"]
@@ -306,15 +330,17 @@ def run_score(
                 alphas=np.asarray(enc["alphas"]), alpha_per_target=enc["alpha_per_target"],
                 pooled=enc["pooled"],
             )
+            pvalues = _shift_pvalues(y, res["predictions"], cfg["statistics"], layer)
             col = 0
             for r in group:
                 for unit, roi in zip(r.unit_names, r.unit_rois):
                     base = {"subject": r.subject, "layer": layer, "roi": roi, "unit": unit}
                     for fold, value in enumerate(res["fold_scores"][:, col]):
                         rows.append({**base, "fold": str(fold), "score": float(value),
-                                     "alpha": float(res["alphas"][fold, col])})
+                                     "alpha": float(res["alphas"][fold, col]), "p_value": np.nan})
                     rows.append({**base, "fold": "mean", "score": float(res["score"][col]),
-                                 "alpha": float(np.exp(np.mean(np.log(res["alphas"][:, col]))))})
+                                 "alpha": float(np.exp(np.mean(np.log(res["alphas"][:, col])))),
+                                 "p_value": float(pvalues[col])})
                     col += 1
     table = pd.DataFrame(rows)
     table.insert(0, "dataset", cfg["dataset"]["name"])
@@ -343,3 +369,75 @@ def run_ceiling(
     prov = provenance(cfg, responses_paths, stage="ceiling",
                       excluded={r.subject: r.excluded for r in excluded})
     return write_table(out, pd.DataFrame(rows), prov)
+
+
+def partition_pair(cfg: dict[str, Any]) -> tuple[str, str] | None:
+    """The (model, low-level baseline) feature sets whose variance is partitioned, if both exist.
+
+    The model is ``comparison.model`` (default: the first transformer) and the
+    baseline the first word-rate feature set; None when either is missing.
+    """
+    from ..config import comparison_sets
+
+    model, _ = comparison_sets(cfg)
+    rate = next((n for n, s in cfg["feature_sets"].items() if s["kind"] == "word_rate"), None)
+    return (model, rate) if model and rate else None
+
+
+def run_partition(
+    cfg: dict[str, Any], best_layer_path: str | os.PathLike, model_design: str | os.PathLike,
+    baseline_design: str | os.PathLike, responses_paths: Sequence[str | os.PathLike],
+    out: str | os.PathLike, threads: int = 1,
+) -> Path:
+    """Variance partitioning between the model (at each subject's nested best layer) and word rate.
+
+    For every usable subject and unit, three ridge models are cross-validated
+    with the workflow's outer and inner CV (see
+    :func:`brainalign.encoders.banded.partition_variance`): the model layer
+    alone, the baseline alone and both (banded ridge). The table gives the
+    held-out R² of each and the variance unique to each and shared.
+    """
+    from ..encoders.banded import partition_variance
+    from ..preprocess.fmri import clean_signals
+
+    _set_threads(threads)
+    enc = cfg["encoder"]
+    pair = partition_pair(cfg)
+    if pair is None:
+        raise ConfigError(None, "feature_sets", "variance partitioning needs a transformer and a word_rate set.")
+    family, _ = pair
+    best = read_table(best_layer_path, required=["model", "roi", "subject", "chosen_layer"])
+    best = best[best["model"] == family]
+    model = read_features(model_design, kind="design")
+    rate = read_features(baseline_design, kind="design")
+    x_rate_raw = next(iter(rate.layers.values()))
+    usable, _ = _load_subjects(responses_paths)
+    shared_design = cfg["preprocessing"]["confounds"] == "none"
+    # Targets grouped by the design they need: (layer[, subject]).
+    groups: dict[tuple[str, str], list[tuple[Responses, int]]] = {}
+    for resp in usable:
+        chosen = best[best["subject"] == resp.subject].set_index("roi")["chosen_layer"].astype(str)
+        for j, roi in enumerate(resp.unit_rois):
+            if roi not in chosen.index:
+                raise InputFileError(best_layer_path, f"no chosen layer for subject {resp.subject!r}, ROI {roi!r}.")
+            key = (chosen[roi], "" if shared_design else resp.subject)
+            groups.setdefault(key, []).append((resp, j))
+    rows = []
+    for (layer, _), members in sorted(groups.items()):
+        ref = members[0][0]
+        x_model = clean_signals(model.layers[layer], ref.sampling, cfg["preprocessing"], ref.runs, ref.confounds)
+        x_rate = clean_signals(x_rate_raw, ref.sampling, cfg["preprocessing"], ref.runs, ref.confounds)
+        y = np.stack([r.data[:, j] for r, j in members], axis=1)
+        res = partition_variance(x_model, x_rate, y, outer_cv=enc["outer_folds"], gap=enc["gap"],
+                                 inner_cv=enc["inner_folds"], alphas=np.asarray(enc["alphas"]))
+        for k, (r, j) in enumerate(members):
+            rows.append({"subject": r.subject, "roi": r.unit_rois[j], "unit": r.unit_names[j], "layer": layer,
+                         "r2_joint": res["r2_joint"][k], "r2_model": res["r2_a"][k],
+                         "r2_baseline": res["r2_b"][k], "unique_model": res["unique_a"][k],
+                         "unique_baseline": res["unique_b"][k], "shared": res["shared"][k]})
+    table = pd.DataFrame(rows).sort_values(["subject", "unit"], kind="stable").reset_index(drop=True)
+    table.insert(0, "dataset", cfg["dataset"]["name"])
+    table.insert(2, "model", family)
+    table.insert(3, "baseline", pair[1])
+    prov = provenance(cfg, [best_layer_path, model_design, baseline_design, *responses_paths], stage="partition")
+    return write_table(out, table, prov)

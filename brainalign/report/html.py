@@ -14,8 +14,8 @@ import pandas as pd
 from ..config import comparison_sets
 from ..io import config_hash, read_table, write_text
 from ..pipeline.aggregate import ceiling_per_subject
-from .plots import plot_ceilings, plot_layer_curves, plot_subject_scores
-from .tables import comparison_table, summary_table
+from .plots import plot_ceilings, plot_layer_curves, plot_subject_scores, plot_variance_partition
+from .tables import comparison_table, partition_table, summary_table
 
 __all__ = ["run_report", "FIGURES"]
 
@@ -71,6 +71,15 @@ def run_report(cfg: dict[str, Any], results_dir: str | os.PathLike, out: str | o
     plot_subject_scores(nested, families, figures_dir / FIGURES[1], rois)
     plot_ceilings(ceiling_subjects, figures_dir / FIGURES[2], rois)
 
+    partition_html = "<p class='note'>(no word-rate baseline configured)</p>"
+    if (results_dir / "variance_partition.csv").exists():
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            fig = plot_variance_partition(read_table(results_dir / "variance_partition.csv"),
+                                          Path(tmp) / "partition.png", rois)
+            partition_html = _img(fig, "variance partitioning") + _table_html(partition_table(results_dir))
+
     prov_path = results_dir / "ceiling.csv.json"
     prov = json.loads(prov_path.read_text()) if prov_path.exists() else {}
     excluded = prov.get("settings", {}).get("excluded", {})
@@ -78,7 +87,10 @@ def run_report(cfg: dict[str, Any], results_dir: str | os.PathLike, out: str | o
                  or "<li>none</li>")
     enc = cfg["encoder"]
     pre = cfg["preprocessing"]
-    curve_wide = curve.pivot_table(index=["model", "roi"], columns="layer", values="mean", sort=False)
+    curve_cells = curve.assign(cell=[
+        f"{m:.3f} [{lo:.3f}, {hi:.3f}]" + ("*" if q < 0.05 else "")
+        for m, lo, hi, q in zip(curve["mean"], curve["ci_low"], curve["ci_high"], curve["p_group_fdr"].fillna(1))])
+    curve_wide = curve_cells.pivot(index=["model", "roi"], columns="layer", values="cell")
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>brainalign — {html.escape(cfg['dataset']['name'])}</title><style>{_CSS}</style></head><body>",
@@ -91,12 +103,18 @@ def run_report(cfg: dict[str, Any], results_dir: str | os.PathLike, out: str | o
         "<p>Held-out Pearson r per layer (mean ± SEM over subjects); baselines as bands at their best "
         "layer; dashed: the ceiling (leave-one-subject-out ISC).</p>",
         _img(figures_dir / FIGURES[0], "layer curves"),
-        "<h2>Summary per ROI (nested best layer)</h2>",
+        "<h2>Summary per ROI (nested best layer)</h2><p>Mean r over subjects [95 % subject-level "
+        "bootstrap CI]; q = FDR-corrected one-sided t-test of mean &gt; 0.</p>",
         _table_html(summary_table(results_dir)),
         "<h2>Per-subject scores</h2>", _img(figures_dir / FIGURES[1], "per-subject scores"),
         "<h2>Paired comparisons</h2>", _table_html(comparison_table(results_dir)),
         "<h2>Ceiling</h2>", _img(figures_dir / FIGURES[2], "ceilings"), _table_html(ceiling),
-        "<h2>Layer curves (mean r)</h2>", curve_wide.round(4).to_html(border=0),
+        "<h2>Layer curves</h2><p>Mean r over subjects [95 % bootstrap CI]; * = group mean > 0 at "
+        "q < 0.05 (one-sided one-sample t-test, Benjamini–Hochberg across layers and ROIs).</p>",
+        curve_wide.to_html(border=0),
+        "<h2>Variance partitioning</h2><p>Held-out R² of the model at each subject's nested best layer, "
+        "of word rate, and of both (banded ridge); unique = R²(joint) − R²(other); "
+        "shared = R²(model) + R²(word rate) − R²(joint).</p>", partition_html,
         "<h2>Excluded subjects</h2>", f"<ul>{excl_html}</ul>",
         "<h2>Method</h2><ul>",
         f"<li>Cleaning (responses and designs alike): nilearn.signal.clean(detrend={pre['detrend']}, "

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["plot_layer_curves", "plot_subject_scores", "plot_ceilings"]
+__all__ = ["plot_layer_curves", "plot_subject_scores", "plot_ceilings", "plot_variance_partition"]
 
 _PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
 
@@ -73,6 +73,11 @@ def plot_layer_curves(
         x = np.arange(len(sub))
         ax.errorbar(x, sub["mean"], yerr=sub["sem"], color=_PALETTE[0], marker="o", ms=3,
                     capsize=2, label=model)
+        if "p_group_fdr" in sub:
+            sig = (sub["p_group_fdr"] < 0.05).to_numpy()
+            top = (sub["mean"] + sub["sem"].fillna(0)).to_numpy()
+            ax.scatter(x[sig], top[sig] * 1.0 + 0.02 * np.nanmax(np.abs(top)), marker="*", s=18,
+                       color="black", label="q < 0.05 (FDR)" if roi == rois[0] else None)
         for k, base in enumerate(baselines):
             b = curve[(curve.model == base) & (curve.roi == roi)]
             if b.empty:
@@ -142,6 +147,32 @@ def plot_ceilings(ceiling_subjects: pd.DataFrame, out: str | os.PathLike,
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_xticks(range(len(rois)), rois)
     ax.set_ylabel("ISC (each subject vs mean of others)")
+    fig.tight_layout()
+    path = _save(fig, out)
+    plt.close(fig)
+    return path
+
+
+def plot_variance_partition(table: pd.DataFrame, out: str | os.PathLike,
+                            roi_order: Sequence[str] | None = None) -> Path:
+    """Stacked bars per ROI: R² unique to the model, shared, unique to the baseline (mean over subjects)."""
+    plt = _pyplot()
+    per_subject = table.groupby(["roi", "subject"], sort=False)[["unique_model", "shared", "unique_baseline"]].mean()
+    means = per_subject.groupby("roi", sort=False).mean()
+    rois = [r for r in (roi_order or means.index) if r in means.index]
+    means = means.loc[rois]
+    model, baseline = table["model"].iloc[0], table["baseline"].iloc[0]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(rois)), 3.0))
+    bottom = np.zeros(len(rois))
+    for col, label, color in (("unique_model", f"unique {model}", _PALETTE[0]), ("shared", "shared", "#999999"),
+                              ("unique_baseline", f"unique {baseline}", _PALETTE[2])):
+        vals = means[col].to_numpy()
+        ax.bar(range(len(rois)), vals, 0.6, bottom=np.where(vals >= 0, bottom, 0), color=color, label=label)
+        bottom = bottom + np.clip(vals, 0, None)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xticks(range(len(rois)), rois)
+    ax.set_ylabel("held-out R² (mean over subjects)")
+    ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
     path = _save(fig, out)
     plt.close(fig)

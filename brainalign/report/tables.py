@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..io import read_table
 
-__all__ = ["summary_table", "comparison_table", "to_markdown"]
+__all__ = ["summary_table", "comparison_table", "partition_table", "to_markdown"]
 
 
 def _fmt(mean: float, sem: float | None = None) -> str:
@@ -19,35 +19,51 @@ def _fmt(mean: float, sem: float | None = None) -> str:
     return f"{mean:.3f}" if sem is None or np.isnan(sem) else f"{mean:.3f} ± {sem:.3f}"
 
 
-def _sem(x: pd.Series) -> float:
-    return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+def _ci(low: float, high: float) -> str:
+    return "–" if np.isnan(low) else f"[{low:.3f}, {high:.3f}]"
 
 
 def summary_table(results_dir: str | os.PathLike) -> pd.DataFrame:
-    """Per ROI: the model's nested-best-layer score, each baseline's, and the ceiling (mean ± SEM).
+    """Per ROI: each model family's nested-best-layer score (mean, 95 % CI, FDR q) and the ceiling.
 
-    Returns a DataFrame of formatted strings, one row per ROI, columns
-    ``ROI``, ``ceiling``, one column per model family (``<family> r``) and the
-    model's normalized score.
+    Returns a DataFrame of formatted strings, one row per ROI.
     """
     results_dir = Path(results_dir)
-    nested = read_table(results_dir / "best_layer.csv", required=["model", "roi", "subject", "score"])
+    summary = read_table(results_dir / "best_layer_summary.csv",
+                         required=["model", "roi", "mean", "ci_low", "ci_high", "p_group_fdr", "modal_layer"])
     ceiling = read_table(results_dir / "ceiling_summary.csv", required=["roi", "ceiling", "sem"])
-    curve = read_table(results_dir / "layer_curve.csv", required=["model", "layer", "roi", "mean"])
-    rois = list(ceiling["roi"])
-    families = list(dict.fromkeys(curve["model"]))
+    curve = read_table(results_dir / "layer_curve.csv", required=["model", "layer"])
+    families = list(dict.fromkeys(summary["model"]))
     rows = []
-    for roi in rois:
+    for roi in ceiling["roi"]:
         c = ceiling.set_index("roi").loc[roi]
         row = {"ROI": roi, "ceiling": _fmt(c["ceiling"], c["sem"])}
         for fam in families:
-            vals = nested[(nested.model == fam) & (nested.roi == roi)]
-            row[f"{fam} r"] = _fmt(vals["score"].mean(), _sem(vals["score"]))
-            layers = vals["chosen_layer"].astype(str)
+            r = summary[(summary.model == fam) & (summary.roi == roi)]
+            if r.empty:
+                continue
+            r = r.iloc[0]
+            row[f"{fam} r [95% CI]"] = f"{r['mean']:.3f} {_ci(r['ci_low'], r['ci_high'])}"
+            row[f"{fam} q"] = "–" if np.isnan(r["p_group_fdr"]) else f"{r['p_group_fdr']:.2g}"
             if curve[curve.model == fam]["layer"].nunique() > 1:
-                row[f"{fam} layer"] = layers.mode().iloc[0]
+                row[f"{fam} layer"] = str(r["modal_layer"])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def partition_table(results_dir: str | os.PathLike) -> pd.DataFrame:
+    """Per ROI: mean over subjects of held-out R² and the unique/shared variance (empty if absent)."""
+    path = Path(results_dir) / "variance_partition.csv"
+    if not path.exists():
+        return pd.DataFrame()
+    table = read_table(path, required=["subject", "roi", "r2_joint", "unique_model", "unique_baseline", "shared"])
+    cols = ["r2_model", "r2_baseline", "r2_joint", "unique_model", "unique_baseline", "shared"]
+    per_subject = table.groupby(["roi", "subject"], sort=False)[cols].mean().reset_index()
+    out = per_subject.groupby("roi", sort=False)[cols].mean().reset_index()
+    model, baseline = table["model"].iloc[0], table["baseline"].iloc[0]
+    names = {"roi": "ROI", "r2_model": f"R² {model}", "r2_baseline": f"R² {baseline}", "r2_joint": "R² joint",
+             "unique_model": f"unique {model}", "unique_baseline": f"unique {baseline}", "shared": "shared"}
+    return out.rename(columns=names).round(4).astype({v: str for k, v in names.items() if k != "roi"})
 
 
 def comparison_table(results_dir: str | os.PathLike) -> pd.DataFrame:
@@ -57,9 +73,11 @@ def comparison_table(results_dir: str | os.PathLike) -> pd.DataFrame:
         return tests
     return pd.DataFrame({
         "ROI": tests["roi"], "comparison": tests["model"] + " − " + tests["baseline"],
-        "mean Δr": tests["mean_difference"].map(lambda v: f"{v:+.3f}"),
+        "mean Δr [95% CI]": [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+                             for d, lo, hi in zip(tests["mean_difference"], tests["ci_low"], tests["ci_high"])],
         "t": tests["t"].map(lambda v: f"{v:.2f}"),
         "p (t)": tests["p_ttest"].map(lambda v: f"{v:.2g}"),
+        "q (t, FDR)": tests["p_ttest_fdr"].map(lambda v: f"{v:.2g}"),
         "p (Wilcoxon)": tests["p_wilcoxon"].map(lambda v: f"{v:.2g}"),
         "subjects better": tests["n_model_better"].astype(str) + "/" + tests["n_subjects"].astype(str),
     })

@@ -15,7 +15,7 @@ import yaml
 
 from brainalign.config import feature_set_instances, validate_config
 from brainalign.io import write_text
-from brainalign.pipeline.stages import dataset_subjects
+from brainalign.pipeline.stages import dataset_subjects, partition_pair
 
 
 def _deep_merge(base, extra):
@@ -50,6 +50,7 @@ SUBJECTS = dataset_subjects(CFG)
 INSTANCES = feature_set_instances(CFG)
 THREADS = CFG["threads"]
 SIMULATED = CFG["dataset"]["kind"] == "simulated"
+PARTITION = partition_pair(CFG)  # (model, word-rate baseline) or None
 
 # Rewrite the resolved config only when it changed, so that editing a config
 # reruns what depends on it and nothing reruns otherwise.
@@ -83,3 +84,7 @@ def aggregate_dir(wildcards, output):
 
 def figures_dir(wildcards, output):
     return os.path.dirname(output.curves)
+
+
+def partition_table(wildcards):
+    return [f"{RESULTS}/variance_partition.csv"] if PARTITION else []

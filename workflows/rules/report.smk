@@ -6,9 +6,11 @@ rule report:
         scores=f"{RESULTS}/scores.csv",
         curve=f"{RESULTS}/layer_curve.csv",
         best=f"{RESULTS}/best_layer.csv",
+        best_summary=f"{RESULTS}/best_layer_summary.csv",
         tests=f"{RESULTS}/comparisons.csv",
         ceiling=f"{RESULTS}/ceiling_summary.csv",
         ceiling_subjects=f"{RESULTS}/ceiling.csv",
+        partition=partition_table,
     output:
         html=f"{RESULTS}/report.html",
         curves=report(

@@ -46,6 +46,7 @@ rule aggregate:
         scores=f"{RESULTS}/scores.csv",
         curve=f"{RESULTS}/layer_curve.csv",
         best=f"{RESULTS}/best_layer.csv",
+        best_summary=f"{RESULTS}/best_layer_summary.csv",
         tests=f"{RESULTS}/comparisons.csv",
         ceiling=f"{RESULTS}/ceiling_summary.csv",
     log:
@@ -57,3 +58,29 @@ rule aggregate:
     shell:
         "brainalign aggregate --config {input.cfg:q} --scores {input.scores:q} --ceiling {input.ceiling:q} "
         "--out-dir {params.out_dir:q} 2> {log:q}"
+
+
+if PARTITION:
+
+    rule partition:
+        conda:
+            "../../envs/brainalign.yaml"
+        input:
+            cfg=CONFIG_FILE,
+            best=f"{RESULTS}/best_layer.csv",
+            model=f"{RESULTS}/design/{PARTITION[0]}.h5",
+            baseline=f"{RESULTS}/design/{PARTITION[1]}.h5",
+            responses=expand(f"{RESULTS}/responses/{{subject}}.h5", subject=SUBJECTS),
+        output:
+            f"{RESULTS}/variance_partition.csv",
+        log:
+            f"{RESULTS}/logs/partition.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/partition.tsv"
+        threads: THREADS
+        params:
+            threads=THREADS,
+        shell:
+            "brainalign partition --config {input.cfg:q} --best-layer {input.best:q} "
+            "--model-design {input.model:q} --baseline-design {input.baseline:q} "
+            "--responses {input.responses:q} --threads {params.threads} --out {output:q} 2> {log:q}"
