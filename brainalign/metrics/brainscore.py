@@ -14,7 +14,8 @@ Schemes
     ``ShuffleSplit(n_splits=10, train_size=0.9, random_state=1)`` over
     stimuli; ordinary least squares with an intercept (scikit-learn's
     ``LinearRegression``: the minimum-norm solution when the features outnumber
-    the training stimuli).
+    the training stimuli; its singular-value cutoff changed in scikit-learn
+    1.9, see the ``rcond`` parameter).
 ``ridge_pearsonr``
     ``GroupKFold(n_splits=10, shuffle=True, random_state=1234)`` over the
     given groups (story for Pereira2018, story with 8 splits for Blank2014,
@@ -72,18 +73,20 @@ from numpy.typing import ArrayLike
 from brainalign._validation import BrainalignError, check_2d, check_option
 
 __all__ = [
+    "DEFAULT_RIDGE_ALPHAS",
+    "LSTSQ_RCOND_EPS",
+    "LSTSQ_RCOND_SKLEARN_1_9",
     "BrainScoreResult",
     "NormalizedScore",
-    "DEFAULT_RIDGE_ALPHAS",
-    "shuffle_split",
-    "group_kfold_shuffle",
-    "ridge_loo_shared_alpha",
-    "pearsonr_eps",
-    "linear_pearsonr",
-    "ridge_pearsonr",
     "cka_score",
-    "rdm_score",
+    "group_kfold_shuffle",
+    "linear_pearsonr",
     "normalize",
+    "pearsonr_eps",
+    "rdm_score",
+    "ridge_loo_shared_alpha",
+    "ridge_pearsonr",
+    "shuffle_split",
 ]
 
 #: Brain-Score's ridge grid, ``logspace(-3, 3, 7)``.
@@ -220,7 +223,7 @@ def _check_seed(value: Any) -> int:
     return int(value)
 
 
-def _split_sizes(n: int, train_size: float | int | None, test_size: float | int | None) -> tuple[int, int]:
+def _split_sizes(n: int, train_size: float | None, test_size: float | None) -> tuple[int, int]:
     """scikit-learn's ShuffleSplit size rule: ceil(test * n), floor(train * n)."""
 
     def kind(name: str, v: Any) -> str | None:
@@ -259,8 +262,8 @@ def shuffle_split(
     n_samples: int,
     n_splits: int = 10,
     *,
-    train_size: float | int | None = None,
-    test_size: float | int | None = None,
+    train_size: float | None = None,
+    test_size: float | None = None,
     random_state: int = 1,
 ) -> Splits:
     """Random train/test splits, index for index as scikit-learn's ``ShuffleSplit``.
@@ -403,17 +406,25 @@ def ridge_loo_shared_alpha(
     return coef, intercept, alpha, loo_mse
 
 
-def _ols_min_norm(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+#: Relative singular-value cutoff of scikit-learn >= 1.9's dense ``LinearRegression``
+#: (``tol=1e-6``, passed to ``scipy.linalg.lstsq`` as ``cond``).
+LSTSQ_RCOND_SKLEARN_1_9 = 1e-6
+#: The cutoff before scikit-learn 1.9 (``lstsq``'s default): float64 machine epsilon.
+LSTSQ_RCOND_EPS = float(np.finfo(np.float64).eps)
+
+
+def _ols_min_norm(
+    X: np.ndarray, Y: np.ndarray, rcond: float = LSTSQ_RCOND_SKLEARN_1_9
+) -> tuple[np.ndarray, np.ndarray]:
     """Least squares with intercept; the minimum-norm solution if rank deficient.
 
-    As scikit-learn's ``LinearRegression``: centre both, ``lstsq`` with the
-    relative cutoff ``max(n, p) * eps`` on singular values.
+    As scikit-learn's ``LinearRegression``: centre ``X`` and ``Y``, then
+    ``lstsq`` (LAPACK ``gelsd``) treating singular values below
+    ``rcond * s_max`` as zero.
     """
     x_mean = X.mean(axis=0)
     y_mean = Y.mean(axis=0)
-    Xc = X - x_mean
-    rcond = max(X.shape) * np.finfo(np.float64).eps
-    coef = np.linalg.lstsq(Xc, Y - y_mean, rcond=rcond)[0]
+    coef = np.linalg.lstsq(X - x_mean, Y - y_mean, rcond=rcond)[0]
     return coef, y_mean - x_mean @ coef
 
 
@@ -552,6 +563,7 @@ def linear_pearsonr(
     splits: int = 10,
     train_size: float = 0.9,
     random_state: int = 1,
+    rcond: float = LSTSQ_RCOND_SKLEARN_1_9,
     layers_mode: str = "per_layer",
     ceiling: float | None = None,
 ) -> BrainScoreResult:
@@ -573,6 +585,18 @@ def linear_pearsonr(
     splits : int, default=10
     train_size : float, default=0.9
     random_state : int, default=1
+    rcond : float, default=1e-6
+        Singular values of the centred training features below
+        ``rcond * s_max`` count as zero. Brain-Score calls scikit-learn's
+        ``LinearRegression()``, whose cutoff depends on the scikit-learn
+        version: ``1e-6`` from 1.9 on (``LinearRegression(tol=1e-6)``, what
+        ``pip install brainscore-language==2.3.0`` gets today), machine
+        epsilon (:data:`LSTSQ_RCOND_EPS`) before 1.9, so scores computed
+        with an older scikit-learn used that. The two differ when the features are ill-conditioned,
+        as language-model activations often are. With more units than
+        training stimuli the centred features have a null direction whose
+        singular value is itself near machine epsilon, so the epsilon cutoff
+        is then sensitive to rounding.
     layers_mode : {"per_layer", "joint"}, default="per_layer"
         How several layers are scored (module docstring).
     ceiling : float or None
@@ -583,11 +607,13 @@ def linear_pearsonr(
     BrainScoreResult
         ``split_scores`` (n_splits,), ``neuroid_scores`` (n_splits, n_neuroids).
     """
+    if not (isinstance(rcond, (int, float, np.floating)) and 0 <= rcond < 1):
+        raise BrainalignError(f"'rcond' must be a float in [0, 1), got {rcond!r}.")
 
     def score_one(X: np.ndarray, Y: np.ndarray) -> BrainScoreResult:
         sp = shuffle_split(X.shape[0], splits, train_size=train_size, random_state=random_state)
         return _regression_result(
-            "linear_pearsonr", X, Y, sp, lambda a, b: (*_ols_min_norm(a, b), None)
+            "linear_pearsonr", X, Y, sp, lambda a, b: (*_ols_min_norm(a, b, float(rcond)), None)
         )
 
     return _with_layers("linear_pearsonr", model_features, neural, layers_mode, ceiling, score_one)

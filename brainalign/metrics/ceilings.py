@@ -252,15 +252,15 @@ def analytic_isc(snr: ArrayLike, n_subjects: int) -> np.ndarray | float:
 # Brain-Score's ceilings: split-half consistency and subject-pool extrapolation
 # =========================================================================== #
 __all__ += [
-    "spearman_brown",
-    "SplitHalfResult",
-    "split_half_consistency",
-    "saturating_curve",
     "ExtrapolationResult",
+    "SplitHalfResult",
+    "cached_ceiling",
     "collect_subject_pool_scores",
     "extrapolate_ceiling",
+    "saturating_curve",
+    "spearman_brown",
+    "split_half_consistency",
     "subject_pool_extrapolation",
-    "cached_ceiling",
 ]
 
 
@@ -450,7 +450,7 @@ def extrapolate_ceiling(
 
     Parameters
     ----------
-    scores_by_n : mapping of int to array-like of shape (n_draws, n_neuroids) or (n_draws, n_splits, n_neuroids)
+    scores_by_n : mapping of int to array-like of shape (n_draws, [n_splits,] n_neuroids)
         Scores of each neuroid at pool size ``n`` (one row per subject subset,
         optionally one column per cross-validation split); NaN where the
         neuroid was not scored in that draw. A draw with a NaN in any split
@@ -493,7 +493,7 @@ def extrapolate_ceiling(
     lower, upper = [0.0, -np.inf], [1.0, np.inf]
     for j in range(n_neuroids):
         pools = []
-        for n, a in arrays.items():
+        for a in arrays.values():
             col = a[:, :, j]
             keep = ~np.isnan(col).any(axis=1)
             pools.append(col[keep].ravel())
@@ -813,7 +813,8 @@ def cached_ceiling(
     if hit:
         return value
 
-    from brainalign.io import atomic_path  # lazy: keeps pandas/h5py out of the metric core
+    # Imported here: brainalign.io pulls in pandas and h5py, kept out of the metric core.
+    from brainalign.io import atomic_path
 
     value = compute_fn()
     if isinstance(value, (np.integer, np.floating, np.bool_)):
@@ -849,8 +850,7 @@ def cached_ceiling(
             "a numpy array, or a dict of numbers, strings and arrays."
         )
     entries["__meta__"] = np.array(json.dumps(meta, sort_keys=True))
-    with atomic_path(npz_path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **entries)
+    with atomic_path(npz_path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **entries)
     hit, stored = _read_cached(json_path, npz_path, key)
     return stored if hit else value
