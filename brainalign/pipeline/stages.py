@@ -435,7 +435,10 @@ def run_partition(
                          "r2_joint": res["r2_joint"][k], "r2_model": res["r2_a"][k],
                          "r2_baseline": res["r2_b"][k], "unique_model": res["unique_a"][k],
                          "unique_baseline": res["unique_b"][k], "shared": res["shared"][k]})
-    table = pd.DataFrame(rows).sort_values(["subject", "unit"], kind="stable").reset_index(drop=True)
+    unit_order = {u: k for k, u in enumerate(usable[0].unit_names)}
+    table = pd.DataFrame(rows)
+    table = (table.assign(_k=table["unit"].map(unit_order)).sort_values(["subject", "_k"], kind="stable")
+             .drop(columns="_k").reset_index(drop=True))
     table.insert(0, "dataset", cfg["dataset"]["name"])
     table.insert(2, "model", family)
     table.insert(3, "baseline", pair[1])

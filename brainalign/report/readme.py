@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .._validation import InputFileError
 from ..io import read_table, write_text
-from .tables import comparison_table, summary_table, to_markdown
+from .tables import comparison_table, partition_table, summary_table, to_markdown
 
 __all__ = ["render_section", "update_readme"]
 
@@ -37,8 +37,10 @@ def render_section(results_dir: str | os.PathLike) -> str:
     """Markdown for one dataset: summary per ROI, layer curves, paired tests."""
     results_dir = Path(results_dir)
     parts = [
-        "Held-out Pearson r, mean ± SEM over subjects; the model's layer is chosen on the other "
-        "subjects (nested; `layer` = most frequent choice); ceiling = leave-one-subject-out ISC.",
+        "Held-out Pearson r, mean over subjects [95 % subject-level bootstrap CI]; q = one-sided "
+        "group t-test of r > 0, FDR-corrected across layers and ROIs; the model's layer is chosen "
+        "on the other subjects (nested; `layer` = most frequent choice); ceiling = "
+        "leave-one-subject-out ISC (mean ± SEM).",
         "",
         to_markdown(summary_table(results_dir)),
         "",
@@ -49,6 +51,10 @@ def render_section(results_dir: str | os.PathLike) -> str:
     tests = comparison_table(results_dir)
     if not tests.empty:
         parts += ["", "Paired comparisons over subjects (nested best layers):", "", to_markdown(tests)]
+    partition = partition_table(results_dir)
+    if not partition.empty:
+        parts += ["", "Variance partitioning (held-out R², mean over subjects; model at its nested best "
+                  "layer, banded ridge for the joint model):", "", to_markdown(partition)]
     return "\n".join(parts)
 
 

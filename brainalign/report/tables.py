@@ -63,7 +63,9 @@ def partition_table(results_dir: str | os.PathLike) -> pd.DataFrame:
     model, baseline = table["model"].iloc[0], table["baseline"].iloc[0]
     names = {"roi": "ROI", "r2_model": f"R² {model}", "r2_baseline": f"R² {baseline}", "r2_joint": "R² joint",
              "unique_model": f"unique {model}", "unique_baseline": f"unique {baseline}", "shared": "shared"}
-    return out.rename(columns=names).round(4).astype({v: str for k, v in names.items() if k != "roi"})
+    for col in cols:
+        out[col] = out[col].map(lambda v: f"{v:.4f}")
+    return out.rename(columns=names)
 
 
 def comparison_table(results_dir: str | os.PathLike) -> pd.DataFrame:
