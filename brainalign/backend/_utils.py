@@ -24,7 +24,7 @@ from types import ModuleType
 
 from brainalign._validation import BrainalignError, check_option
 
-__all__ = ["ALL_BACKENDS", "set_backend", "get_backend"]
+__all__ = ["ALL_BACKENDS", "get_backend", "set_backend"]
 
 #: Names accepted by :func:`set_backend`.
 ALL_BACKENDS = ["numpy", "torch", "torch_cuda"]
