@@ -71,6 +71,8 @@ import scipy.stats
 from numpy.typing import ArrayLike
 
 from brainalign._validation import BrainalignError, check_2d, check_option
+from brainalign.metrics.cka import linear_cka
+from brainalign.metrics.rsa import rsa_score
 
 __all__ = [
     "DEFAULT_RIDGE_ALPHAS",
@@ -685,36 +687,6 @@ def ridge_pearsonr(
     return _with_layers("ridge_pearsonr", model_features, neural, layers_mode, ceiling, score_one)
 
 
-def _linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
-    """Linear CKA with HSIC = sum(HKH * HLH), computed in the cheaper space."""
-    Xc = X - X.mean(axis=0)
-    Yc = Y - Y.mean(axis=0)
-    n, p = Xc.shape
-    q = Yc.shape[1]
-    if n * n * (p + q) <= n * (p * q + p * p + q * q):
-        K = Xc @ Xc.T  # = H (X X^T) H
-        L = Yc @ Yc.T
-        hsic_xy, hsic_xx, hsic_yy = np.sum(K * L), np.sum(K * K), np.sum(L * L)
-    else:
-        hsic_xy = np.sum((Xc.T @ Yc) ** 2)
-        hsic_xx = np.sum((Xc.T @ Xc) ** 2)
-        hsic_yy = np.sum((Yc.T @ Yc) ** 2)
-    return float(hsic_xy / (np.sqrt(hsic_xx) * np.sqrt(hsic_yy)))
-
-
-def _rdm_similarity(X: np.ndarray, Y: np.ndarray) -> float:
-    """Spearman r of the upper triangles of the 1 - Pearson RDMs of the rows."""
-    iu = np.triu_indices(X.shape[0], k=1)
-    with np.errstate(all="ignore"):
-        a = (1.0 - np.corrcoef(X))[iu]
-        b = (1.0 - np.corrcoef(Y))[iu]
-    if np.isnan(a).any() or np.isnan(b).any():
-        return float("nan")  # a constant stimulus row: its correlation is undefined
-    ra = scipy.stats.rankdata(a)
-    rb = scipy.stats.rankdata(b)
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
 def _test_only(
     metric: str,
     model_features: Any,
@@ -771,7 +743,7 @@ def cka_score(
     BrainScoreResult
         ``split_scores`` (n_splits,): the CKA of each 90 % test subset.
     """
-    return _test_only("cka", model_features, neural, _linear_cka, splits, test_size, random_state,
+    return _test_only("cka", model_features, neural, linear_cka, splits, test_size, random_state,
                       layers_mode, ceiling)
 
 
@@ -810,5 +782,5 @@ def rdm_score(
     BrainScoreResult
         ``split_scores`` (n_splits,): the RDM similarity of each test subset.
     """
-    return _test_only("rdm", model_features, neural, _rdm_similarity, splits, test_size, random_state,
+    return _test_only("rdm", model_features, neural, rsa_score, splits, test_size, random_state,
                       layers_mode, ceiling)
