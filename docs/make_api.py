@@ -43,6 +43,7 @@ MODULES = [
 ]
 
 OUT = Path(__file__).with_name("api.md")
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _entry(name: str, obj: object) -> str:
@@ -51,7 +52,8 @@ def _entry(name: str, obj: object) -> str:
     except (TypeError, ValueError):
         sig = ""
     kind = "class" if inspect.isclass(obj) else "function" if callable(obj) else "constant"
-    doc = inspect.getdoc(obj) if kind != "constant" else f"= {obj!r}"[:300]
+    # Constants are shown by value; machine-specific paths are made relative to the repository.
+    doc = inspect.getdoc(obj) if kind != "constant" else f"= {obj!r}".replace(str(REPO), "<repo>")[:300]
     return f"### `{name}{sig if kind != 'constant' else ''}`\n\n*{kind}*\n\n```text\n{doc or '(undocumented)'}\n```\n"
 
 
