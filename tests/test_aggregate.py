@@ -326,3 +326,18 @@ def test_best_layer_summary_ci_and_group_test(tmp_path):
         assert out.loc[roi, "ci_low"] == pytest.approx(ci["low"]) and out.loc[roi, "ci_high"] == pytest.approx(ci["high"])
         assert out.loc[roi, "p_group"] == pytest.approx(stats.ttest_1samp(v, 0, alternative="greater").pvalue)
     np.testing.assert_allclose(out["p_group_fdr"], fdr_correction(out["p_group"].to_numpy()))
+
+
+def test_run_aggregate_names_a_missing_score_column(tmp_path):
+    from brainalign._validation import InputFileError
+    from brainalign.config import validate_config
+
+    cfg = validate_config({"dataset": {"name": "x", "kind": "simulated"},
+                           "feature_sets": {"minilm": {"kind": "transformer"}}}, tmp_path / "c.yaml")
+    bad = tmp_path / "minilm.csv"
+    pd.DataFrame({"subject": ["s1"], "layer": ["0"], "roi": ["A"], "fold": ["mean"], "score": [0.1]}).to_csv(bad)
+    ceiling = tmp_path / "ceiling.csv"
+    pd.DataFrame({"subject": ["s1"], "roi": ["A"], "ceiling": [0.3]}).to_csv(ceiling, index=False)
+    with pytest.raises(InputFileError, match=r"minilm\.csv.*missing column.*'dataset'"):
+        run_aggregate(cfg, [bad], ceiling, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

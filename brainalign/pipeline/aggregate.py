@@ -196,8 +196,8 @@ def run_aggregate(
 ) -> dict[str, Path]:
     """Write ``scores.csv``, ``layer_curve.csv``, ``best_layer.csv``, ``comparisons.csv`` and ``ceiling.csv`` summaries."""
     out_dir = Path(out_dir)
-    scores = pd.concat([read_table(p, required=["subject", "layer", "roi", "fold", "score"])
-                        for p in score_paths], ignore_index=True)
+    required = [c for c in SCORE_COLUMNS if c not in ("ceiling", "normalized_score")] + ["seed", "feature_set"]
+    scores = pd.concat([read_table(p, required=required) for p in score_paths], ignore_index=True)
     scores["layer"] = scores["layer"].astype(str)
     ceiling = ceiling_per_subject(read_table(ceiling_path, required=["subject", "roi", "ceiling"]))
     roi_ceiling = ceiling.groupby("roi")["ceiling"].mean()
