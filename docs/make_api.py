@@ -22,6 +22,7 @@ MODULES = [
     "brainalign.datasets.alice",
     "brainalign.datasets.simulated",
     "brainalign.preprocess.fmri",
+    "brainalign.preprocess.nifti",
     "brainalign.models.hf",
     "brainalign.features.words",
     "brainalign.features.baselines",
