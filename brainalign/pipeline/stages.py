@@ -191,17 +191,16 @@ def run_responses(
     written with ``excluded`` set to the reason, which is also logged, and no
     cleaning; later stages skip it.
     """
+    from ..datasets.alice import check_usable
     from ..preprocess.fmri import clean_signals
 
     ds = cfg["dataset"]
     if ds["kind"] == "alice":
-        from ..datasets.alice import alice_input_files, check_usable, load_alice_responses
+        from ..datasets.alice import alice_input_files, load_alice_responses
 
         resp = load_alice_responses(ds["data_dir"], subject, ds["roi_size"])
         inputs = alice_input_files(ds["data_dir"], subject, ds["roi_size"])
     else:
-        from ..datasets.alice import check_usable
-
         if raw is None:
             raise BrainalignError("simulated responses need the raw file (--raw).")
         resp = read_responses(raw)

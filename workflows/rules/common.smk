@@ -8,6 +8,7 @@
 
 import copy
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def raw_responses(wildcards):
 
 
 def raw_argument(wildcards, input):
-    return f"--raw '{input.raw[0]}'" if SIMULATED else ""
+    return f"--raw {shlex.quote(input.raw[0])}" if SIMULATED else ""
 
 
 def scores_dir(wildcards, input):
