@@ -54,10 +54,30 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
     run_simulate(_config(args), args.events, args.features, args.out)
 
 
-def _cmd_responses(args: argparse.Namespace) -> None:
-    from .pipeline.stages import run_responses
+def _cmd_simulate_bids(args: argparse.Namespace) -> None:
+    from .pipeline.volumes import run_simulate_bids
 
-    run_responses(_config(args), args.subject, args.out, args.raw)
+    run_simulate_bids(_config(args), args.events, args.features, args.out)
+
+
+def _cmd_mask(args: argparse.Namespace) -> None:
+    from .pipeline.volumes import run_mask
+
+    run_mask(_config(args), args.out)
+
+
+def _cmd_responses(args: argparse.Namespace) -> None:
+    from .pipeline.stages import is_volume_dataset, run_responses
+
+    cfg = _config(args)
+    if is_volume_dataset(cfg):
+        from .pipeline.volumes import run_volume_responses
+
+        if args.mask is None:
+            raise BrainalignError("volume datasets need the analysis mask (--mask).")
+        run_volume_responses(cfg, args.subject, args.mask, args.out)
+    else:
+        run_responses(cfg, args.subject, args.out, args.raw)
 
 
 def _cmd_design(args: argparse.Namespace) -> None:
@@ -69,13 +89,29 @@ def _cmd_design(args: argparse.Namespace) -> None:
 def _cmd_score(args: argparse.Namespace) -> None:
     from .pipeline.stages import run_score
 
-    run_score(_config(args), args.design, args.responses, args.out, args.threads)
+    if args.out_units is not None:
+        from .pipeline.volumes import run_volume_score
+
+        run_volume_score(_config(args), args.design, args.responses, args.out, args.out_units, args.threads)
+    else:
+        run_score(_config(args), args.design, args.responses, args.out, args.threads)
 
 
 def _cmd_ceiling(args: argparse.Namespace) -> None:
     from .pipeline.stages import run_ceiling
 
-    run_ceiling(_config(args), args.responses, args.out)
+    if args.out_units is not None:
+        from .pipeline.volumes import run_volume_ceiling
+
+        run_volume_ceiling(_config(args), args.responses, args.out, args.out_units)
+    else:
+        run_ceiling(_config(args), args.responses, args.out)
+
+
+def _cmd_maps(args: argparse.Namespace) -> None:
+    from .pipeline.volumes import run_maps
+
+    run_maps(_config(args), args.scores, args.ceiling, args.out_dir)
 
 
 def _cmd_partition(args: argparse.Namespace) -> None:
@@ -132,10 +168,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--events", required=True, type=Path)
     p.add_argument("--features", required=True, type=Path)
     p.add_argument("--out", required=True, nargs="+", type=Path, help="one file per subject")
+    p = add("simulate-bids", _cmd_simulate_bids, "write the simulated BIDS + fMRIPrep dataset (a folder)")
+    p.add_argument("--events", required=True, type=Path)
+    p.add_argument("--features", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p = add("mask", _cmd_mask, "the analysis mask of a BIDS dataset (NIfTI)")
+    p.add_argument("--out", required=True, type=Path)
     p = add("responses", _cmd_responses, "load, check and clean one subject's responses (HDF5)")
     p.add_argument("--subject", required=True)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--raw", type=Path, default=None, help="raw responses (simulated datasets)")
+    p.add_argument("--mask", type=Path, default=None, help="analysis mask (BIDS datasets)")
     p = add("design", _cmd_design, "convolve word features onto the volume grid (HDF5)")
     p.add_argument("--events", required=True, type=Path)
     p.add_argument("--features", required=True, type=Path)
@@ -144,10 +187,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--design", required=True, type=Path)
     p.add_argument("--responses", required=True, nargs="+", type=Path)
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out-units", type=Path, default=None,
+                   help="per-unit scores (HDF5; volume datasets): the CSV then holds ROI means")
     p.add_argument("--threads", type=int, default=1)
     p = add("ceiling", _cmd_ceiling, "leave-one-subject-out ISC ceiling (CSV)")
     p.add_argument("--responses", required=True, nargs="+", type=Path)
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out-units", type=Path, default=None, help="per-unit ceilings (HDF5; volume datasets)")
+    p = add("maps", _cmd_maps, "NIfTI maps of r, normalized r and FDR significance (volume datasets)")
+    p.add_argument("--scores", required=True, type=Path, help="per-unit scores (HDF5)")
+    p.add_argument("--ceiling", required=True, type=Path, help="per-unit ceilings (HDF5)")
+    p.add_argument("--out-dir", required=True, type=Path)
     p = add("aggregate", _cmd_aggregate, "tidy score table, layer curves, nested best layer, paired tests")
     p.add_argument("--scores", required=True, nargs="+", type=Path)
     p.add_argument("--ceiling", required=True, type=Path)

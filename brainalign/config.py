@@ -100,9 +100,20 @@ def validate_config(config: dict[str, Any], path: str | os.PathLike | None = Non
         raise ConfigError(path, field, message)
     cfg = _fill_defaults(copy.deepcopy(config), _schema())
     base = Path(path).resolve().parent if path is not None else Path.cwd()
-    data_dir = cfg["dataset"].get("data_dir")
-    if data_dir is not None:
-        cfg["dataset"]["data_dir"] = str((base / os.path.expanduser(data_dir)).resolve())
+    ds = cfg["dataset"]
+    for key in ("data_dir", "bids_dir", "fmriprep_dir", "atlas"):
+        if ds.get(key) is not None:
+            ds[key] = str((base / os.path.expanduser(ds[key])).resolve())
+    if ds.get("mask") not in (None, "brain"):
+        ds["mask"] = str((base / os.path.expanduser(ds["mask"])).resolve())
+    if ds["kind"] == "simulated_bids":
+        from .datasets.simulated_bids import SPACE, TASK
+
+        # The generated dataset lives in the results folder (relative to the
+        # workflow's working directory, where the `results/` tree is).
+        if ds.get("bids_dir") is None:
+            ds["bids_dir"] = str((Path.cwd() / "results" / ds["name"] / "bids").resolve())
+        ds.update(task=TASK, space=SPACE, res=str(cfg["simulation"]["bids"]["voxel_size"]))
     for name, spec in cfg["feature_sets"].items():
         if spec.get("model_path"):
             spec["model_path"] = str((base / os.path.expanduser(spec["model_path"])).resolve())
@@ -115,7 +126,21 @@ def _check_consistency(cfg: dict[str, Any], path: str | os.PathLike | None) -> N
     kind = cfg["dataset"]["kind"]
     if kind == "alice" and not cfg["dataset"].get("data_dir"):
         raise ConfigError(path, "dataset.data_dir", "is required for dataset.kind 'alice'.")
-    if kind == "simulated":
+    if kind == "bids":
+        for key in ("bids_dir", "task"):
+            if not cfg["dataset"].get(key):
+                raise ConfigError(path, f"dataset.{key}", "is required for dataset.kind 'bids'.")
+    if kind == "simulated_bids" and not cfg["dataset"].get("atlas"):
+        raise ConfigError(path, "dataset.atlas", "is required for dataset.kind 'simulated_bids' (the "
+                                                 "parcels in which signal is planted).")
+    if kind in ("bids", "simulated_bids"):
+        if cfg["dataset"]["units"] == "parcels" and not cfg["dataset"].get("atlas"):
+            raise ConfigError(path, "dataset.atlas", "is required with dataset.units 'parcels'.")
+        if cfg["dataset"].get("atlas") and not Path(cfg["dataset"]["atlas"]).exists():
+            raise ConfigError(path, "dataset.atlas", f"the file {cfg['dataset']['atlas']} does not exist.")
+    elif cfg["preprocessing"]["confounds"] == "fmriprep":
+        raise ConfigError(path, "preprocessing.confounds", "'fmriprep' needs dataset.kind 'bids' or 'simulated_bids'.")
+    if kind in ("simulated", "simulated_bids"):
         planted = cfg["simulation"]["planted_feature_set"]
         if planted not in sets:
             raise ConfigError(path, "simulation.planted_feature_set",

@@ -218,6 +218,11 @@ class Responses:
         Nuisance regressors (e.g. motion parameters) on the same samples.
     confound_names : list of str
         Names of the confound columns.
+    affine : ndarray of shape (4, 4) or None
+        For units taken from a volume: the voxel-to-mm affine of its grid.
+    unit_index : ndarray of int32, 3-D, or None
+        For units taken from a volume: the unit each voxel belongs to (-1 for
+        none); maps per-unit values back into the volume (voxels or parcels).
     excluded : str
         Empty for a usable subject; otherwise why the subject is excluded from
         scoring (e.g. ``"all values are zero"``). Excluded subjects are kept as
@@ -236,6 +241,8 @@ class Responses:
     confounds: np.ndarray | None = None
     confound_names: list[str] = field(default_factory=list)
     excluded: str = ""
+    affine: np.ndarray | None = None
+    unit_index: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.data = np.asarray(self.data, dtype=np.float32)
@@ -274,6 +281,10 @@ def write_responses(path: str | os.PathLike, responses: Responses, prov: Mapping
             f.create_dataset("unit_coords", data=responses.unit_coords, track_times=False)
         if responses.confounds is not None:
             f.create_dataset("confounds", data=responses.confounds, track_times=False)
+        if responses.unit_index is not None:
+            f.create_dataset("grid_affine", data=np.asarray(responses.affine, np.float64), track_times=False)
+            f.create_dataset("grid_unit_index", data=np.asarray(responses.unit_index, np.int32),
+                             compression="gzip", compression_opts=4, track_times=False)
         f.attrs["contract"] = "responses/1"
         f.attrs["subject"] = responses.subject
         f.attrs["modality"] = responses.modality
@@ -317,6 +328,8 @@ def read_responses(path: str | os.PathLike) -> Responses:
                 confounds=f["confounds"][()] if "confounds" in f else None,
                 confound_names=json.loads(f.attrs["confound_names"]),
                 excluded=str(f.attrs.get("excluded", "")),
+                affine=f["grid_affine"][()] if "grid_affine" in f else None,
+                unit_index=f["grid_unit_index"][()] if "grid_unit_index" in f else None,
             )
         except KeyError as err:
             raise InputFileError(path, f"missing dataset or attribute {err}.") from err

@@ -21,7 +21,10 @@ MODULES = [
     "brainalign.stimuli.textgrid",
     "brainalign.datasets.alice",
     "brainalign.datasets.simulated",
+    "brainalign.datasets.bids",
+    "brainalign.datasets.simulated_bids",
     "brainalign.preprocess.fmri",
+    "brainalign.preprocess.confounds",
     "brainalign.preprocess.nifti",
     "brainalign.models.hf",
     "brainalign.features.words",
@@ -40,7 +43,9 @@ MODULES = [
     "brainalign.metrics.identification",
     "brainalign.metrics.stats",
     "brainalign.pipeline.stages",
+    "brainalign.pipeline.volumes",
     "brainalign.pipeline.aggregate",
+    "brainalign.report.brain",
 ]
 
 OUT = Path(__file__).with_name("api.md")

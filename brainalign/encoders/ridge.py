@@ -475,6 +475,7 @@ def cross_validated_pearson(
     alphas: ArrayLike = DEFAULT_ALPHAS,
     alpha_per_target: bool = True,
     pooled: bool = False,
+    groups: ArrayLike | None = None,
 ) -> dict[str, np.ndarray]:
     """Nested cross-validated Pearson r of a ridge encoding model.
 
@@ -506,6 +507,11 @@ def cross_validated_pearson(
         If False, ``score`` is the mean over outer folds of the within-fold r.
         If True, it is the r of all held-out predictions concatenated (which
         also rewards getting each block's mean level right).
+    groups : array-like of shape (n_samples,), optional
+        Run labels. When given, the outer loop is leave-one-run-out (an int
+        ``outer_cv`` is then ignored; a splitter receives ``groups``) and the
+        inner loop is leave-one-run-out over the training runs when at least
+        two remain, contiguous K-fold within the single training run otherwise.
 
     Returns
     -------
@@ -529,7 +535,13 @@ def cross_validated_pearson(
     pooled = _check_bool("pooled", pooled)
     _check_bool("alpha_per_target", alpha_per_target)
 
-    folds = _materialize_folds(outer, Xf, Yf, None, "outer_cv")
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != (Xf.shape[0],):
+            raise BrainalignError(
+                f"'groups' must have one run label per sample ({Xf.shape[0]}), got shape {groups.shape}."
+            )
+    folds = _materialize_folds(outer, Xf, Yf, groups, "outer_cv")
     n, n_targets = Yf.shape
     predictions = np.full((n, n_targets), np.nan)
     tested = np.zeros(n, dtype=bool)
@@ -544,7 +556,11 @@ def cross_validated_pearson(
         tested[test] = True
         encoder = RidgeCVEncoder(
             alphas=alphas_arr, cv=inner_cv, gap=gap, alpha_per_target=alpha_per_target
-        ).fit(Xf[train], Yf[train])
+        )
+        inner_groups = None
+        if groups is not None and np.unique(groups[train]).size >= 2:
+            inner_groups = groups[train]
+        encoder.fit(Xf[train], Yf[train], groups=inner_groups)
         pred = encoder.predict(Xf[test])
         predictions[test] = pred
         fold_scores[k] = pearsonr_columns(Yf[test], pred)

@@ -27,8 +27,8 @@ from ..io import (
     provenance,
     read_features,
     read_responses,
-    write_features,
     read_table,
+    write_features,
     write_responses,
     write_table,
 )
@@ -43,6 +43,10 @@ __all__ = [
     "run_responses",
     "run_design",
     "run_score",
+    "cv_groups",
+    "cv_label",
+    "convolve_runs",
+    "is_volume_dataset",
     "run_ceiling",
     "partition_pair",
     "run_partition",
@@ -61,11 +65,20 @@ def _set_threads(n_threads: int) -> None:
 
 
 # --------------------------------------------------------------------------- dataset facts
+def is_volume_dataset(cfg: dict[str, Any]) -> bool:
+    """True for datasets read from NIfTI images (BIDS + fMRIPrep, real or simulated)."""
+    return cfg["dataset"]["kind"] in ("bids", "simulated_bids")
+
+
 def dataset_subjects(cfg: dict[str, Any]) -> list[str]:
     """The subjects a config analyses (excluded ones are still listed, and flagged later)."""
     ds = cfg["dataset"]
-    if ds["kind"] == "simulated":
+    if ds["kind"] in ("simulated", "simulated_bids"):
         available = [f"sub-{k + 1:02d}" for k in range(cfg["simulation"]["n_subjects"])]
+    elif ds["kind"] == "bids":
+        from ..datasets.bids import list_bids_subjects
+
+        available = list_bids_subjects(ds)
     else:
         from ..datasets.alice import list_alice_subjects
 
@@ -78,34 +91,77 @@ def dataset_subjects(cfg: dict[str, Any]) -> list[str]:
     return list(ds["subjects"])
 
 
-def dataset_timing(cfg: dict[str, Any], events: pd.DataFrame) -> tuple[float, np.ndarray]:
-    """Repetition time (s) and the frame times (s) of the dataset's single run."""
-    if cfg["dataset"]["kind"] == "alice":
+def dataset_timing(cfg: dict[str, Any], events: pd.DataFrame | None = None) -> tuple[float, dict[int, np.ndarray]]:
+    """Repetition time (s) and, per run label, the frame times (s) on the events' clock.
+
+    Onsets in the events table are relative to their run's first volume for
+    multi-run datasets, so each run's frame times start at 0.
+    """
+    kind = cfg["dataset"]["kind"]
+    if kind == "alice":
         from ..datasets.alice import ALICE_FIRST_VOLUME_ONSET, ALICE_N_VOLUMES, ALICE_TR
 
-        return ALICE_TR, frame_times_for_run(ALICE_N_VOLUMES, ALICE_TR, ALICE_FIRST_VOLUME_ONSET)
+        return ALICE_TR, {1: frame_times_for_run(ALICE_N_VOLUMES, ALICE_TR, ALICE_FIRST_VOLUME_ONSET)}
+    if kind == "bids":
+        from ..datasets.bids import find_bids_runs, run_geometry
+
+        runs = find_bids_runs(cfg["dataset"], dataset_subjects(cfg)[0])
+        tr, n_volumes = run_geometry(runs)
+        return tr, {run.label: frame_times_for_run(n, tr, 0.0) for run, n in zip(runs, n_volumes)}
     from ..datasets.simulated import n_volumes_for
 
+    if events is None:
+        raise BrainalignError("the timing of a simulated dataset needs its events table.")
     tr = float(cfg["simulation"]["tr"])
-    return tr, frame_times_for_run(n_volumes_for(events, tr), tr, 0.0)
+    return tr, {int(r): frame_times_for_run(n_volumes_for(events[events["run"] == r], tr), tr, 0.0)
+                for r in sorted(events["run"].unique())}
 
 
 # --------------------------------------------------------------------------- stimuli
 def run_stimuli(cfg: dict[str, Any], out: str | os.PathLike) -> Path:
     """Write the dataset's word events table (TSV)."""
     ds = cfg["dataset"]
+    sim = cfg["simulation"]
     if ds["kind"] == "alice":
         from ..datasets.alice import ALICE_TEXTGRID, load_alice_events
 
         events = load_alice_events(ds["data_dir"])
         inputs = [Path(ds["data_dir"]) / ALICE_TEXTGRID]
+    elif ds["kind"] == "bids":
+        events, inputs = _bids_events(cfg)
+    elif ds["kind"] == "simulated_bids":
+        from ..datasets.simulated_bids import split_story
+
+        events = split_story(sim["n_words"], sim["bids"]["n_runs"], sim["seed"])
+        inputs = []
     else:
         from ..datasets.simulated import generate_story
 
-        sim = cfg["simulation"]
         events = generate_story(sim["n_words"], sim["seed"])
         inputs = []
     return write_events(out, events, provenance(cfg, inputs, stage="stimuli"))
+
+
+def _bids_events(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[Path]]:
+    """Words of every run of the first subject (the design is shared by all subjects)."""
+    from ..datasets.bids import (
+        _events_path,
+        find_bids_runs,
+        read_run_words,
+        run_geometry,
+    )
+
+    ds = cfg["dataset"]
+    runs = find_bids_runs(ds, dataset_subjects(cfg)[0])
+    tr, n_volumes = run_geometry(runs)
+    parts = []
+    for run, n in zip(runs, n_volumes):
+        words = read_run_words(ds, run, n, tr)
+        words["run"] = run.label
+        words["stimulus_id"] = _events_path(ds, run).name
+        parts.append(words)
+    events = pd.concat(parts, ignore_index=True)
+    return events, sorted({_events_path(ds, run) for run in runs})
 
 
 # --------------------------------------------------------------------------- features
@@ -132,7 +188,7 @@ def run_features(
         _set_threads(threads)
         layers = None if spec["layers"] == "all" else spec["layers"]
         arrays = extract_word_features(
-            loaded.model, loaded.tokenizer, words, events["run"].to_numpy(),
+            loaded.model, loaded.tokenizer, words, _context_groups(events),
             context_words=spec["context_words"], max_length=loaded.identity["max_length"],
             layers=layers, batch_size=spec["batch_size"], progress=progress,
         )
@@ -146,6 +202,17 @@ def run_features(
         arrays = {"0": word_rate_features(len(words))}
     feats = Features(arrays, instance, settings, times=events["onset"].to_numpy())
     return write_features(out, feats, provenance(cfg, [events_path], stage="features", instance=instance))
+
+
+def _context_groups(events: pd.DataFrame) -> np.ndarray:
+    """Labels whose changes end a context window: the story when known, else the run.
+
+    A story split across runs (``story`` column) keeps its context across the
+    run boundary; separate stories never share context.
+    """
+    if "story" in events.columns:
+        return pd.factorize(events["story"].astype(str))[0]
+    return events["run"].to_numpy()
 
 
 def _transformer_dim(cfg: dict[str, Any]) -> int:
@@ -170,7 +237,7 @@ def run_simulate(
     events = read_events(events_path)
     tr, frame_times = dataset_timing(cfg, events)
     feats = read_features(features_path, [sim["planted_layer"]])
-    design = _convolve(cfg, events, feats.layers[sim["planted_layer"]], frame_times)
+    design = convolve_runs(cfg, events, feats.layers[sim["planted_layer"]], frame_times)
     subjects = simulate_responses(
         design, sim["rois"], sim["n_subjects"], tr, sim["seed"],
         drift_amplitude=sim["drift_amplitude"], noise_ar1=sim["noise_ar1"],
@@ -226,6 +293,27 @@ def _convolve(cfg: dict[str, Any], events: pd.DataFrame, amplitudes: np.ndarray,
     return hrf_convolve(onsets, durations, amplitudes, frame_times, design["hrf_model"])
 
 
+def convolve_runs(
+    cfg: dict[str, Any], events: pd.DataFrame, amplitudes: np.ndarray, frame_times: dict[int, np.ndarray],
+) -> np.ndarray:
+    """Each run's words on that run's volumes, runs stacked in label order.
+
+    Returns
+    -------
+    design : ndarray of shape (sum of the runs' volumes, n_features)
+    """
+    runs = events["run"].to_numpy()
+    unknown = sorted(set(np.unique(runs).tolist()) - set(frame_times))
+    if unknown:
+        raise BrainalignError(f"events of run(s) {unknown} have no volumes (runs: {sorted(frame_times)}).")
+    amplitudes = np.asarray(amplitudes)
+    blocks = []
+    for label in sorted(frame_times):
+        sel = runs == label
+        blocks.append(_convolve(cfg, events[sel], amplitudes[sel], frame_times[label]))
+    return np.concatenate(blocks, axis=0)
+
+
 def run_design(
     cfg: dict[str, Any], events_path: str | os.PathLike, features_path: str | os.PathLike,
     out: str | os.PathLike,
@@ -242,10 +330,10 @@ def run_design(
             raise InputFileError(features_path, f"dataset 'layers/{name}' has {len(arr)} rows but the "
                                  f"events table {Path(events_path).name} has {len(events)} words.")
     _, frame_times = dataset_timing(cfg, events)
-    layers = {name: _convolve(cfg, events, arr, frame_times).astype(np.float32)
+    layers = {name: convolve_runs(cfg, events, arr, frame_times).astype(np.float32)
               for name, arr in feats.layers.items()}
     settings = {**feats.settings, "design": cfg["design"]}
-    design = Features(layers, feats.model, settings, times=frame_times)
+    design = Features(layers, feats.model, settings, times=np.concatenate(list(frame_times.values())))
     return write_features(out, design, provenance(cfg, [events_path, features_path], stage="design"), kind="design")
 
 
@@ -280,10 +368,26 @@ def _shift_pvalues(y: np.ndarray, predictions: np.ndarray, stats_cfg: dict[str, 
                                min_shift=min_shift, random_state=np.random.default_rng(seed)).pvalues
 
 
-def cv_label(cfg: dict[str, Any]) -> str:
+def cv_groups(cfg: dict[str, Any], runs: np.ndarray) -> np.ndarray | None:
+    """Run labels for leave-one-run-out CV, or None for contiguous K-fold (``encoder.cv``)."""
+    choice = cfg["encoder"]["cv"]
+    n_runs = np.unique(runs).size
+    if choice == "leave_one_run_out":
+        if n_runs < 2:
+            raise ConfigError(None, "encoder.cv", "'leave_one_run_out' needs at least 2 runs; the data have 1.")
+        return np.asarray(runs)
+    if choice == "auto" and n_runs > 1:
+        return np.asarray(runs)
+    return None
+
+
+def cv_label(cfg: dict[str, Any], runs: np.ndarray | None = None) -> str:
     """A short name of the cross-validation scheme, stored in the scores table."""
     enc = cfg["encoder"]
-    return f"contiguous{enc['outer_folds']}_gap{enc['gap']}" + ("_pooled" if enc["pooled"] else "")
+    pooled = "_pooled" if enc["pooled"] else ""
+    if runs is not None and cv_groups(cfg, runs) is not None:
+        return f"leave_one_run_out_gap{enc['gap']}{pooled}"
+    return f"contiguous{enc['outer_folds']}_gap{enc['gap']}{pooled}"
 
 
 def run_score(
@@ -327,7 +431,7 @@ def run_score(
             res = cross_validated_pearson(
                 x, y, outer_cv=enc["outer_folds"], gap=enc["gap"], inner_cv=enc["inner_folds"],
                 alphas=np.asarray(enc["alphas"]), alpha_per_target=enc["alpha_per_target"],
-                pooled=enc["pooled"],
+                pooled=enc["pooled"], groups=cv_groups(cfg, ref.runs),
             )
             pvalues = _shift_pvalues(y, res["predictions"], cfg["statistics"], layer)
             col = 0
@@ -347,7 +451,7 @@ def run_score(
     table.insert(3, "seed", -1 if spec["seed"] is None else spec["seed"])
     table.insert(4, "feature_set", design.model)
     table.insert(7, "metric", "pearson_r")
-    table.insert(8, "cv", cv_label(cfg))
+    table.insert(8, "cv", cv_label(cfg, usable[0].runs))
     prov = provenance(cfg, [design_path, *responses_paths], stage="score", feature_set=design.model)
     return write_table(out, table, prov)
 

@@ -73,6 +73,28 @@ class VolumeGrid:
             return len(self.label_ids)
         return int(self.mask.sum())
 
+    @property
+    def unit_index(self) -> np.ndarray:
+        """int32 volume of shape ``shape``: the unit of each voxel, -1 outside every unit."""
+        index = np.full(self.shape, -1, dtype=np.int32)
+        if self.label_ids is not None:
+            for k, lab_id in enumerate(self.label_ids):
+                index[self.labels == lab_id] = k
+        else:
+            index[self.mask] = np.arange(int(self.mask.sum()), dtype=np.int32)
+        return index
+
+    @classmethod
+    def from_unit_index(cls, affine: np.ndarray, unit_index: np.ndarray) -> "VolumeGrid":
+        """The grid stored with volume responses (``Responses.affine``, ``Responses.unit_index``)."""
+        index = np.asarray(unit_index, dtype=np.int64)
+        mask = index >= 0
+        n_units = int(index.max()) + 1 if mask.any() else 0
+        if mask.sum() == n_units and np.array_equal(index[mask], np.arange(n_units)):
+            return cls(affine=np.asarray(affine, np.float64), shape=tuple(index.shape), mask=mask)
+        return cls(affine=np.asarray(affine, np.float64), shape=tuple(index.shape), mask=mask,
+                   labels=np.where(mask, index + 1, 0), label_ids=np.arange(1, n_units + 1))
+
 
 # --------------------------------------------------------------------------- helpers
 def _load_img(img: Any, what: str):
@@ -293,10 +315,11 @@ def _extract_labels(img, path, name, data4, labels, tr):
             f"{tuple(limg.shape)}."
         )
     larr = np.asanyarray(limg.dataobj)
-    if not np.isfinite(larr).all() or not np.array_equal(larr, np.round(larr)):
+    # Analyze/NIfTI scaling (scl_slope) can turn label 3 into 3.00009: allow 1e-3.
+    if not np.isfinite(larr).all() or np.abs(larr - np.rint(larr)).max(initial=0) > 1e-3:
         raise InputFileError(lpath, f"{lname} data must be integer labels (found NaN or "
                                     "non-integer values).")
-    limg = nib.Nifti1Image(larr.astype(np.int32), limg.affine)
+    limg = nib.Nifti1Image(np.rint(larr).astype(np.int32), limg.affine)
     if not _same_grid(limg, img):
         logger.info(
             "%s: resampling the label image from shape %s to the BOLD grid %s "

@@ -50,10 +50,51 @@ def _dataset_credit(cfg: dict[str, Any]) -> str:
         return (f"<p><b>Data:</b> {html.escape(authors)}. {fields}. doi:{html.escape(str(c.get('doi', '')))}. "
                 f"Licence: {html.escape(str(c.get('licence', '')))}. {html.escape(str(c.get('source', '')))}</p>")
     sim = cfg["simulation"]
+    ds = cfg["dataset"]
+    if ds["kind"] == "bids":
+        return (f"<p><b>Data:</b> BIDS dataset <code>{html.escape(ds['bids_dir'])}</code>, task "
+                f"{html.escape(ds['task'])}, fMRIPrep space {html.escape(ds['space'])} (cite the dataset's "
+                "authors as its dataset_description.json asks).</p>")
+    if ds["kind"] == "simulated_bids":
+        return ("<p><b>Data:</b> simulated BIDS + fMRIPrep dataset (docs/bids.md): layer "
+                f"{html.escape(sim['planted_layer'])} of {html.escape(sim['planted_feature_set'])} planted in "
+                f"atlas parcels {html.escape(json.dumps(sim['bids']['planted_parcels']))} (label: SNR) on the MNI152 "
+                f"{sim['bids']['voxel_size']} mm grid, {sim['bids']['n_runs']} runs, motion artefact "
+                f"×{sim['bids']['motion_amplitude']}, seed {sim['seed']}. Atlas: "
+                f"<code>{html.escape(str(ds['atlas']))}</code>.</p>")
     return ("<p><b>Data:</b> simulated by brainalign (docs/simulated.md): layer "
             f"{html.escape(sim['planted_layer'])} of {html.escape(sim['planted_feature_set'])} planted "
             f"through one shared linear map, SPM-HRF convolved, AR(1) noise at SNR "
             f"{html.escape(json.dumps(sim['rois']))}, drift ×{sim['drift_amplitude']}, seed {sim['seed']}.</p>")
+
+
+def _brain_section(cfg: dict[str, Any], results_dir: Path) -> str:
+    """Glass brains per layer and template slices of every feature set's maps (volume datasets)."""
+    import tempfile
+
+    from .brain import best_map_layer, plot_glass_layers, plot_slices
+
+    maps = sorted((results_dir / "maps").glob("*/maps.json"))
+    if not maps:
+        return ""
+    alpha = cfg["maps"]["fdr_alpha"]
+    parts = ["<h2>Brain maps</h2>",
+             f"<p>Group mean of the subjects' held-out r, shown where a one-sided t-test of Fisher-z r &gt; 0 "
+             f"across subjects survives Benjamini–Hochberg at q &lt; {alpha} over voxels. NIfTI maps of r, "
+             f"normalized r and −log10 q per subject and for the group are in <code>maps/&lt;feature set&gt;/"
+             f"</code> (volume k = layer k of <code>maps.json</code>). The summary table above gives the same "
+             f"scores averaged within each parcel.</p>"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for meta in maps:
+            folder = meta.parent
+            _, layer = best_map_layer(folder)
+            glass = plot_glass_layers(folder, Path(tmp) / f"{folder.name}_glass.png", alpha)
+            slices = plot_slices(folder, Path(tmp) / f"{folder.name}_slices.png", alpha=alpha)
+            parts += [f"<h3>{html.escape(folder.name)}</h3>",
+                      f"<p>Slices at the layer with the highest mean group r (layer {html.escape(str(layer))}), "
+                      "over the MNI152 template:</p>", _img(slices, f"{folder.name} slices"),
+                      _img(glass, f"{folder.name} glass brains per layer")]
+    return "\n".join(parts)
 
 
 def run_report(cfg: dict[str, Any], results_dir: str | os.PathLike, out: str | os.PathLike,
@@ -79,6 +120,8 @@ def run_report(cfg: dict[str, Any], results_dir: str | os.PathLike, out: str | o
             fig = plot_variance_partition(read_table(results_dir / "variance_partition.csv"),
                                           Path(tmp) / "partition.png", rois)
             partition_html = _img(fig, "variance partitioning") + _table_html(partition_table(results_dir))
+
+    brain_html = _brain_section(cfg, results_dir)
 
     prov_path = results_dir / "ceiling.csv.json"
     prov = json.loads(prov_path.read_text()) if prov_path.exists() else {}
@@ -115,6 +158,7 @@ def run_report(cfg: dict[str, Any], results_dir: str | os.PathLike, out: str | o
         "<h2>Variance partitioning</h2><p>Held-out R² of the model at each subject's nested best layer, "
         "of word rate, and of both (banded ridge); unique = R²(joint) − R²(other); "
         "shared = R²(model) + R²(word rate) − R²(joint).</p>", partition_html,
+        brain_html,
         "<h2>Excluded subjects</h2>", f"<ul>{excl_html}</ul>",
         "<h2>Method</h2><ul>",
         f"<li>Cleaning (responses and designs alike): nilearn.signal.clean(detrend={pre['detrend']}, "

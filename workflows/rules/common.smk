@@ -51,7 +51,11 @@ SUBJECTS = dataset_subjects(CFG)
 INSTANCES = feature_set_instances(CFG)
 THREADS = CFG["threads"]
 SIMULATED = CFG["dataset"]["kind"] == "simulated"
-PARTITION = partition_pair(CFG)  # (model, word-rate baseline) or None
+SIMULATED_BIDS = CFG["dataset"]["kind"] == "simulated_bids"
+VOLUME = CFG["dataset"]["kind"] in ("bids", "simulated_bids")  # NIfTI in, voxel maps out
+# Variance partitioning runs on ROI datasets (per-unit banded ridge at whole-brain
+# scale is left to the user's own notebooks).
+PARTITION = None if VOLUME else partition_pair(CFG)  # (model, word-rate baseline) or None
 
 # Rewrite the resolved config only when it changed, so that editing a config
 # reruns what depends on it and nothing reruns otherwise.
@@ -63,6 +67,15 @@ if not os.path.exists(CONFIG_FILE) or Path(CONFIG_FILE).read_text(encoding="utf-
 wildcard_constraints:
     fs="|".join(INSTANCES),
     subject="|".join(SUBJECTS),
+
+
+def bids_input(wildcards):
+    """The generated BIDS folder of the simulated BIDS dataset (nothing for real data)."""
+    return [f"{RESULTS}/bids"] if SIMULATED_BIDS else []
+
+
+def maps_dirs(wildcards):
+    return expand(f"{RESULTS}/maps/{{fs}}", fs=INSTANCES) if VOLUME else []
 
 
 def raw_responses(wildcards):

@@ -11,6 +11,7 @@ rule report:
         ceiling=f"{RESULTS}/ceiling_summary.csv",
         ceiling_subjects=f"{RESULTS}/ceiling.csv",
         partition=partition_table,
+        maps=maps_dirs,
     output:
         html=f"{RESULTS}/report.html",
         curves=report(

@@ -1,38 +1,98 @@
-rule score:
-    conda:
-        "../../envs/brainalign.yaml"
-    input:
-        cfg=CONFIG_FILE,
-        design=f"{RESULTS}/design/{{fs}}.h5",
-        responses=expand(f"{RESULTS}/responses/{{subject}}.h5", subject=SUBJECTS),
-    output:
-        f"{RESULTS}/scores/{{fs}}.csv",
-    log:
-        f"{RESULTS}/logs/score/{{fs}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/score/{{fs}}.tsv"
-    threads: THREADS
-    params:
-        threads=THREADS,
-    shell:
-        "brainalign score --config {input.cfg:q} --design {input.design:q} --responses {input.responses:q} "
-        "--threads {params.threads} --out {output:q} 2> {log:q}"
+if VOLUME:
 
+    rule score:
+        conda:
+            "../../envs/brainalign.yaml"
+        input:
+            cfg=CONFIG_FILE,
+            design=f"{RESULTS}/design/{{fs}}.h5",
+            responses=expand(f"{RESULTS}/responses/{{subject}}.h5", subject=SUBJECTS),
+        output:
+            scores=f"{RESULTS}/scores/{{fs}}.csv",
+            units=f"{RESULTS}/scores/{{fs}}_units.h5",
+        log:
+            f"{RESULTS}/logs/score/{{fs}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/score/{{fs}}.tsv"
+        threads: THREADS
+        resources:
+            mem_mb=8000,
+        params:
+            threads=THREADS,
+        shell:
+            "brainalign score --config {input.cfg:q} --design {input.design:q} --responses {input.responses:q} "
+            "--threads {params.threads} --out {output.scores:q} --out-units {output.units:q} 2> {log:q}"
 
-rule ceiling:
-    conda:
-        "../../envs/brainalign.yaml"
-    input:
-        cfg=CONFIG_FILE,
-        responses=expand(f"{RESULTS}/responses/{{subject}}.h5", subject=SUBJECTS),
-    output:
-        f"{RESULTS}/ceiling.csv",
-    log:
-        f"{RESULTS}/logs/ceiling.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/ceiling.tsv"
-    shell:
-        "brainalign ceiling --config {input.cfg:q} --responses {input.responses:q} --out {output:q} 2> {log:q}"
+    rule ceiling:
+        conda:
+            "../../envs/brainalign.yaml"
+        input:
+            cfg=CONFIG_FILE,
+            responses=expand(f"{RESULTS}/responses/{{subject}}.h5", subject=SUBJECTS),
+        output:
+            ceiling=f"{RESULTS}/ceiling.csv",
+            units=f"{RESULTS}/ceiling_units.h5",
+        log:
+            f"{RESULTS}/logs/ceiling.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/ceiling.tsv"
+        shell:
+            "brainalign ceiling --config {input.cfg:q} --responses {input.responses:q} --out {output.ceiling:q} "
+            "--out-units {output.units:q} 2> {log:q}"
+
+    rule maps:
+        conda:
+            "../../envs/brainalign.yaml"
+        input:
+            cfg=CONFIG_FILE,
+            scores=f"{RESULTS}/scores/{{fs}}_units.h5",
+            ceiling=f"{RESULTS}/ceiling_units.h5",
+        output:
+            directory(f"{RESULTS}/maps/{{fs}}"),
+        log:
+            f"{RESULTS}/logs/maps/{{fs}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/maps/{{fs}}.tsv"
+        shell:
+            "brainalign maps --config {input.cfg:q} --scores {input.scores:q} --ceiling {input.ceiling:q} "
+            "--out-dir {output:q} 2> {log:q}"
+
+else:
+
+    rule score:
+        conda:
+            "../../envs/brainalign.yaml"
+        input:
+            cfg=CONFIG_FILE,
+            design=f"{RESULTS}/design/{{fs}}.h5",
+            responses=expand(f"{RESULTS}/responses/{{subject}}.h5", subject=SUBJECTS),
+        output:
+            f"{RESULTS}/scores/{{fs}}.csv",
+        log:
+            f"{RESULTS}/logs/score/{{fs}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/score/{{fs}}.tsv"
+        threads: THREADS
+        params:
+            threads=THREADS,
+        shell:
+            "brainalign score --config {input.cfg:q} --design {input.design:q} --responses {input.responses:q} "
+            "--threads {params.threads} --out {output:q} 2> {log:q}"
+
+    rule ceiling:
+        conda:
+            "../../envs/brainalign.yaml"
+        input:
+            cfg=CONFIG_FILE,
+            responses=expand(f"{RESULTS}/responses/{{subject}}.h5", subject=SUBJECTS),
+        output:
+            f"{RESULTS}/ceiling.csv",
+        log:
+            f"{RESULTS}/logs/ceiling.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/ceiling.tsv"
+        shell:
+            "brainalign ceiling --config {input.cfg:q} --responses {input.responses:q} --out {output:q} 2> {log:q}"
 
 
 rule aggregate:

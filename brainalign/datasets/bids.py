@@ -1,0 +1,309 @@
+"""BIDS + fMRIPrep datasets: find each subject's runs, read their word timings.
+
+Files are found with plain glob rules on the BIDS naming scheme, not with
+pybids: a run needs four files (preprocessed BOLD, brain mask, confounds TSV,
+events) whose names are fixed by BIDS and fMRIPrep, so a filename parser of
+a few lines does the job in milliseconds, where indexing a large dataset with
+pybids takes minutes and adds a heavy dependency (SQLAlchemy) to every job.
+
+Layout read (``[]`` = optional entity)::
+
+    <bids_dir>/sub-<s>/[ses-<x>/]func/sub-<s>[_ses-<x>]_task-<t>[_run-<r>]_events.tsv
+    <bids_dir>/task-<t>[_run-<r>]_events.tsv                    (BIDS inheritance)
+    <fmriprep_dir>/sub-<s>/[ses-<x>/]func/
+        sub-<s>[_ses-<x>]_task-<t>[_run-<r>]_space-<space>[_res-<res>]_desc-preproc_bold.nii.gz
+        sub-<s>[_ses-<x>]_task-<t>[_run-<r>]_space-<space>[_res-<res>]_desc-brain_mask.nii.gz
+        sub-<s>[_ses-<x>]_task-<t>[_run-<r>]_desc-confounds_timeseries.tsv  (or _regressors.tsv)
+
+Runs are ordered by session, then run index; the analysis labels them
+1, 2, ... in that order (``BidsRun.label``), and the *same* labels must
+describe the same stimulus in every subject: the design is shared.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._validation import ConfigError, InputFileError
+
+__all__ = [
+    "BidsRun",
+    "parse_entities",
+    "fmriprep_dir",
+    "list_bids_subjects",
+    "find_bids_runs",
+    "run_geometry",
+    "read_run_words",
+]
+
+logger = logging.getLogger("brainalign")
+
+_ENTITY = re.compile(r"^([a-zA-Z]+)-([a-zA-Z0-9]+)$")
+
+
+@dataclass(frozen=True)
+class BidsRun:
+    """One functional run of one subject, as fMRIPrep wrote it.
+
+    Attributes
+    ----------
+    subject : str
+        ``"sub-<label>"``.
+    session : str or None
+        Session label (without ``ses-``).
+    run : int or None
+        BIDS run index, None when the files carry no ``run-`` entity.
+    label : int
+        Position of the run in the subject's ordered runs, from 1.
+    bold : Path
+        Preprocessed 4-D BOLD image.
+    mask : Path or None
+        fMRIPrep's brain mask of the run, when present.
+    confounds : Path or None
+        fMRIPrep's confounds TSV of the run, when present.
+    """
+
+    subject: str
+    session: str | None
+    run: int | None
+    label: int
+    bold: Path
+    mask: Path | None
+    confounds: Path | None
+
+
+def parse_entities(name: str) -> tuple[dict[str, str], str, str]:
+    """Split a BIDS file name into ``(entities, suffix, extension)``.
+
+    ``"sub-01_task-x_run-2_bold.nii.gz"`` gives
+    ``({"sub": "01", "task": "x", "run": "2"}, "bold", ".nii.gz")``. Parts that
+    are not ``key-value`` make the name unparseable (empty entities).
+    """
+    stem, dot, ext = name.partition(".")
+    parts = stem.split("_")
+    if len(parts) < 2:
+        return {}, "", ""
+    entities: dict[str, str] = {}
+    for part in parts[:-1]:
+        match = _ENTITY.match(part)
+        if not match:
+            return {}, "", ""
+        entities[match.group(1)] = match.group(2)
+    return entities, parts[-1], dot + ext
+
+
+def fmriprep_dir(ds: dict[str, Any]) -> Path:
+    """The fMRIPrep derivatives folder of a ``dataset`` config section."""
+    if ds.get("fmriprep_dir"):
+        return Path(ds["fmriprep_dir"])
+    return Path(ds["bids_dir"]) / "derivatives" / "fmriprep"
+
+
+def _preproc_bolds(root: Path, subject: str, ds: dict[str, Any]) -> list[tuple[dict[str, str], Path]]:
+    found = []
+    for path in sorted((root / subject).glob("**/func/*_bold.nii*")):
+        ent, suffix, ext = parse_entities(path.name)
+        if suffix != "bold" or ext not in (".nii", ".nii.gz") or ent.get("desc") != "preproc":
+            continue
+        if ent.get("task") != ds["task"] or ent.get("space") != ds["space"]:
+            continue
+        if ds.get("res") is not None and ent.get("res") != ds["res"]:
+            continue
+        if ds["sessions"] != "all" and ent.get("ses") not in ds["sessions"]:
+            continue
+        if ds["runs"] != "all" and (ent.get("run") is None or int(ent["run"]) not in ds["runs"]):
+            continue
+        found.append((ent, path))
+    return found
+
+
+def list_bids_subjects(ds: dict[str, Any], config_path: str | os.PathLike | None = None) -> list[str]:
+    """Subjects (``sub-<label>``) with at least one preprocessed run of the task in the space."""
+    root = fmriprep_dir(ds)
+    if not root.is_dir():
+        raise ConfigError(config_path, "dataset.fmriprep_dir",
+                          f"the fMRIPrep folder {root} does not exist.")
+    subjects = [p.name for p in sorted(root.glob("sub-*")) if p.is_dir() and _preproc_bolds(root, p.name, ds)]
+    if not subjects:
+        raise ConfigError(
+            config_path, "dataset.task",
+            f"no '*_task-{ds['task']}*_space-{ds['space']}*_desc-preproc_bold.nii[.gz]' file under "
+            f"{root}/sub-*/; check dataset.task, dataset.space and dataset.res."
+        )
+    return subjects
+
+
+def _sibling(bold: Path, ent: dict[str, str], replace: dict[str, str | None], suffix: str,
+             exts: tuple[str, ...]) -> Path | None:
+    """The file next to ``bold`` with some entities replaced (None drops one)."""
+    new = dict(ent)
+    for key, value in replace.items():
+        if value is None:
+            new.pop(key, None)
+        else:
+            new[key] = value
+    order = ["sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo", "space", "res", "den", "desc"]
+    keys = [k for k in order if k in new] + [k for k in new if k not in order]
+    stem = "_".join(f"{k}-{new[k]}" for k in keys) + f"_{suffix}"
+    for ext in exts:
+        candidate = bold.with_name(stem + ext)
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def find_bids_runs(ds: dict[str, Any], subject: str) -> list[BidsRun]:
+    """Every analysed run of ``subject``, ordered by session then run index.
+
+    Raises
+    ------
+    InputFileError
+        When two files claim the same session and run (e.g. several ``res-``
+        without ``dataset.res``), naming both.
+    """
+    root = fmriprep_dir(ds)
+    found = _preproc_bolds(root, subject, ds)
+    if not found:
+        raise InputFileError(root / subject, f"no preprocessed BOLD run of task {ds['task']!r} in "
+                                             f"space {ds['space']!r}.")
+    seen: dict[tuple[str, int], Path] = {}
+    runs = []
+    for ent, path in sorted(found, key=lambda e: (e[0].get("ses", ""), int(e[0].get("run", 0)))):
+        key = (ent.get("ses", ""), int(ent.get("run", 0)))
+        if key in seen:
+            raise InputFileError(
+                path, f"same session and run as {seen[key].name}; set dataset.res (or dataset.runs) "
+                "so that one file per run matches."
+            )
+        seen[key] = path
+        mask = _sibling(path, ent, {"desc": "brain"}, "mask", (".nii.gz", ".nii"))
+        conf = None
+        for name in ("timeseries", "regressors"):
+            conf = conf or _sibling(path, ent, {"space": None, "res": None, "desc": "confounds"}, name, (".tsv",))
+        runs.append(BidsRun(subject=subject, session=ent.get("ses"),
+                            run=int(ent["run"]) if "run" in ent else None, label=len(runs) + 1,
+                            bold=path, mask=mask, confounds=conf))
+    return runs
+
+
+def run_geometry(runs: list[BidsRun]) -> tuple[float, list[int]]:
+    """TR (s) and volumes per run from the BOLD headers; every run must share the TR.
+
+    Raises
+    ------
+    InputFileError
+        Naming the run whose header field ``pixdim[4]`` differs from the first run's.
+    """
+    import nibabel as nib
+
+    from ..preprocess.nifti import _header_tr
+
+    tr0 = None
+    n_volumes = []
+    for run in runs:
+        try:
+            img = nib.load(str(run.bold))
+        except Exception as err:
+            raise InputFileError(run.bold, f"not a readable NIfTI image ({err}).") from err
+        if len(img.shape) != 4:
+            raise InputFileError(run.bold, f"header field 'dim' gives shape {tuple(img.shape)}, expected 4-D.")
+        tr = _header_tr(img, run.bold)
+        if tr is None:
+            raise InputFileError(run.bold, "header field pixdim[4] (TR) is missing or zero.")
+        if tr0 is None:
+            tr0 = tr
+        elif not np.isclose(tr, tr0, rtol=1e-4):
+            raise InputFileError(
+                run.bold, f"header field pixdim[4] gives TR = {tr:g} s, but {runs[0].bold.name} has "
+                f"TR = {tr0:g} s; all runs must share one TR."
+            )
+        n_volumes.append(int(img.shape[3]))
+    return float(tr0), n_volumes
+
+
+def _events_path(ds: dict[str, Any], run: BidsRun) -> Path:
+    bids = Path(ds["bids_dir"])
+    pattern = (ds.get("word_events") or {}).get("pattern")
+    if pattern:
+        return bids / pattern.format(task=ds["task"], run=run.run if run.run is not None else "",
+                                     session=run.session or "", subject=run.subject)
+    ses = f"_ses-{run.session}" if run.session else ""
+    rn = f"_run-{run.run}" if run.run is not None else ""
+    folder = bids / run.subject / (f"ses-{run.session}" if run.session else "") / "func"
+    candidates = [folder / f"{run.subject}{ses}_task-{ds['task']}{rn}_events.tsv",
+                  bids / f"task-{ds['task']}{rn}_events.tsv", bids / f"task-{ds['task']}_events.tsv"]
+    for path in candidates:
+        if path.exists():
+            return path
+    return candidates[0]
+
+
+def read_run_words(ds: dict[str, Any], run: BidsRun, n_volumes: int, tr: float) -> pd.DataFrame:
+    """The words of one run: ``onset`` (s from the run's first volume), ``duration``, ``word``.
+
+    Read from the run's BIDS events TSV (rows with a non-empty ``word``), or
+    from ``dataset.word_events`` (e.g. Narratives' Gentle alignments). Words
+    without a timing (unaligned) are dropped and counted in the log.
+
+    Raises
+    ------
+    InputFileError
+        Missing file or column, or a word starting after the run's last volume.
+    """
+    path = _events_path(ds, run)
+    spec = ds.get("word_events") or {}
+    if not path.exists():
+        raise InputFileError(path, f"events file of {run.bold.name} does not exist.")
+    try:
+        table = pd.read_csv(path, sep=spec.get("sep", "\t"), header=None if spec.get("columns") else 0,
+                            names=spec.get("columns"), dtype=str, keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InputFileError(path, f"is not UTF-8 text ({err.reason} at byte {err.start}).") from err
+    except pd.errors.ParserError as err:
+        raise InputFileError(path, f"is not a readable table ({err}).") from err
+    word_col = spec.get("word_column", "word")
+    onset_col = spec.get("onset_column", "onset")
+    offset_col = spec.get("offset_column")
+    dur_col = spec.get("duration_column", "duration") if spec else "duration"
+    needed = [word_col, onset_col] + ([offset_col] if offset_col else [dur_col] if dur_col else [])
+    for col in needed:
+        if col not in table.columns:
+            raise InputFileError(path, f"has no column {col!r} (columns: {list(table.columns)}).")
+    words = table[word_col].str.strip()
+    onset = pd.to_numeric(table[onset_col].replace({"n/a": ""}), errors="coerce")
+    if offset_col:
+        duration = pd.to_numeric(table[offset_col].replace({"n/a": ""}), errors="coerce") - onset
+    elif dur_col:
+        duration = pd.to_numeric(table[dur_col].replace({"n/a": ""}), errors="coerce")
+    else:
+        duration = pd.Series(np.zeros(len(table)))
+    keep = (words != "") & (words.str.lower() != "n/a")
+    unaligned = keep & ~np.isfinite(onset)
+    if unaligned.any():
+        logger.info("%s: %d word(s) without an onset are skipped.", path, int(unaligned.sum()))
+    keep &= np.isfinite(onset)
+    out = pd.DataFrame({
+        "onset": onset[keep].to_numpy(float) + float(spec.get("onset_shift", 0.0)),
+        "duration": duration[keep].fillna(0.0).clip(lower=0).to_numpy(float),
+        "word": words[keep].to_numpy(str),
+    })
+    if out.empty:
+        raise InputFileError(path, f"column {word_col!r} has no timed word.")
+    end = n_volumes * tr
+    late = np.flatnonzero(out["onset"].to_numpy() >= end)
+    if late.size:
+        k = int(late[0])
+        raise InputFileError(
+            path, f"column {onset_col!r}: word {out['word'].iloc[k]!r} starts at "
+            f"{out['onset'].iloc[k]:.3f} s, after the end of the run ({n_volumes} volumes x TR "
+            f"{tr:g} s = {end:.3f} s in {run.bold.name}); {late.size} word(s) in all."
+        )
+    return out.sort_values("onset", kind="stable").reset_index(drop=True)

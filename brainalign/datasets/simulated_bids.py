@@ -1,0 +1,266 @@
+"""A simulated story-listening dataset written exactly as BIDS + fMRIPrep lay it out.
+
+Generative model (documented in docs/bids.md):
+
+* **Grid.** nilearn's bundled MNI152 template brain mask at ``voxel_size`` mm
+  (2 mm: 99 x 117 x 95 voxels, 235,375 in the brain). The atlas (e.g. the
+  Fedorenko/Ivanova language parcels) is resampled onto it (nearest).
+* **Story.** One generated story, split into ``n_runs`` consecutive parts; each
+  run starts with ``LEAD_IN`` seconds of silence and ends 20 s after its last
+  word. The ``story`` column of the events keeps the parts together.
+* **Signal.** For each planted parcel ``p``, ``s_p = X W_p`` where ``X`` is the
+  planted layer's HRF-convolved features (all runs, z-scored) and ``W_p`` one
+  column of the shared planted map; every voxel of the parcel carries
+  ``sqrt(snr_p) * s_p / std(s_p)``. Other voxels carry none.
+* **Noise.** Independent AR(1) noise of unit variance per voxel, a slow drift
+  (``drift_amplitude``), and **motion**: six rigid-body parameters per run
+  (smoothed random walks plus sudden jumps at a ``spike_rate`` fraction of
+  volumes) enter every voxel linearly with voxel-specific weights, scaled so
+  the artefact's std is ``motion_amplitude`` times the noise std. The
+  confounds TSV holds the true parameters (and their derivatives and squares,
+  framewise displacement, global signal, WM/CSF and aCompCor-like columns),
+  so regressing them removes the artefact and leaving them in does not.
+* **Images.** ``baseline * (1 + 0.01 * (signal + noise + drift + motion))`` in
+  the brain, 0 outside, float32, gzipped.
+
+The planted parcels, their SNR and the mask of planted voxels are written to
+``derivatives/simulation/`` for tests.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._validation import ConfigError
+from ..io import atomic_path, write_text
+from .simulated import _ar1, _drift, generate_story, n_volumes_for, planted_map
+
+__all__ = ["LEAD_IN", "TASK", "SPACE", "split_story", "mni_grid", "atlas_on_grid", "write_simulated_bids"]
+
+#: Seconds of silence before the first word of each run.
+LEAD_IN = 10.0
+#: BIDS task label of the simulated dataset.
+TASK = "listening"
+#: fMRIPrep space of the simulated images.
+SPACE = "MNI152NLin2009cAsym"
+
+
+def split_story(n_words: int, n_runs: int, seed: int) -> pd.DataFrame:
+    """A generated story split into ``n_runs`` runs, onsets relative to each run's start."""
+    story = generate_story(n_words, seed)
+    bounds = np.linspace(0, len(story), n_runs + 1).round().astype(int)
+    parts = []
+    for k in range(n_runs):
+        part = story.iloc[bounds[k]:bounds[k + 1]].copy()
+        part["onset"] = part["onset"] - part["onset"].iloc[0] + LEAD_IN
+        part["run"] = k + 1
+        parts.append(part)
+    out = pd.concat(parts, ignore_index=True)
+    out["story"] = "story1"
+    return out
+
+
+def mni_grid(voxel_size: int):
+    """nilearn's MNI152 brain mask at ``voxel_size`` mm (a nibabel image, uint8)."""
+    import nibabel as nib
+    from nilearn.datasets import load_mni152_brain_mask
+
+    mask = load_mni152_brain_mask(resolution=voxel_size)
+    return nib.Nifti1Image(np.asarray(mask.get_fdata() > 0, dtype=np.uint8), mask.affine)
+
+
+def atlas_on_grid(atlas: str | os.PathLike, grid_img) -> np.ndarray:
+    """Integer labels of ``atlas`` on the grid of ``grid_img`` (nearest neighbour)."""
+    import nibabel as nib
+    from nilearn.image import resample_to_img
+
+    img = nib.load(str(atlas))
+    data = np.rint(np.asanyarray(img.get_fdata())).astype(np.int32)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    img = nib.Nifti1Image(data, img.affine)
+    res = resample_to_img(img, grid_img, interpolation="nearest", force_resample=True, copy_header=True)
+    return np.rint(res.get_fdata()).astype(np.int32)
+
+
+def _motion(rng: np.random.Generator, n: int, spike_rate: float) -> np.ndarray:
+    """Six rigid-body parameters (mm, mm, mm, rad, rad, rad) of one run."""
+    steps = rng.standard_normal((n, 6)) * np.array([0.02, 0.02, 0.02, 0.0004, 0.0004, 0.0004])
+    jumps = rng.random(n) < spike_rate
+    steps[jumps] += rng.standard_normal((int(jumps.sum()), 6)) * np.array([0.6] * 3 + [0.01] * 3)
+    params = np.cumsum(steps, axis=0)
+    return params - params.mean(axis=0)
+
+
+def _confounds_table(motion: np.ndarray, global_signal: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    names = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
+    cols: dict[str, np.ndarray] = {}
+    for k, name in enumerate(names):
+        base = motion[:, k]
+        deriv = np.concatenate([[np.nan], np.diff(base)])
+        cols[name] = base
+        cols[f"{name}_derivative1"] = deriv
+        cols[f"{name}_power2"] = base**2
+        cols[f"{name}_derivative1_power2"] = deriv**2
+    d = np.abs(np.diff(motion, axis=0))
+    fd = d[:, :3].sum(axis=1) + 50.0 * d[:, 3:].sum(axis=1)  # Power et al. (2012), 50 mm head
+    cols["framewise_displacement"] = np.concatenate([[np.nan], fd])
+    dvars = np.concatenate([[np.nan], 1.0 + fd + 0.05 * rng.standard_normal(len(fd))])
+    cols["std_dvars"] = dvars
+    cols["dvars"] = 20.0 * dvars
+    n = len(motion)
+    for name in ("global_signal", "csf", "white_matter"):
+        series = global_signal if name == "global_signal" else (
+            global_signal.mean() + rng.standard_normal(n) * global_signal.std())
+        cols[name] = series
+        cols[f"{name}_derivative1"] = np.concatenate([[np.nan], np.diff(series)])
+        cols[f"{name}_power2"] = series**2
+        cols[f"{name}_derivative1_power2"] = cols[f"{name}_derivative1"] ** 2
+    for k in range(6):
+        cols[f"a_comp_cor_{k:02d}"] = rng.standard_normal(n) / np.sqrt(n)
+    t = np.arange(n)
+    for k in range(1, 3):
+        cols[f"cosine{k - 1:02d}"] = np.sqrt(2.0 / n) * np.cos(np.pi * k * (2 * t + 1) / (2 * n))
+    return pd.DataFrame(cols)
+
+
+def _write_nifti(path: Path, img) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(gzip.compress(img.to_bytes(), compresslevel=1, mtime=0))
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
+
+
+def write_simulated_bids(
+    out_dir: str | os.PathLike,
+    events: pd.DataFrame,
+    design: np.ndarray,
+    atlas: str | os.PathLike,
+    cfg: Mapping[str, Any],
+) -> Path:
+    """Write the simulated dataset (raw BIDS events + fMRIPrep derivatives) under ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        The BIDS root to create (must not exist yet, or be empty).
+    events : DataFrame
+        From :func:`split_story`: ``onset`` (s from each run's start), ``duration``,
+        ``word``, ``run``, ``story``.
+    design : ndarray of shape (n_volumes_total, n_features)
+        The planted layer convolved with the HRF, runs concatenated in order.
+    atlas : path-like
+        Label image whose parcels are planted.
+    cfg : mapping
+        The validated config (``simulation`` and ``simulation.bids`` sections).
+
+    Returns
+    -------
+    out_dir : Path
+    """
+    import nibabel as nib
+
+    sim = cfg["simulation"]
+    opts = sim["bids"]
+    tr = float(sim["tr"])
+    out = Path(out_dir)
+    grid = mni_grid(opts["voxel_size"])
+    brain = grid.get_fdata() > 0
+    labels = atlas_on_grid(atlas, grid) * brain
+    planted = {int(k): float(v) for k, v in opts["planted_parcels"].items()}
+    missing = [k for k in planted if not (labels == k).any()]
+    if missing:
+        raise ConfigError(None, "simulation.bids.planted_parcels",
+                          f"label(s) {missing} have no voxel of {atlas} inside the brain mask.")
+    run_labels = sorted(events["run"].unique())
+    n_per_run = [n_volumes_for(events[events["run"] == r], tr) for r in run_labels]
+    if design.shape[0] != sum(n_per_run):
+        raise ConfigError(None, "simulation", f"design has {design.shape[0]} volumes, runs need {sum(n_per_run)}.")
+
+    x = np.asarray(design, dtype=np.float64)
+    x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)
+    ids = sorted(planted)
+    signal = x @ planted_map(x.shape[1], len(ids), sim["seed"])
+    signal = (signal - signal.mean(0)) / signal.std(0)
+    ijk = np.argwhere(brain)
+    vox_label = labels[brain]
+    snr = np.array([planted.get(int(k), 0.0) for k in vox_label])
+    column = np.array([ids.index(int(k)) if int(k) in planted else 0 for k in vox_label])
+    n_vox = len(ijk)
+    n_total = x.shape[0]
+    times = tr * np.arange(n_total)
+
+    # Raw BIDS
+    _write_json(out / "dataset_description.json",
+                {"Name": "brainalign simulated story listening", "BIDSVersion": "1.9.0",
+                 "DatasetType": "raw", "GeneratedBy": [{"Name": "brainalign"}]})
+    _write_json(out / f"task-{TASK}_bold.json", {"RepetitionTime": tr, "TaskName": TASK})
+    subjects = [f"sub-{k + 1:02d}" for k in range(sim["n_subjects"])]
+    table = pd.DataFrame({"participant_id": subjects})
+    write_text(out / "participants.tsv", table.to_csv(sep="\t", index=False))
+    prep = out / "derivatives" / "fmriprep"
+    _write_json(prep / "dataset_description.json",
+                {"Name": "fMRIPrep (simulated by brainalign)", "BIDSVersion": "1.9.0",
+                 "DatasetType": "derivative", "GeneratedBy": [{"Name": "fMRIPrep"}]})
+    comp_meta = {f"a_comp_cor_{k:02d}": {"Method": "aCompCor", "Mask": "combined", "Retained": True}
+                 for k in range(6)}
+    res = f"_res-{opts['voxel_size']}"
+
+    for s, subject in enumerate(subjects):
+        rng = np.random.default_rng([sim["seed"], 7, s])
+        noise = _ar1(rng, n_total, n_vox, sim["noise_ar1"]).astype(np.float32)
+        noise -= noise.mean(0)
+        noise /= noise.std(0)
+        noise_std = np.where(snr > 0, 1.0 / np.sqrt(np.where(snr > 0, snr, 1.0)), 1.0).astype(np.float32)
+        data = noise * noise_std
+        data += (signal[:, column] * (snr > 0)).astype(np.float32)
+        data += (sim["drift_amplitude"] * data.std(0) * _drift(rng, times, n_vox)).astype(np.float32)
+        weights = rng.standard_normal((6, n_vox)).astype(np.float32)
+        start = 0
+        for label, n in zip(run_labels, n_per_run):
+            sl = slice(start, start + n)
+            start += n
+            motion = _motion(rng, n, opts["spike_rate"])
+            # Motion in "noise std" units: normalise each parameter, mix per voxel.
+            mz = (motion / np.maximum(motion.std(0), 1e-12)).astype(np.float32)
+            artefact = mz @ weights
+            artefact *= opts["motion_amplitude"] * noise_std / np.maximum(artefact.std(0), 1e-12)
+            run_data = opts["baseline"] * (1.0 + 0.01 * (data[sl] + artefact))
+            volume = np.zeros(brain.shape + (n,), dtype=np.float32)
+            volume[brain] = run_data.T
+            img = nib.Nifti1Image(volume, grid.affine)
+            img.header.set_xyzt_units("mm", "sec")
+            img.header["pixdim"][4] = tr
+            stem = f"{subject}_task-{TASK}_run-{label}"
+            func = prep / subject / "func"
+            _write_nifti(func / f"{stem}_space-{SPACE}{res}_desc-preproc_bold.nii.gz", img)
+            _write_nifti(func / f"{stem}_space-{SPACE}{res}_desc-brain_mask.nii.gz",
+                         nib.Nifti1Image(brain.astype(np.uint8), grid.affine))
+            conf = _confounds_table(motion, run_data.mean(axis=1).astype(np.float64), rng)
+            write_text(func / f"{stem}_desc-confounds_timeseries.tsv",
+                       conf.to_csv(sep="\t", index=False, na_rep="n/a", float_format="%.8g"))
+            _write_json(func / f"{stem}_desc-confounds_timeseries.json", comp_meta)
+            words = events[events["run"] == label][["onset", "duration", "word"]].copy()
+            words.insert(2, "trial_type", "word")
+            write_text(out / subject / "func" / f"{stem}_events.tsv",
+                       words.to_csv(sep="\t", index=False, float_format="%.3f"))
+
+    truth = out / "derivatives" / "simulation"
+    planted_vol = np.where(np.isin(labels, ids), labels, 0).astype(np.int16)
+    _write_nifti(truth / "planted_parcels.nii.gz", nib.Nifti1Image(planted_vol, grid.affine))
+    _write_json(truth / "truth.json", {"planted_parcels": {str(k): planted[k] for k in ids},
+                                       "planted_layer": sim["planted_layer"],
+                                       "planted_feature_set": sim["planted_feature_set"],
+                                       "atlas": str(atlas), "voxel_size_mm": opts["voxel_size"],
+                                       "volumes_per_run": n_per_run, "tr": tr})
+    return out

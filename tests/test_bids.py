@@ -1,0 +1,311 @@
+"""BIDS + fMRIPrep input: file discovery, word timings, confounds, bad inputs, per-run cleaning.
+
+A tiny fMRIPrep-style dataset is written by hand for each test (a 6 x 7 x 5
+grid), so that every failure mode can be planted in one file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainalign._validation import ConfigError, InputFileError
+from brainalign.config import validate_config
+from brainalign.datasets.bids import (
+    find_bids_runs,
+    list_bids_subjects,
+    parse_entities,
+    read_run_words,
+    run_geometry,
+)
+from brainalign.datasets.simulated_bids import _confounds_table
+from brainalign.io import read_responses
+from brainalign.pipeline.stages import dataset_timing, run_stimuli
+from brainalign.pipeline.volumes import run_mask, run_volume_responses
+from brainalign.preprocess.confounds import load_fmriprep_confounds
+from brainalign.preprocess.fmri import clean_signals
+
+SHAPE = (6, 7, 5)
+AFFINE = np.diag([3.0, 3.0, 3.0, 1.0])
+TASK = "story"
+SPACE = "MNI152NLin2009cAsym"
+
+
+def _nifti(path: Path, data: np.ndarray, affine=AFFINE, tr: float | None = None) -> None:
+    img = nib.Nifti1Image(data, affine)
+    img.header.set_xyzt_units("mm", "sec")
+    if tr is not None:
+        img.header["pixdim"][4] = tr
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(img, str(path))
+
+
+def write_tiny_bids(root: Path, subjects=("sub-01", "sub-02"), runs=(1, 2), n_vol=60, tr=2.0,
+                    seed=0, motion_scale=0.0) -> Path:
+    """Raw events + fMRIPrep derivatives; voxel (2, 3, 2) carries the word-rate response."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(SHAPE, np.uint8)
+    mask[1:5, 1:6, 1:4] = 1
+    prep = root / "derivatives" / "fmriprep"
+    (root / "dataset_description.json").parent.mkdir(parents=True, exist_ok=True)
+    (root / "dataset_description.json").write_text(json.dumps({"Name": "tiny", "BIDSVersion": "1.9.0"}))
+    for subject in subjects:
+        for run in runs:
+            stem = f"{subject}_task-{TASK}_run-{run}"
+            data = np.zeros(SHAPE + (n_vol,), np.float32)
+            inside = rng.standard_normal((int(mask.sum()), n_vol)).astype(np.float32)
+            motion = np.cumsum(rng.standard_normal((n_vol, 6)) * 0.05, axis=0)
+            data[mask > 0] = 100 + inside + motion_scale * (motion @ rng.standard_normal((6, int(mask.sum())))).T
+            _nifti(prep / subject / "func" / f"{stem}_space-{SPACE}_desc-preproc_bold.nii.gz", data, tr=tr)
+            _nifti(prep / subject / "func" / f"{stem}_space-{SPACE}_desc-brain_mask.nii.gz", mask)
+            conf = _confounds_table(motion, data[mask > 0].mean(axis=0).astype(float), rng)
+            (prep / subject / "func" / f"{stem}_desc-confounds_timeseries.tsv").write_text(
+                conf.to_csv(sep="\t", index=False, na_rep="n/a"))
+            (prep / subject / "func" / f"{stem}_desc-confounds_timeseries.json").write_text("{}")
+            words = pd.DataFrame({"onset": np.arange(4.0, n_vol * tr - 10, 0.9), "duration": 0.3})
+            words["trial_type"] = "word"
+            words["word"] = [f"w{k}" for k in range(len(words))]
+            events = root / subject / "func" / f"{stem}_events.tsv"
+            events.parent.mkdir(parents=True, exist_ok=True)
+            events.write_text(words.to_csv(sep="\t", index=False))
+    return root
+
+
+def _cfg(root: Path, **dataset) -> dict:
+    raw = {"dataset": {"name": "tiny", "kind": "bids", "bids_dir": str(root), "task": TASK, **dataset},
+           "feature_sets": {"word_rate": {"kind": "word_rate"}},
+           "preprocessing": {"confounds": "fmriprep", "fmriprep_confounds": {"strategy": ["motion"],
+                                                                            "motion": "basic"}}}
+    return validate_config(raw, root / "config.yaml")
+
+
+# --------------------------------------------------------------------------- discovery
+def test_parse_entities():
+    assert parse_entities("sub-01_ses-a_task-x_run-2_space-MNI_res-2_desc-preproc_bold.nii.gz") == (
+        {"sub": "01", "ses": "a", "task": "x", "run": "2", "space": "MNI", "res": "2", "desc": "preproc"},
+        "bold", ".nii.gz")
+    assert parse_entities("not a bids name.txt") == ({}, "", "")
+
+
+def test_find_runs_mask_confounds_and_geometry(tmp_path):
+    root = write_tiny_bids(tmp_path / "ds")
+    cfg = _cfg(root)
+    assert list_bids_subjects(cfg["dataset"]) == ["sub-01", "sub-02"]
+    runs = find_bids_runs(cfg["dataset"], "sub-02")
+    assert [(r.run, r.label) for r in runs] == [(1, 1), (2, 2)]
+    assert runs[0].mask.name.endswith("desc-brain_mask.nii.gz")
+    assert runs[1].confounds.name == "sub-02_task-story_run-2_desc-confounds_timeseries.tsv"
+    assert run_geometry(runs) == (2.0, [60, 60])
+    tr, frames = dataset_timing(cfg)
+    assert tr == 2.0 and list(frames) == [1, 2] and np.allclose(frames[2], np.arange(60) * 2.0)
+    one = _cfg(root, runs=[2])
+    assert [r.run for r in find_bids_runs(one["dataset"], "sub-01")] == [2]
+
+
+def test_stimuli_from_bids_events(tmp_path):
+    root = write_tiny_bids(tmp_path / "ds")
+    cfg = _cfg(root)
+    run_stimuli(cfg, tmp_path / "events.tsv")
+    events = pd.read_csv(tmp_path / "events.tsv", sep="\t")
+    per_run = events.groupby("run").size()
+    assert list(per_run.index) == [1, 2] and per_run.iloc[0] == per_run.iloc[1] == len(np.arange(4.0, 110, 0.9))
+    assert events["onset"].iloc[0] == 4.0 and events["word"].iloc[1] == "w1"
+
+
+def test_confounds_through_nilearn_and_scrub_spikes(tmp_path):
+    root = write_tiny_bids(tmp_path / "ds")
+    bold = find_bids_runs(_cfg(root)["dataset"], "sub-01")[0].bold
+    tsv = pd.read_csv(str(bold).replace("_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz",
+                                        "_desc-confounds_timeseries.tsv"), sep="\t")
+    values, names = load_fmriprep_confounds(bold, {"strategy": ["motion"], "motion": "basic"}, 60)
+    assert sorted(names) == sorted(["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"])
+    expected = tsv[names].to_numpy() - tsv[names].to_numpy().mean(axis=0)  # nilearn demeans
+    np.testing.assert_allclose(values, expected, atol=1e-10)
+    values24, names24 = load_fmriprep_confounds(bold, {"strategy": ["motion"], "motion": "full"}, 60)
+    assert len(names24) == 24 and np.isfinite(values24).all()
+    # Scrubbing: volumes with FD above the threshold become one spike column each.
+    fd = tsv["framewise_displacement"].to_numpy()
+    threshold = float(np.nanquantile(fd, 0.9))
+    values_s, names_s = load_fmriprep_confounds(
+        bold, {"strategy": ["motion", "scrub"], "motion": "basic", "fd_threshold": threshold,
+               "std_dvars_threshold": 100.0, "scrub": 0}, 60)
+    spikes = [n for n in names_s if n.startswith("scrub_")]
+    flagged = sorted(int(i) for i in np.flatnonzero(fd > threshold))
+    assert [int(n.split("_")[1]) for n in spikes] == flagged
+    spike_cols = values_s[:, [names_s.index(n) for n in spikes]]
+    assert np.array_equal(spike_cols.sum(axis=0), np.ones(len(spikes)))
+
+
+def test_responses_clean_each_run_with_its_own_confounds(tmp_path):
+    root = write_tiny_bids(tmp_path / "ds", motion_scale=3.0)
+    cfg = _cfg(root)
+    run_mask(cfg, tmp_path / "mask.nii.gz")
+    mask = nib.load(str(tmp_path / "mask.nii.gz")).get_fdata() > 0
+    assert mask.sum() == 4 * 5 * 3
+    out = run_volume_responses(cfg, "sub-01", tmp_path / "mask.nii.gz", tmp_path / "sub-01.h5")
+    resp = read_responses(out)
+    assert resp.n_samples == 120 and resp.n_units == 60 and list(np.unique(resp.runs)) == [1, 2]
+    assert resp.confounds.shape == (120, 12)  # 6 motion columns per run, block-diagonal
+    assert not resp.confounds[:60, 6:].any() and not resp.confounds[60:, :6].any()
+    # Independent reference: per run, nilearn.signal.clean on the voxels in C order.
+    from nilearn.signal import clean
+
+    runs = find_bids_runs(cfg["dataset"], "sub-01")
+    for k, run in enumerate(runs):
+        raw = nib.load(str(run.bold)).get_fdata()[mask].T
+        conf, _ = load_fmriprep_confounds(run.bold, cfg["preprocessing"]["fmriprep_confounds"], 60)
+        ref = clean(raw, detrend=True, high_pass=1 / 128, t_r=2.0, standardize="zscore_sample", confounds=conf)
+        np.testing.assert_allclose(resp.data[60 * k:60 * (k + 1)], ref, atol=1e-4)
+    # The grid maps units back to voxels.
+    assert resp.unit_index.shape == SHAPE and (resp.unit_index >= 0).sum() == 60
+    np.testing.assert_array_equal(resp.affine, AFFINE)
+
+
+def test_clean_signals_per_run_matches_nilearn_runs():
+    from nilearn.signal import clean
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((90, 7))
+    runs = np.repeat([1, 2, 3], 30)
+    conf = rng.standard_normal((90, 2))
+    settings = {"detrend": True, "high_pass": 0.01, "standardize": "zscore_sample", "confounds": "motion"}
+    ours = clean_signals(x, 2.0, settings, runs, conf)
+    ref = clean(x, runs=runs, detrend=True, high_pass=0.01, t_r=2.0, standardize="zscore_sample", confounds=conf)
+    np.testing.assert_array_equal(ours, ref)
+
+
+# --------------------------------------------------------------------------- bad inputs
+def test_run_without_confounds(tmp_path):
+    root = write_tiny_bids(tmp_path / "ds")
+    missing = next(root.glob("derivatives/fmriprep/sub-02/func/*run-2_desc-confounds_timeseries.tsv"))
+    missing.unlink()
+    cfg = _cfg(root)
+    run_mask(cfg, tmp_path / "mask.nii.gz")
+    with pytest.raises(InputFileError, match="confounds") as err:
+        run_volume_responses(cfg, "sub-02", tmp_path / "mask.nii.gz", tmp_path / "out.h5")
+    assert "sub-02_task-story_run-2_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz" in str(err.value)
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_mismatched_tr_between_runs(tmp_path):
+    root = write_tiny_bids(tmp_path / "ds")
+    bold = next(root.glob("derivatives/fmriprep/sub-01/func/*run-2*_desc-preproc_bold.nii.gz"))
+    img = nib.load(str(bold))
+    _nifti(bold, np.asarray(img.dataobj), tr=1.5)
+    with pytest.raises(InputFileError, match=r"pixdim\[4\].*1\.5.*2 s") as err:
+        dataset_timing(_cfg(root))
+    assert bold.name in str(err.value)
+
+
+def test_mask_on_another_grid(tmp_path):
+    root = write_tiny_bids(tmp_path / "ds")
+    other = tmp_path / "mask_2mm.nii.gz"
+    _nifti(other, np.ones((9, 10, 7), np.uint8), affine=np.diag([2.0, 2.0, 2.0, 1.0]))
+    cfg = _cfg(root, mask=str(other))
+    with pytest.raises(InputFileError, match="another grid") as err:
+        run_mask(cfg, tmp_path / "mask.nii.gz")
+    assert "mask_2mm.nii.gz" in str(err.value) and "dataset.mask" in str(err.value)
+    assert not (tmp_path / "mask.nii.gz").exists()
+
+
+def test_fmriprep_mask_missing(tmp_path):
+    root = write_tiny_bids(tmp_path / "ds")
+    next(root.glob("derivatives/fmriprep/sub-01/func/*run-1*_desc-brain_mask.nii.gz")).unlink()
+    with pytest.raises(InputFileError, match="brain mask") as err:
+        run_mask(_cfg(root), tmp_path / "mask.nii.gz")
+    assert "sub-01_task-story_run-1" in str(err.value)
+
+
+def test_events_beyond_the_end_of_a_run(tmp_path):
+    root = write_tiny_bids(tmp_path / "ds")
+    events = root / "sub-01" / "func" / "sub-01_task-story_run-2_events.tsv"
+    table = pd.read_csv(events, sep="\t")
+    table.loc[len(table)] = [130.5, 0.3, "word", "late"]
+    events.write_text(table.to_csv(sep="\t", index=False))
+    with pytest.raises(InputFileError, match=r"column 'onset'.*'late'.*130\.500 s.*after the end") as err:
+        run_stimuli(_cfg(root), tmp_path / "events.tsv")
+    assert str(events) in str(err.value)
+    assert not (tmp_path / "events.tsv").exists()
+
+
+def test_subjects_with_different_volumes(tmp_path):
+    root = write_tiny_bids(tmp_path / "ds")
+    bold = next(root.glob("derivatives/fmriprep/sub-02/func/*run-1*_desc-preproc_bold.nii.gz"))
+    img = nib.load(str(bold))
+    _nifti(bold, np.asarray(img.dataobj)[..., :50], tr=2.0)
+    cfg = _cfg(root, mask=str(next(root.glob("derivatives/fmriprep/sub-01/func/*run-1*_desc-brain_mask.nii.gz"))))
+    run_mask(cfg, tmp_path / "mask.nii.gz")
+    with pytest.raises(InputFileError, match=r"dim\[4\] gives 50 volumes.*has 60") as err:
+        run_volume_responses(cfg, "sub-02", tmp_path / "mask.nii.gz", tmp_path / "out.h5")
+    assert bold.name in str(err.value)
+
+
+def test_config_errors_name_the_field(tmp_path):
+    with pytest.raises(ConfigError, match="dataset.task"):
+        validate_config({"dataset": {"name": "x", "kind": "bids", "bids_dir": str(tmp_path)},
+                         "feature_sets": {"w": {"kind": "word_rate"}}}, tmp_path / "c.yaml")
+    with pytest.raises(ConfigError, match="dataset.atlas"):
+        validate_config({"dataset": {"name": "x", "kind": "simulated_bids"},
+                         "feature_sets": {"m": {"kind": "transformer"}}}, tmp_path / "c.yaml")
+    with pytest.raises(ConfigError, match="preprocessing.confounds"):
+        validate_config({"dataset": {"name": "x", "kind": "simulated"},
+                         "feature_sets": {"m": {"kind": "transformer"}},
+                         "preprocessing": {"confounds": "fmriprep"}}, tmp_path / "c.yaml")
+    with pytest.raises(ConfigError, match="fmriprep_confounds.motion"):
+        validate_config({"dataset": {"name": "x", "kind": "bids", "bids_dir": ".", "task": "t"},
+                         "feature_sets": {"w": {"kind": "word_rate"}},
+                         "preprocessing": {"fmriprep_confounds": {"motion": "36p"}}}, tmp_path / "c.yaml")
+
+
+def test_words_from_a_headerless_alignment_file(tmp_path):
+    root = write_tiny_bids(tmp_path / "ds", runs=(1,))
+    align = root / "stimuli" / "gentle" / "story" / "align.csv"
+    align.parent.mkdir(parents=True)
+    align.write_text("Once,once,1.00,1.30\nupon,upon,1.30,1.52\nglorp,<unk>,,\na,a,1.60,1.70\n")
+    cfg = _cfg(root, word_events={"pattern": "stimuli/gentle/{task}/align.csv",
+                                  "columns": ["word", "aligned", "onset", "offset"], "sep": ",",
+                                  "offset_column": "offset", "duration_column": None, "onset_shift": 2.0})
+    run = find_bids_runs(cfg["dataset"], "sub-01")[0]
+    words = read_run_words(cfg["dataset"], run, 60, 2.0)
+    assert words["word"].tolist() == ["Once", "upon", "a"]  # the unaligned word is skipped
+    np.testing.assert_allclose(words["onset"], [3.0, 3.3, 3.6])
+    np.testing.assert_allclose(words["duration"], [0.3, 0.22, 0.1])
+
+
+def test_parcel_units_and_sessions(tmp_path):
+    """units: parcels gives one mean time course per atlas label; ses- folders are found and ordered."""
+    root = write_tiny_bids(tmp_path / "ds", subjects=("sub-01", "sub-02"), runs=(1,))
+    # Move every subject's run into two sessions (a and b), as a multi-session study would have it.
+    for path in sorted(root.rglob("*run-1*")):
+        for ses in ("b", "a"):
+            new_name = path.name.replace("_task-", f"_ses-{ses}_task-")
+            dest = path.parent.parent / f"ses-{ses}" / "func" / new_name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(path.read_bytes())
+        path.unlink()
+    atlas = np.zeros(SHAPE, np.int16)
+    atlas[1:3, 1:6, 1:4] = 2
+    atlas[3:5, 1:6, 1:4] = 7
+    _nifti(tmp_path / "atlas.nii.gz", atlas)
+    cfg = _cfg(root, units="parcels", atlas=str(tmp_path / "atlas.nii.gz"), atlas_labels={"7": "seven"})
+    runs = find_bids_runs(cfg["dataset"], "sub-01")
+    assert [(r.session, r.label) for r in runs] == [("a", 1), ("b", 2)]
+    run_mask(cfg, tmp_path / "mask.nii.gz")
+    resp = read_responses(run_volume_responses(cfg, "sub-01", tmp_path / "mask.nii.gz", tmp_path / "p.h5"))
+    assert resp.unit_names == ["label_2", "seven"] and resp.n_samples == 120
+    # Reference: the mean of the label's voxels, then the same cleaning per session.
+    from nilearn.signal import clean
+
+    conf_settings = cfg["preprocessing"]["fmriprep_confounds"]
+    for k, run in enumerate(runs):
+        data = nib.load(str(run.bold)).get_fdata()
+        raw = np.stack([data[atlas == 2].mean(0), data[atlas == 7].mean(0)], axis=1)
+        conf, _ = load_fmriprep_confounds(run.bold, conf_settings, 60)
+        ref = clean(raw, detrend=True, high_pass=1 / 128, t_r=2.0, standardize="zscore_sample", confounds=conf)
+        np.testing.assert_allclose(resp.data[60 * k:60 * (k + 1)], ref, atol=1e-4)
+    assert (resp.unit_index == 0).sum() == (atlas == 2).sum() and (resp.unit_index == 1).sum() == (atlas == 7).sum()
