@@ -309,6 +309,13 @@ def test_parcel_units_and_sessions(tmp_path):
         ref = clean(raw, detrend=True, high_pass=1 / 128, t_r=2.0, standardize="zscore_sample", confounds=conf)
         np.testing.assert_allclose(resp.data[60 * k:60 * (k + 1)], ref, atol=1e-4)
     assert (resp.unit_index == 0).sum() == (atlas == 2).sum() and (resp.unit_index == 1).sum() == (atlas == 7).sum()
+    # Parcel values written back fill every voxel of their parcel.
+    from brainalign.preprocess.nifti import VolumeGrid, read_score_map, write_score_map
+
+    grid = VolumeGrid.from_unit_index(resp.affine, resp.unit_index)
+    data, affine = read_score_map(write_score_map([0.25, -0.5], grid, tmp_path / "parcels.nii.gz"))
+    np.testing.assert_array_equal(data, np.select([atlas == 2, atlas == 7], [0.25, -0.5], 0.0))
+    np.testing.assert_array_equal(affine, AFFINE)
 
 
 def test_nested_cv_pearson_matches_himalaya_with_the_same_folds():
@@ -339,3 +346,14 @@ def test_nested_cv_pearson_matches_himalaya_with_the_same_folds():
         np.testing.assert_allclose(ours["predictions"][test][:, same],
                                    np.asarray(ref.predict(x[test].astype(np.float32)))[:, same],
                                    rtol=1e-3, atol=1e-4)
+
+
+def test_story_split_across_runs_keeps_its_context():
+    from brainalign.datasets.simulated_bids import LEAD_IN, split_story
+    from brainalign.pipeline.stages import _context_groups
+
+    events = split_story(300, 3, seed=1)
+    assert list(events.groupby("run").size()) == [100, 100, 100]
+    assert (events.groupby("run")["onset"].min() == LEAD_IN).all()
+    assert set(_context_groups(events)) == {0}  # one story: context never resets
+    assert list(np.unique(_context_groups(events.drop(columns="story")))) == [1, 2, 3]

@@ -11,7 +11,9 @@ column        type        meaning
 ``run``       int >= 1    run (session block) the word belongs to
 ============  ==========  ===============================================
 
-and optionally ``stimulus_id`` (str), naming the stimulus the word comes from.
+and optionally ``stimulus_id`` (str), naming the stimulus the word comes from,
+and ``story`` (str): words of one story split across several runs share it, and
+the language model's context then continues across those runs.
 Other columns are kept as they are. Onsets never decrease within a run.
 
 Row numbers in error messages count data rows from 0 (the header excluded),
@@ -46,7 +48,7 @@ __all__ = [
 #: Required columns of an events table, in this order.
 EVENT_COLUMNS = ["onset", "duration", "word", "run"]
 #: Optional columns with a defined meaning.
-OPTIONAL_EVENT_COLUMNS = ["stimulus_id"]
+OPTIONAL_EVENT_COLUMNS = ["stimulus_id", "story"]
 
 # Cells that read as "no value" in a TSV (BIDS writes "n/a").
 _MISSING_TEXT = {"", "n/a", "na", "nan", "none", "null"}
