@@ -51,6 +51,7 @@ LEAD_IN = 10.0
 TASK = "listening"
 #: fMRIPrep space of the simulated images.
 SPACE = "MNI152NLin2009cAsym"
+_CHUNK = 16384  # voxels generated at once
 
 
 def split_story(n_words: int, n_runs: int, seed: int) -> pd.DataFrame:
@@ -216,26 +217,31 @@ def write_simulated_bids(
                  for k in range(6)}
     res = f"_res-{opts['voxel_size']}"
 
+    noise_std = np.where(snr > 0, 1.0 / np.sqrt(np.where(snr > 0, snr, 1.0)), 1.0)
     for s, subject in enumerate(subjects):
         rng = np.random.default_rng([sim["seed"], 7, s])
-        noise = _ar1(rng, n_total, n_vox, sim["noise_ar1"]).astype(np.float32)
-        noise -= noise.mean(0)
-        noise /= noise.std(0)
-        noise_std = np.where(snr > 0, 1.0 / np.sqrt(np.where(snr > 0, snr, 1.0)), 1.0).astype(np.float32)
-        data = noise * noise_std
-        data += (signal[:, column] * (snr > 0)).astype(np.float32)
-        data += (sim["drift_amplitude"] * data.std(0) * _drift(rng, times, n_vox)).astype(np.float32)
-        weights = rng.standard_normal((6, n_vox)).astype(np.float32)
-        start = 0
-        for label, n in zip(run_labels, n_per_run):
-            sl = slice(start, start + n)
-            start += n
-            motion = _motion(rng, n, opts["spike_rate"])
-            # Motion in "noise std" units: normalise each parameter, mix per voxel.
-            mz = (motion / np.maximum(motion.std(0), 1e-12)).astype(np.float32)
-            artefact = mz @ weights
-            artefact *= opts["motion_amplitude"] * noise_std / np.maximum(artefact.std(0), 1e-12)
-            run_data = opts["baseline"] * (1.0 + 0.01 * (data[sl] + artefact))
+        motions = [_motion(rng, n, opts["spike_rate"]) for n in n_per_run]
+        # Motion in "noise std" units: each parameter normalised, mixed per voxel.
+        mz = np.concatenate([m / np.maximum(m.std(0), 1e-12) for m in motions])
+        bounds = np.cumsum([0, *n_per_run])
+        data = np.empty((n_total, n_vox), dtype=np.float32)
+        # Voxels in chunks (each with its own random stream) keep memory bounded at 2 mm.
+        for c0 in range(0, n_vox, _CHUNK):
+            cs = slice(c0, min(c0 + _CHUNK, n_vox))
+            crng = np.random.default_rng([sim["seed"], 7, s, c0])
+            noise = _ar1(crng, n_total, cs.stop - cs.start, sim["noise_ar1"])
+            chunk = (noise - noise.mean(0)) / noise.std(0) * noise_std[cs]
+            chunk += signal[:, column[cs]] * (snr[cs] > 0)
+            chunk += sim["drift_amplitude"] * chunk.std(0) * _drift(crng, times, cs.stop - cs.start)
+            weights = crng.standard_normal((6, cs.stop - cs.start))
+            for k in range(len(n_per_run)):
+                rows = slice(bounds[k], bounds[k + 1])
+                artefact = mz[rows] @ weights
+                chunk[rows] += opts["motion_amplitude"] * noise_std[cs] * artefact / np.maximum(artefact.std(0), 1e-12)
+            data[:, cs] = opts["baseline"] * (1.0 + 0.01 * chunk)
+        for k, (label, n) in enumerate(zip(run_labels, n_per_run)):
+            motion = motions[k]
+            run_data = data[bounds[k]:bounds[k + 1]]
             volume = np.zeros(brain.shape + (n,), dtype=np.float32)
             volume[brain] = run_data.T
             img = nib.Nifti1Image(volume, grid.affine)

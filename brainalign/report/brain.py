@@ -82,7 +82,7 @@ def plot_slices(maps_dir: str | os.PathLike, out: str | os.PathLike, layer_index
     vmax = float(np.abs(np.asarray(img.dataobj)).max()) or 1.0
     plotting.plot_stat_map(
         img, bg_img=load_mni152_template(resolution=2), display_mode="z", cut_coords=(-20, -8, 4, 16, 28, 40),
-        figure=fig, colorbar=True, cmap="cold_hot", vmax=vmax, threshold=1e-6,
+        figure=fig, colorbar=True, cmap="cold_hot", vmax=vmax, symmetric_cbar=True, threshold=1e-6,
         title=f"{meta['feature_set']} layer {meta['layers'][k]}: group r, {n_sig}",
     )
     return _save(fig, out)
