@@ -1,10 +1,17 @@
-"""Recurrent-network kernels, installed as ``brainalign.kernels``.
+"""Head-wise recurrent-network kernels, installed as ``brainalign.kernels``.
 
 This folder is mapped into the ``brainalign`` namespace by ``pyproject.toml``
 (it must never be importable as a top-level ``kernels`` package, which would
 clash with Hugging Face's ``kernels`` package that ``transformers`` probes for).
-The head-wise RNN kernel interface and its implementations arrive with the
-activations and kernels issues; nothing is exported yet.
+
+:func:`headwise_rnn` runs LSTM, GRU, sLSTM and Elman layers with block-diagonal
+(per-head) recurrence, with FlashRNN's tensor layout; ``backend="torch"`` is the
+reference implementation. The package imports only ``torch`` (and ``triton``
+for fused kernels).
 """
 
-__all__: list[str] = []
+from .cells import CELLS, CellSpec, cell_step
+from .interface import BACKENDS, headwise_rnn, reference_headwise_rnn, register_backend
+
+__all__ = ["CELLS", "CellSpec", "cell_step", "headwise_rnn", "reference_headwise_rnn", "register_backend",
+           "BACKENDS"]

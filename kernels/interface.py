@@ -1,0 +1,123 @@
+"""The head-wise recurrent kernel interface and its PyTorch reference implementation.
+
+:func:`headwise_rnn` is the one entry point every RNN model calls. Backends
+plug in behind it without changing it: ``"torch"`` is the plain PyTorch loop
+below (any device, any dtype, autograd through the loop); ``"triton"`` is
+reserved for fused GPU kernels; ``"auto"`` picks the fastest available one for
+the inputs (today: ``"torch"``).
+
+This module imports only ``torch`` (and, for the Triton backend, ``triton``),
+so it runs on a bare GPU machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from .cells import CELLS, cell_step
+
+__all__ = ["headwise_rnn", "reference_headwise_rnn", "register_backend", "BACKENDS"]
+
+#: Backends by name: ``fn(Wx, R, b, states, cell) -> (all_states, last_states)``.
+BACKENDS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {}
+
+
+def register_backend(name: str, fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Make ``fn`` available as ``backend=name`` (same signature as :func:`reference_headwise_rnn`)."""
+    BACKENDS[name] = fn
+
+
+def _check(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: torch.Tensor | None,
+           cell: str) -> tuple[int, int, int, int, int]:
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}.")
+    spec = CELLS[cell]
+    if Wx.dim() != 5:
+        raise ValueError(f"Wx must have shape [B, T, G_in, NH, DH], got {tuple(Wx.shape)}.")
+    B, T, G, NH, DH = Wx.shape
+    if T < 1 or B < 1:
+        raise ValueError(f"Wx must have B >= 1 and T >= 1, got shape {tuple(Wx.shape)}.")
+    expected = {"Wx": ((B, T, spec.gates_in, NH, DH), tuple(Wx.shape)),
+                "R": ((spec.gates_rec, NH, DH, DH), tuple(R.shape)),
+                "b": ((spec.gates_bias, NH, DH), tuple(b.shape))}
+    if states is not None:
+        expected["states"] = ((spec.n_states, B, NH, DH), tuple(states.shape))
+    for name, (want, got) in expected.items():
+        if want != got:
+            raise ValueError(f"{cell}: {name} must have shape {list(want)} "
+                             f"({'[B, T, G_in, NH, DH]' if name == 'Wx' else '[G_rec, NH, DH, DH]' if name == 'R' else '[G_b, NH, DH]' if name == 'b' else '[S, B, NH, DH]'}), got {list(got)}.")
+    return B, T, G, NH, DH
+
+
+def reference_headwise_rnn(
+    Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: torch.Tensor | None = None, cell: str = "lstm",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain PyTorch loop over time (the reference every other backend is tested against).
+
+    Recurrent products and gates are computed in the inputs' dtype; see
+    :func:`headwise_rnn` for shapes.
+    """
+    B, T, _, NH, DH = _check(Wx, R, b, states, cell)
+    spec = CELLS[cell]
+    if states is None:
+        states = Wx.new_zeros((spec.n_states, B, NH, DH))
+    # R as [NH, DH_from, G * DH_to]: one batched product per step gives every gate.
+    R_heads = R.permute(1, 3, 0, 2).reshape(NH, DH, spec.gates_rec * DH)
+    outputs = []
+    current = states
+    for t in range(T):
+        h = current[0].transpose(0, 1)  # [NH, B, DH]
+        ry = torch.bmm(h, R_heads).view(NH, B, spec.gates_rec, DH).permute(1, 2, 0, 3)
+        current = cell_step(cell, Wx[:, t], ry, b, current)
+        outputs.append(current)
+    return torch.stack(outputs, dim=2), current
+
+
+register_backend("torch", reference_headwise_rnn)
+
+
+def headwise_rnn(
+    Wx: torch.Tensor,
+    R: torch.Tensor,
+    b: torch.Tensor,
+    states: torch.Tensor | None = None,
+    *,
+    cell: str = "lstm",
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run a head-wise (block-diagonal) recurrent layer over a sequence.
+
+    Parameters
+    ----------
+    Wx : Tensor of shape [B, T, G_in, NH, DH]
+        Input projections, pre-computed for every step (``x_t W`` plus nothing
+        else: the bias is ``b``).
+    R : Tensor of shape [G_rec, NH, DH, DH]
+        Recurrent weights per gate and head, ``[gate, head, to, from]``: gate
+        ``g`` of head ``k`` receives ``R[g, k] @ h[k]`` (FlashRNN's layout).
+    b : Tensor of shape [G_b, NH, DH]
+        Biases.
+    states : Tensor of shape [S, B, NH, DH] or None
+        Initial states (zeros when None); ``S`` and the gate counts per cell in
+        :data:`brainalign.kernels.CELLS`.
+    cell : {"lstm", "gru", "slstm", "elman"}
+    backend : {"auto", "torch", "triton"}
+        ``"torch"``: the reference loop; ``"triton"``: fused kernels (a GPU, or
+        ``TRITON_INTERPRET=1``); ``"auto"``: the fastest available.
+
+    Returns
+    -------
+    all_states : Tensor of shape [S, B, T, NH, DH]
+        Every state after every step (``all_states[0]`` is the hidden state h).
+    last_states : Tensor of shape [S, B, NH, DH]
+        The states after the last step (``all_states[:, :, -1]``).
+
+    Gradients flow to ``Wx``, ``R``, ``b`` and ``states``.
+    """
+    if backend == "auto":
+        backend = "triton" if "triton" in BACKENDS and Wx.is_cuda else "torch"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r} is not available; available: {sorted(BACKENDS)} (or 'auto').")
+    return BACKENDS[backend](Wx, R, b, states, cell)
