@@ -38,5 +38,10 @@ def alice_dir(shared_data: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def langloc_dir(shared_data: Path) -> Path:
+    return require_path(shared_data / "fedorenko2010_langloc", "the Fedorenko (2010) localizer stimuli")
+
+
+@pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
