@@ -32,7 +32,8 @@ def _schema() -> dict[str, Any]:
 
 
 def _fill_defaults(instance: Any, schema: dict[str, Any]) -> Any:
-    if not isinstance(instance, dict) or schema.get("type") != "object":
+    types = schema.get("type")
+    if not isinstance(instance, dict) or "object" not in (types if isinstance(types, list) else [types]):
         return instance
     for key, sub in schema.get("properties", {}).items():
         if key not in instance and "default" in sub:
@@ -115,8 +116,11 @@ def validate_config(config: dict[str, Any], path: str | os.PathLike | None = Non
             ds["bids_dir"] = str((Path.cwd() / "results" / ds["name"] / "bids").resolve())
         ds.update(task=TASK, space=SPACE, res=str(cfg["simulation"]["bids"]["voxel_size"]))
     for name, spec in cfg["feature_sets"].items():
-        if spec.get("model_path"):
-            spec["model_path"] = str((base / os.path.expanduser(spec["model_path"])).resolve())
+        for key in ("model_path", "tokenizer_path"):
+            if spec.get(key):
+                spec[key] = str((base / os.path.expanduser(spec[key])).resolve())
+        if spec.get("localize"):
+            spec["localize"]["stimuli_dir"] = str((base / os.path.expanduser(spec["localize"]["stimuli_dir"])).resolve())
     _check_consistency(cfg, path)
     return cfg
 
@@ -188,7 +192,7 @@ def feature_set_instances(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """
     out: dict[str, dict[str, Any]] = {}
     for name, spec in cfg["feature_sets"].items():
-        if spec["kind"] == "random_embedding":
+        if spec["kind"] in ("random_embedding", "suma", "rnn"):
             for seed in spec["seeds"]:
                 out[f"{name}_seed{seed}"] = {**spec, "family": name, "seed": int(seed)}
         else:

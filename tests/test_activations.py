@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from brainalign.features.activations import attention_output_modules, extract_causal, extract_transformer
+from brainalign.features.activations import (
+    attention_output_modules,
+    extract_causal,
+    extract_transformer,
+)
 from brainalign.features.words import extract_word_features
 from brainalign.models.hf import load_model
 
@@ -84,7 +88,7 @@ def test_word_and_mean_pooling_and_attention_stats(minilm, tmp_path):
     p = res.attentions[1][0, :, last]  # [heads, T]
     entropy = -(p * torch.log(p)).sum(-1)
     np.testing.assert_allclose(stats[5, :, 0], entropy.numpy(), rtol=1e-4)
-    np.testing.assert_allclose(stats[5, :, 1], p[:, 1].numpy(), rtol=1e-4)  # first content token
+    np.testing.assert_allclose(stats[5, :, 1], p[:, 0].numpy(), rtol=1e-4)  # first token ([CLS])
     np.testing.assert_allclose(stats[5, :, 2], p[:, last - 1].numpy(), rtol=1e-4)
     assert stats.shape == (6, 12, 3)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from brainalign.kernels import CELLS, headwise_rnn
 
 GATES = {name: (spec.gates_in, spec.gates_rec, spec.gates_bias, spec.n_states) for name, spec in CELLS.items()}

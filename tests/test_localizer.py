@@ -7,7 +7,12 @@ import pytest
 import torch
 from scipy import stats
 
-from brainalign.features.localizer import cached_localizer, encode_last_tokens, load_localizer_stimuli, localize
+from brainalign.features.localizer import (
+    cached_localizer,
+    encode_last_tokens,
+    load_localizer_stimuli,
+    localize,
+)
 from brainalign.models.hf import load_model
 from brainalign.models.suma import SUMA, suma_parameter_count
 

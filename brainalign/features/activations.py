@@ -9,7 +9,8 @@ Units read per word (the unit of analysis):
   ``"k.h<hh>"`` (block ``k``, head ``hh``), ``head_dim`` features each;
 * ``mlp``: the MLP's hidden activation (after the nonlinearity), ``"k.mlp"``;
 * attention statistics per head (entropy of the word's attention in nats,
-  weight on the sequence's first token, weight on the previous token), stored
+  weight on the sequence's first token (position 0), weight on the previous
+  token), stored
   in the ``attention_stats`` group, not as features.
 
 Pooling over the word's tokens: ``last`` (the word's last sub-token — with a
@@ -211,15 +212,20 @@ def _pool(tensor: Any, spans: list[tuple[int, int, int]], pooling: str) -> Any:
     return torch.stack([tensor[b, start:stop].mean(dim=0) for b, start, stop in spans])
 
 
-def _attention_stats(att: Any, rows: Any, pos: Any, first: Any) -> Any:
-    """(entropy, weight on first content token, weight on previous token) per head: [n, NH, 3]."""
+def _attention_stats(att: Any, rows: Any, pos: Any) -> Any:
+    """(entropy, weight on the sequence's first token, weight on the previous token) per head: [n, NH, 3].
+
+    The first token is position 0 (``[CLS]``/BOS when the tokenizer adds one:
+    the usual "attention sink"); the previous token is ``pos - 1`` (0 weight
+    for a word at position 0).
+    """
     import torch
 
     p = att[rows, :, pos]  # [n, NH, T]
     entropy = -(p * torch.log(p.clamp_min(1e-30))).sum(-1)
-    first_w = p[torch.arange(len(rows)), :, first]
-    prev = (pos - 1).clamp_min(0)
-    prev_w = torch.where((pos > first)[:, None], p[torch.arange(len(rows)), :, prev], torch.zeros_like(first_w))
+    n = torch.arange(len(rows))
+    first_w = p[n, :, 0]
+    prev_w = torch.where((pos >= 1)[:, None], p[n, :, (pos - 1).clamp_min(0)], torch.zeros_like(first_w))
     return torch.stack([entropy, first_w, prev_w], dim=-1)
 
 
@@ -363,9 +369,8 @@ def extract_transformer(
                     if attention_stats:
                         rows = torch.arange(len(batch))
                         pos = torch.tensor([wins[i][2] - 1 for i in batch])
-                        first = torch.tensor([wins[i][3] for i in batch])
                         for b in blocks:
-                            arrays[f"attention_stats/{b}"] = _attention_stats(res.attentions[b - 1], rows, pos, first)
+                            arrays[f"attention_stats/{b}"] = _attention_stats(res.attentions[b - 1], rows, pos)
                     for name, tensor in arrays.items():
                         parts.setdefault(name, []).append((batch, tensor.float().numpy()))
         finally:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
 from .._validation import BrainalignError, check_option
 
 __all__ = ["hrf_convolve", "fir_design", "frame_times_for_run", "HRF_MODELS"]

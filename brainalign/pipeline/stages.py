@@ -180,6 +180,24 @@ def run_features(
     words = events["word"].astype(str).tolist()
     _set_threads(threads)
     settings: dict[str, Any] = {"kind": spec["kind"], "family": spec["family"], "seed": spec["seed"]}
+    unit_sets = spec["kind"] in ("suma", "rnn") or (
+        spec["kind"] == "transformer"
+        and (spec["units"] != ["layers"] or spec["attention_stats"] or spec["pooling"] != "last"))
+    if unit_sets:
+        # Chunked, resumable extraction (docs/activations.md); its chunk cache lives
+        # beside the results, outside the declared outputs.
+        from ..features import model_sets
+
+        out = Path(out)
+        cache = out.resolve().parents[1] / ".cache"
+        prov = provenance(cfg, [events_path], stage="features", instance=instance)
+        groups = _context_groups(events)
+        times = events["onset"].to_numpy()
+        if spec["kind"] == "transformer":
+            return model_sets.transformer_units(spec, words, groups, out, cache, instance, times, prov, threads,
+                                                progress)
+        build = model_sets.suma_features if spec["kind"] == "suma" else model_sets.rnn_features
+        return build(spec, spec["seed"], words, groups, out, cache, instance, times, prov, progress)
     if spec["kind"] == "transformer":
         from ..features.words import extract_word_features
         from ..models.hf import load_model

@@ -14,7 +14,12 @@ import pandas as pd
 from ..config import comparison_sets
 from ..io import config_hash, read_table, write_text
 from ..pipeline.aggregate import ceiling_per_subject
-from .plots import plot_ceilings, plot_layer_curves, plot_subject_scores, plot_variance_partition
+from .plots import (
+    plot_ceilings,
+    plot_layer_curves,
+    plot_subject_scores,
+    plot_variance_partition,
+)
 from .tables import comparison_table, partition_table, summary_table
 
 __all__ = ["run_report", "FIGURES"]
@@ -66,6 +71,30 @@ def _dataset_credit(cfg: dict[str, Any]) -> str:
             f"{html.escape(sim['planted_layer'])} of {html.escape(sim['planted_feature_set'])} planted "
             f"through one shared linear map, SPM-HRF convolved, AR(1) noise at SNR "
             f"{html.escape(json.dumps(sim['rois']))}, drift ×{sim['drift_amplitude']}, seed {sim['seed']}.</p>")
+
+
+def _heads_section(cfg: dict[str, Any], results_dir: Path, curve: pd.DataFrame, rois: list[str]) -> str:
+    """Heads × layers heat maps for every transformer feature set scored per attention head."""
+    import tempfile
+
+    from ..config import feature_set_instances
+    from ..features.activations import read_attention_stats
+    from .plots import plot_head_maps
+
+    parts = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, spec in feature_set_instances(cfg).items():
+            if spec["kind"] != "transformer" or "heads" not in spec["units"]:
+                continue
+            feats = results_dir / "features" / f"{name}.h5"
+            stats = read_attention_stats(feats) if feats.exists() else {}
+            fig = plot_head_maps(curve, spec["family"], Path(tmp) / f"{name}_heads.png", rois, stats or None)
+            parts += [f"<h3>{html.escape(name)}</h3>", _img(fig, f"{name} heads")]
+    if not parts:
+        return ""
+    return "\n".join(["<h2>Attention heads</h2><p>Each head's output (before the output projection) scored as a "
+                       "feature set of its own, through the same encoder; bottom row: the heads' attention "
+                       "statistics averaged over words.</p>", *parts])
 
 
 def _brain_section(cfg: dict[str, Any], results_dir: Path) -> str:
@@ -122,6 +151,7 @@ def run_report(cfg: dict[str, Any], results_dir: str | os.PathLike, out: str | o
             partition_html = _img(fig, "variance partitioning") + _table_html(partition_table(results_dir))
 
     brain_html = _brain_section(cfg, results_dir)
+    heads_html = _heads_section(cfg, results_dir, curve, rois)
 
     prov_path = results_dir / "ceiling.csv.json"
     prov = json.loads(prov_path.read_text()) if prov_path.exists() else {}
@@ -159,6 +189,7 @@ def run_report(cfg: dict[str, Any], results_dir: str | os.PathLike, out: str | o
         "of word rate, and of both (banded ridge); unique = R²(joint) − R²(other); "
         "shared = R²(model) + R²(word rate) − R²(joint).</p>", partition_html,
         brain_html,
+        heads_html,
         "<h2>Excluded subjects</h2>", f"<ul>{excl_html}</ul>",
         "<h2>Method</h2><ul>",
         f"<li>Cleaning (responses and designs alike): nilearn.signal.clean(detrend={pre['detrend']}, "

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["plot_layer_curves", "plot_subject_scores", "plot_ceilings", "plot_variance_partition"]
+__all__ = ["plot_layer_curves", "plot_subject_scores", "plot_ceilings", "plot_variance_partition", "plot_head_maps",
+           "head_matrix"]
 
 _PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
 
@@ -173,6 +174,65 @@ def plot_variance_partition(table: pd.DataFrame, out: str | os.PathLike,
     ax.set_xticks(range(len(rois)), rois)
     ax.set_ylabel("held-out R² (mean over subjects)")
     ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    path = _save(fig, out)
+    plt.close(fig)
+    return path
+
+
+def head_matrix(curve: pd.DataFrame, model: str, roi: str, column: str = "mean") -> tuple[np.ndarray, list[int]]:
+    """Scores of ``model``'s heads as a (blocks × heads) matrix for one ROI (layers named ``"k.hHH"``)."""
+    rows = curve[(curve["model"] == model) & (curve["roi"] == roi)]
+    parsed = rows["layer"].astype(str).str.extract(r"^(\d+)\.h(\d+)$").dropna().astype(int)
+    blocks = sorted(parsed[0].unique())
+    n_heads = int(parsed[1].max()) + 1
+    mat = np.full((len(blocks), n_heads), np.nan)
+    for (b, h), value in zip(parsed.itertuples(index=False), rows.loc[parsed.index, column]):
+        mat[blocks.index(b), h] = value
+    return mat, blocks
+
+
+def plot_head_maps(curve: pd.DataFrame, model: str, out: str | os.PathLike, roi_order: Sequence[str] | None = None,
+                   attention_stats: dict[str, np.ndarray] | None = None) -> Path:
+    """Heads × layers heat maps of the mean held-out r per ROI, and the heads' attention statistics.
+
+    ``attention_stats`` maps block → (n_words, n_heads, 3) (entropy, first-token
+    weight, previous-token weight); their means over words are drawn in a
+    last row of panels when given.
+    """
+    plt = _pyplot()
+    rois = list(roi_order or curve[curve["model"] == model]["roi"].drop_duplicates())
+    mats = {roi: head_matrix(curve, model, roi) for roi in rois}
+    vmax = max(float(np.nanmax(np.abs(m))) for m, _ in mats.values()) or 1.0
+    n_rows, n_cols = _grid(len(rois))
+    extra = 1 if attention_stats else 0
+    fig, axes = plt.subplots(n_rows + extra, n_cols if not extra else max(n_cols, 3),
+                             figsize=(4.2 * max(n_cols, 3 if extra else 1), 2.6 * (n_rows + extra)), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_visible(False)
+    for k, roi in enumerate(rois):
+        ax = axes[k // n_cols, k % n_cols]
+        ax.set_visible(True)
+        mat, blocks = mats[roi]
+        im = ax.imshow(mat, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto")
+        ax.set_yticks(range(len(blocks)), [str(b) for b in blocks])
+        ax.set_xlabel("head")
+        ax.set_ylabel("layer")
+        ax.set_title(roi)
+        fig.colorbar(im, ax=ax, label="mean r")
+    if attention_stats:
+        blocks = sorted(attention_stats, key=int)
+        means = np.stack([attention_stats[b].mean(axis=0) for b in blocks])  # (blocks, heads, 3)
+        for j, label in enumerate(("attention entropy (nats)", "weight on first token", "weight on previous token")):
+            ax = axes[-1, j]
+            ax.set_visible(True)
+            im = ax.imshow(means[:, :, j], cmap="viridis", aspect="auto")
+            ax.set_yticks(range(len(blocks)), blocks)
+            ax.set_xlabel("head")
+            ax.set_ylabel("layer")
+            ax.set_title(label)
+            fig.colorbar(im, ax=ax)
+    fig.suptitle(f"{model}: each attention head's output as features (mean r over subjects)")
     fig.tight_layout()
     path = _save(fig, out)
     plt.close(fig)
