@@ -13,5 +13,4 @@ for fused kernels).
 from .cells import CELLS, CellSpec, cell_step
 from .interface import BACKENDS, headwise_rnn, reference_headwise_rnn, register_backend
 
-__all__ = ["CELLS", "CellSpec", "cell_step", "headwise_rnn", "reference_headwise_rnn", "register_backend",
-           "BACKENDS"]
+__all__ = ["CELLS", "CellSpec", "cell_step", "headwise_rnn", "reference_headwise_rnn", "register_backend"]

@@ -18,7 +18,7 @@ import torch
 
 from .cells import CELLS, cell_step
 
-__all__ = ["headwise_rnn", "reference_headwise_rnn", "register_backend", "BACKENDS"]
+__all__ = ["headwise_rnn", "reference_headwise_rnn", "register_backend"]
 
 #: Backends by name: ``fn(Wx, R, b, states, cell) -> (all_states, last_states)``.
 BACKENDS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {}

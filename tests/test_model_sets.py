@@ -46,7 +46,8 @@ def test_suma_feature_set_with_localized_units(setup, langloc_dir):
     out = run_features(cfg, tmp / "events.tsv", "suma_seed10", tmp / "t" / "features" / "suma_seed10.h5",
                        progress=False)
     layers, loc = _layers(out)
-    assert list(layers) == ["norm", "attn", "localized"]
+    assert list(layers) == ["norm", "attn", "all", "localized"]
+    np.testing.assert_array_equal(layers["all"], np.concatenate([layers["norm"], layers["attn"]], 1))
     assert layers["norm"].shape == (120, 32) and layers["localized"].shape == (120, 16)
     mask = np.concatenate([loc["norm"]["mask"], loc["attn"]["mask"]]).astype(bool)
     np.testing.assert_array_equal(layers["localized"], np.concatenate([layers["norm"], layers["attn"]], 1)[:, mask])

@@ -55,6 +55,16 @@ def transformer_units(spec: dict[str, Any], words: list[str], groups: np.ndarray
     )
 
 
+def _append_layer(out: Path, name: str, values: np.ndarray) -> None:
+    """Append one feature layer to an extraction file (kept in the contract's layer order)."""
+    import json
+
+    with h5py.File(out, "a") as f:
+        f["layers"].create_dataset(name, data=np.asarray(values, np.float32), compression="gzip",
+                                   compression_opts=1, track_times=False)
+        f.attrs["layer_order"] = _json(json.loads(f.attrs["layer_order"]) + [name])
+
+
 def _add_localized(out: Path, result: Any, modules: list[str]) -> None:
     """Append the ``localized`` layer and the localizer's statistics to an extraction file."""
     with h5py.File(out, "a") as f:
@@ -101,7 +111,8 @@ def _finish(tmp: Path, out: Path) -> Path:
 
 def suma_features(spec: dict[str, Any], seed: int, words: list[str], groups: np.ndarray, out: Path, cache: Path,
                   name: str, times: np.ndarray, prov: dict[str, Any], progress: bool) -> Path:
-    """SUMA's hooked units per word: ``norm``, ``attn`` (last cycle) and, with ``localize``, ``localized``."""
+    """SUMA's hooked units per word: ``norm``, ``attn`` (last cycle), ``all`` (both) and, with
+    ``localize``, ``localized``."""
     import torch
 
     from ..models.suma import SUMA
@@ -120,6 +131,9 @@ def suma_features(spec: dict[str, Any], seed: int, words: list[str], groups: np.
     part = out.with_name(out.name + ".units")
     extract_causal(run_story, tokenizer, words, groups, part, cache, model_name=name, identity=identity,
                    times=times, prov=prov, progress=progress)
+    with h5py.File(part, "r") as f:
+        both = np.concatenate([f["layers"]["norm"][()], f["layers"]["attn"][()]], axis=1)
+    _append_layer(part, "all", both)  # the 2 * d_model candidate units together
     if spec.get("localize"):
 
         def encode(ids_list: list[list[int]]) -> dict[str, np.ndarray]:
