@@ -18,10 +18,27 @@ from .tables import comparison_table, partition_table, summary_table, to_markdow
 __all__ = ["render_section", "update_readme"]
 
 
+_HEAD = r"^\d+\.h\d+$"
+
+
+def _kinds(results_dir: Path) -> dict[str, str]:
+    """Feature-set family -> kind, from the resolved config of the run (empty when absent)."""
+    import yaml
+
+    path = results_dir / "config.yaml"
+    if not path.exists():
+        return {}
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return {name: spec["kind"] for name, spec in cfg.get("feature_sets", {}).items()}
+
+
 def _curve_table(results_dir: Path):
     import pandas as pd
 
     curve = read_table(results_dir / "layer_curve.csv", required=["model", "layer", "roi", "mean", "sem"])
+    curve = curve[~curve["layer"].astype(str).str.match(_HEAD)]
+    kinds = _kinds(results_dir)
+    curve = curve[~curve["model"].map(kinds).isin(["suma", "rnn"])]
     multi = [m for m in dict.fromkeys(curve["model"]) if curve[curve.model == m]["layer"].nunique() > 1]
     rows = []
     for model in multi:
@@ -30,6 +47,42 @@ def _curve_table(results_dir: Path):
             r = sub[sub.roi == roi]
             rows.append({"model": model, "ROI": roi,
                          **{f"L{l}": f"{m:.3f}" for l, m in zip(r["layer"].astype(str), r["mean"])}})
+    return pd.DataFrame(rows)
+
+
+def _seeded_table(results_dir: Path):
+    """Untrained models (SUMA, RNNs): per unit set and ROI, the group-mean r, mean ± sd over seeds."""
+    import pandas as pd
+
+    kinds = _kinds(results_dir)
+    families = [m for m, k in kinds.items() if k in ("suma", "rnn")]
+    if not families:
+        return pd.DataFrame()
+    scores = read_table(results_dir / "scores.csv", required=["model", "seed", "layer", "roi", "fold", "score"])
+    scores = scores[(scores["fold"].astype(str) == "mean") & scores["model"].isin(families)]
+    per_seed = scores.groupby(["model", "layer", "roi", "seed"], sort=False)["score"].mean().reset_index()
+    rows = []
+    for (model, layer), grp in per_seed.groupby(["model", "layer"], sort=False):
+        row = {"model": model, "units": str(layer), "seeds": grp["seed"].nunique()}
+        for roi, g in grp.groupby("roi", sort=False):
+            sd = g["score"].std(ddof=1) if len(g) > 1 else float("nan")
+            row[roi] = f"{g['score'].mean():.3f}" + (f" ± {sd:.3f}" if len(g) > 1 else "")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _heads_table(results_dir: Path):
+    """Per transformer scored by head: for each ROI the best head (block.head) and the mean over heads."""
+    import pandas as pd
+
+    curve = read_table(results_dir / "layer_curve.csv", required=["model", "layer", "roi", "mean"])
+    heads = curve[curve["layer"].astype(str).str.match(_HEAD)]
+    rows = []
+    for (model, roi), grp in heads.groupby(["model", "roi"], sort=False):
+        best = grp.loc[grp["mean"].idxmax()]
+        rows.append({"model": model, "ROI": roi, "best head (layer.head)": str(best["layer"]).replace(".h", ".")
+                     , "best head r": f"{best['mean']:.3f}", "mean over heads": f"{grp['mean'].mean():.3f}",
+                     "heads with r > 0": f"{int((grp['mean'] > 0).sum())}/{len(grp)}"})
     return pd.DataFrame(rows)
 
 
@@ -48,6 +101,14 @@ def render_section(results_dir: str | os.PathLike) -> str:
         "",
         to_markdown(_curve_table(results_dir)),
     ]
+    seeded = _seeded_table(results_dir)
+    if not seeded.empty:
+        parts += ["", "Untrained models, every unit set (group-mean r per seed, then mean ± sd over seeds):", "",
+                  to_markdown(seeded)]
+    heads = _heads_table(results_dir)
+    if not heads.empty:
+        parts += ["", "Attention heads scored one by one (group-mean r; the report has the full heads × layers "
+                  "maps):", "", to_markdown(heads)]
     tests = comparison_table(results_dir)
     if not tests.empty:
         parts += ["", "Paired comparisons over subjects (nested best layers):", "", to_markdown(tests)]
