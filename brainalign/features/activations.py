@@ -27,7 +27,7 @@ Extraction is chunked. Each finished chunk is written atomically to
 chunks it finds there, and the declared output appears only by rename once all
 chunks are assembled (so a killed job, or Snakemake's cleanup of it, never
 loses finished chunks). The output follows the *Features* contract
-(``features/1``) with chunked, compressed datasets.
+(``features/1``) with chunked datasets.
 """
 
 from __future__ import annotations
@@ -156,9 +156,10 @@ def _assemble(folder: Path, n_chunks: int, out: str | os.PathLike, settings: dic
             shape = (n_rows,) + first[name].shape[1:]
             target = grp if "|" not in name else f.require_group(name.split("|")[0])
             key = name if "|" not in name else name.split("|")[1]
+            # Chunked but not compressed: float activations barely compress, and gzip
+            # would cost a tenth of the extraction (benchmarks/extraction.py).
             dsets[name] = target.create_dataset(key, shape=shape, dtype=np.float32,
-                                                chunks=(min(n_rows, 256),) + shape[1:], compression="gzip",
-                                                compression_opts=1, track_times=False)
+                                                chunks=(min(n_rows, 256),) + shape[1:], track_times=False)
         row = 0
         for k, size in enumerate(sizes):
             with np.load(folder / f"chunk_{k:05d}.npz") as z:
