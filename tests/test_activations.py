@@ -135,3 +135,39 @@ def test_causal_extraction_one_pass_per_story(minilm, tmp_path):
     assert calls == [sum(n_tokens[:12]), sum(n_tokens[12:])]
     ends = np.concatenate([np.cumsum(n_tokens[:12]), np.cumsum(n_tokens[12:])]) - 1
     np.testing.assert_array_equal(layers["pos"][:, 0], ends)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_models_built_from_a_config(family, minilm, tmp_path):
+    """Decoder families built from tiny configs (random weights): heads, MLP units and their projections."""
+    from transformers import AutoModel, GPT2Config, LlamaConfig
+
+    from brainalign.models.hf import LoadedModel
+
+    vocab = minilm.tokenizer.vocab_size
+    if family == "gpt2":
+        config = GPT2Config(vocab_size=vocab, n_embd=48, n_layer=2, n_head=4, n_positions=128)
+    else:
+        config = LlamaConfig(vocab_size=vocab, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    torch.manual_seed(0)
+    model = AutoModel.from_config(config, attn_implementation="eager").eval()
+    loaded = LoadedModel(model, minilm.tokenizer, tmp_path, {"model_type": family, "max_length": 128})
+    out = extract_transformer(loaded, WORDS, GROUPS, tmp_path / "x.h5", tmp_path / "cache", model_name=family,
+                              units=("layers", "heads", "mlp"), context_words=4, attention_stats=True,
+                              progress=False)
+    layers, _ = _read(out)
+    assert layers["2.h03"].shape == (len(WORDS), 12) and layers["1.mlp"].shape[1] == (192 if family == "gpt2" else 96)
+    # The projection applied to the concatenated heads reproduces its output, hooked independently.
+    proj = attention_output_modules(model)[1]
+    captured = []
+    hook = proj.register_forward_hook(lambda m, a, o: captured.append(o))
+    from brainalign.features.words import word_windows
+
+    seqs, pos = word_windows(minilm.tokenizer, WORDS[:3], [1] * 3, 4, 128)
+    with torch.inference_mode():
+        model(input_ids=torch.tensor([seqs[2]]))
+        expected = captured[0][0, pos[2]]
+        heads = torch.tensor(np.concatenate([layers[f"2.h{h:02d}"][2] for h in range(4)]))
+        torch.testing.assert_close(proj(heads), expected, rtol=1e-4, atol=1e-5)
+    hook.remove()

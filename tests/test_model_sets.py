@@ -27,6 +27,7 @@ def setup(tmp_path, langloc_dir):
             "suma": {"kind": "suma", "d_model": 32, "n_heads": 4, "seeds": [10],
                      "localize": {"stimuli_dir": str(langloc_dir), "top_k": 16}},
             "gru": {"kind": "rnn", "cell": "gru", "n_layers": 2, "n_heads": 2, "head_dim": 8, "seeds": [5],
+                    "units": ["layers", "heads"],
                     "localize": {"stimuli_dir": str(langloc_dir), "top_k": 0.25, "variant": "absolute"}},
         },
         "simulation": {"planted_layer": "3"},
@@ -81,7 +82,9 @@ def test_rnn_feature_set_states_and_absolute_localizer(setup):
     cfg, events, tmp = setup
     out = run_features(cfg, tmp / "events.tsv", "gru_seed5", tmp / "t" / "features" / "gru_seed5.h5", progress=False)
     layers, loc = _layers(out)
-    assert list(layers) == ["L1", "L2", "localized"] and layers["L2"].shape == (120, 16)
+    assert list(layers) == ["L1", "L2", "1.h00", "1.h01", "2.h00", "2.h01", "localized"]
+    assert layers["L2"].shape == (120, 16)
+    np.testing.assert_array_equal(layers["2.h01"], layers["L2"][:, 8:])  # head 1 = units 8..15
     assert layers["localized"].shape == (120, 8)  # 25 % of 2 x 16 units
     from brainalign.features.model_sets import load_tokenizer
 

@@ -161,7 +161,8 @@ def _localizer(spec: dict[str, Any], identity: dict[str, Any], tokenizer: Any, e
 def rnn_features(spec: dict[str, Any], seed: int, words: list[str], groups: np.ndarray, out: Path, cache: Path,
                  name: str, times: np.ndarray, prov: dict[str, Any], progress: bool) -> Path:
     """An untrained head-wise RNN LM's states per word: ``L<k>`` (hidden state h of layer k, all heads),
-    ``L<k>.c`` (the LSTM/sLSTM cell state), and with ``localize`` a ``localized`` layer over the ``L<k>``."""
+    ``L<k>.c`` (the LSTM/sLSTM cell state), with ``units`` including ``heads`` each head's hidden
+    state ``k.hHH``, and with ``localize`` a ``localized`` layer over the ``L<k>``."""
     import torch
 
     from ..models.rnn import HeadwiseRNNLM
@@ -180,6 +181,10 @@ def rnn_features(spec: dict[str, Any], seed: int, words: list[str], groups: np.n
             out_states[f"L{k}"] = states[0, 0].reshape(len(ids), -1)
             if spec["cell"] in ("lstm", "slstm"):
                 out_states[f"L{k}.c"] = states[1, 0].reshape(len(ids), -1)
+        if "heads" in spec["units"]:
+            for k, states in enumerate(res["states"], start=1):
+                for h in range(model.n_heads):
+                    out_states[f"{k}.h{h:02d}"] = states[0, 0, :, h]
         return out_states
 
     part = out.with_name(out.name + ".units")

@@ -1,6 +1,12 @@
 """Alignment metrics on plain arrays: correlations, ceilings, RSA, CKA, identification, statistics."""
 
-from .ceilings import analytic_isc, analytic_model_r, isc_ceiling, loso_isc, normalized_score
+from .ceilings import (
+    analytic_isc,
+    analytic_model_r,
+    isc_ceiling,
+    loso_isc,
+    normalized_score,
+)
 from .cka import hsic_linear, linear_cka
 from .correlation import pearsonr_columns
 from .identification import (

@@ -67,7 +67,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.stats
 from numpy.typing import ArrayLike
 
 from brainalign._validation import BrainalignError, check_2d, check_option
