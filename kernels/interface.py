@@ -3,8 +3,9 @@
 :func:`headwise_rnn` is the one entry point every RNN model calls. Backends
 plug in behind it without changing it: ``"torch"`` is the plain PyTorch loop
 below (any device, any dtype, autograd through the loop); ``"triton"`` is
-reserved for fused GPU kernels; ``"auto"`` picks the fastest available one for
-the inputs (today: ``"torch"``).
+the fused kernels of :mod:`brainalign.kernels.triton_rnn` (a GPU, or the CPU
+interpreter with ``TRITON_INTERPRET=1``); ``"auto"`` picks Triton for CUDA
+tensors with a supported head size and the reference otherwise.
 
 This module imports only ``torch`` (and, for the Triton backend, ``triton``),
 so it runs on a bare GPU machine.
@@ -78,6 +79,18 @@ def reference_headwise_rnn(
 register_backend("torch", reference_headwise_rnn)
 
 
+def _register_triton() -> None:
+    """Make the fused Triton kernels available as ``backend="triton"`` when Triton imports."""
+    try:
+        from .triton_rnn import triton_headwise_rnn
+    except ImportError:  # no Triton on this machine: the reference stays available
+        return
+    register_backend("triton", triton_headwise_rnn)
+
+
+_register_triton()
+
+
 def headwise_rnn(
     Wx: torch.Tensor,
     R: torch.Tensor,
@@ -117,7 +130,8 @@ def headwise_rnn(
     Gradients flow to ``Wx``, ``R``, ``b`` and ``states``.
     """
     if backend == "auto":
-        backend = "triton" if "triton" in BACKENDS and Wx.is_cuda else "torch"
+        fused = "triton" in BACKENDS and Wx.is_cuda and Wx.shape[-1] in (16, 32, 64, 128)
+        backend = "triton" if fused else "torch"
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not available; available: {sorted(BACKENDS)} (or 'auto').")
     return BACKENDS[backend](Wx, R, b, states, cell)

@@ -10,6 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Triton kernels run in its CPU interpreter here (no GPU); the variable must be
+# set before Triton compiles anything, i.e. before any test imports it.
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent

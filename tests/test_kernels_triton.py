@@ -1,0 +1,66 @@
+"""The fused Triton forward kernel (CPU interpreter, tiny shapes) against the float64 reference."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from brainalign.kernels import CELLS, headwise_rnn, reference_headwise_rnn
+
+pytest.importorskip("triton")
+pytestmark = pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available(),
+                                reason="needs a GPU or TRITON_INTERPRET=1")
+
+
+def _inputs(cell, B, T, NH, DH, dtype, seed, zero_states):
+    spec = CELLS[cell]
+    g = torch.Generator().manual_seed(seed)
+    Wx = torch.randn(B, T, spec.gates_in, NH, DH, generator=g)
+    R = torch.randn(spec.gates_rec, NH, DH, DH, generator=g) / DH**0.5
+    b = torch.randn(spec.gates_bias, NH, DH, generator=g) * 0.5
+    states = torch.zeros(spec.n_states, B, NH, DH) if zero_states else torch.randn(spec.n_states, B, NH, DH, generator=g)
+    if cell == "slstm" and not zero_states:
+        states[2] = states[2].abs() + 1.0
+    return [t.to(dtype) for t in (Wx, R, b, states)]
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("B,T,DH,zero", [(3, 5, 16, True), (1, 1, 32, False), (5, 3, 16, False)])
+def test_forward_float32(cell, B, T, DH, zero):
+    Wx, R, b, states = _inputs(cell, B, T, 2, DH, torch.float32, seed=B * 100 + T, zero_states=zero)
+    out, last = headwise_rnn(Wx, R, b, states, cell=cell, backend="triton")
+    ref, ref_last = reference_headwise_rnn(*(t.double() for t in (Wx, R, b, states)), cell=cell)
+    torch.testing.assert_close(out.double(), ref, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(last.double(), ref_last, rtol=1e-4, atol=1e-5)
+    again, _ = headwise_rnn(Wx, R, b, states, cell=cell, backend="triton")
+    assert torch.equal(out, again)  # deterministic
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_forward_bfloat16(cell):
+    Wx, R, b, states = _inputs(cell, 3, 4, 2, 16, torch.bfloat16, seed=7, zero_states=True)
+    out, _ = headwise_rnn(Wx, R, b, states, cell=cell, backend="triton")
+    assert out.dtype == torch.bfloat16
+    ref, _ = reference_headwise_rnn(*(t.double() for t in (Wx, R, b, states)), cell=cell)
+    scale = ref.abs().max()
+    assert (out.double() - ref).abs().max() <= 1e-2 * scale
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_gradients_through_the_triton_backend(cell):
+    Wx, R, b, states = _inputs(cell, 2, 3, 2, 16, torch.float32, seed=3, zero_states=False)
+    leaves = [t.clone().requires_grad_(True) for t in (Wx, R, b, states)]
+    out, last = headwise_rnn(*leaves, cell=cell, backend="triton")
+    (out.sum() + last[0].pow(2).sum()).backward()
+    refs = [t.double().clone().requires_grad_(True) for t in (Wx, R, b, states)]
+    rout, rlast = reference_headwise_rnn(*refs, cell=cell)
+    (rout.sum() + rlast[0].pow(2).sum()).backward()
+    for got, want in zip(leaves, refs):
+        torch.testing.assert_close(got.grad.double(), want.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_unsupported_head_size_is_a_clear_error():
+    Wx, R, b, states = _inputs("lstm", 1, 2, 1, 16, torch.float32, 0, True)
+    with pytest.raises(ValueError, match="supports head sizes"):
+        headwise_rnn(Wx[..., :12], R[..., :12, :12], b[..., :12], states[..., :12], cell="lstm", backend="triton")
