@@ -11,6 +11,6 @@ for fused kernels).
 """
 
 from .cells import CELLS, CellSpec, cell_step
-from .interface import BACKENDS, headwise_rnn, reference_headwise_rnn, register_backend
+from .interface import BACKENDS, headwise_rnn, reference_headwise_rnn, register_backend  # noqa: F401
 
 __all__ = ["CELLS", "CellSpec", "cell_step", "headwise_rnn", "reference_headwise_rnn", "register_backend"]
