@@ -13,9 +13,11 @@ floats) must fit a streaming multiprocessor's register file with the states;
 beyond DH = 128 the weights would spill, which is why FlashRNN limits its fused
 kernel to small heads (see docs/kernels.md).
 
-The backward pass is, for now, the PyTorch reference recomputed under autograd
-(correct gradients for every cell; a fused backward kernel is the next step of
-the kernels issue).
+The backward kernel runs one program per head over every batch block in
+reverse time: it recomputes the gates from the saved states, writes ``dWx`` per
+step, keeps ``dR`` and ``db`` in registers (summed over batch and time) and
+returns the gradients of the initial states. LSTM, GRU and Elman are fused;
+the sLSTM backward still recomputes the PyTorch reference under autograd.
 """
 
 from __future__ import annotations
@@ -148,10 +150,168 @@ def _fw_kernel(WX, R, BIAS, S0, OUT, B, T, NH,
             tl.store(OUT + 3 * out_stride_s + o_off, ms.to(OUT.dtype.element_ty), mask=m2)
 
 
+@triton.jit
+def _load_r(R, g, h, NH, DH: tl.constexpr):
+    """R[g, h] as stored (``[to, from]``), float32."""
+    rd = tl.arange(0, DH)
+    return tl.load(R + ((g * NH + h) * DH + rd[:, None]) * DH + rd[None, :]).to(tl.float32)
+
+
+@triton.jit
+def _acc_dr(DR, g, h, NH, acc, DH: tl.constexpr):
+    rd = tl.arange(0, DH)
+    tl.store(DR + ((g * NH + h) * DH + rd[:, None]) * DH + rd[None, :], acc)
+
+
+@triton.jit
+def _bw_kernel(WX, R, BIAS, S0, OUT, DOUT, DWX, DR, DB, DS0, B, T, NH,
+               CELL: tl.constexpr, DH: tl.constexpr, BLOCK_B: tl.constexpr, GI: tl.constexpr,
+               GB: tl.constexpr, S: tl.constexpr):
+    """Reverse-time loop of one head over every batch block: dWx per step, dR and db summed, dStates0."""
+    h = tl.program_id(0)
+    rd = tl.arange(0, DH)
+    state_stride = B * NH * DH
+    out_stride_s = B * T * NH * DH
+    rt0 = _load_rt(R, 0, h, NH, DH)
+    r0 = _load_r(R, 0, h, NH, DH)
+    if CELL != 3:
+        rt1 = _load_rt(R, 1, h, NH, DH)
+        rt2 = _load_rt(R, 2, h, NH, DH)
+        r1 = _load_r(R, 1, h, NH, DH)
+        r2 = _load_r(R, 2, h, NH, DH)
+    if CELL == 0:
+        rt3 = _load_rt(R, 3, h, NH, DH)
+        r3 = _load_r(R, 3, h, NH, DH)
+    b0 = tl.load(BIAS + (0 * NH + h) * DH + rd).to(tl.float32)[None, :]
+    if GB >= 3:
+        b1 = tl.load(BIAS + (1 * NH + h) * DH + rd).to(tl.float32)[None, :]
+        b2 = tl.load(BIAS + (2 * NH + h) * DH + rd).to(tl.float32)[None, :]
+    if GB == 4:
+        b3 = tl.load(BIAS + (3 * NH + h) * DH + rd).to(tl.float32)[None, :]
+    dr0 = tl.zeros((DH, DH), tl.float32)
+    dr1 = tl.zeros((DH, DH), tl.float32)
+    dr2 = tl.zeros((DH, DH), tl.float32)
+    dr3 = tl.zeros((DH, DH), tl.float32)
+    db0 = tl.zeros((DH,), tl.float32)
+    db1 = tl.zeros((DH,), tl.float32)
+    db2 = tl.zeros((DH,), tl.float32)
+    db3 = tl.zeros((DH,), tl.float32)
+    for b_start in range(0, B, BLOCK_B):
+        rb = b_start + tl.arange(0, BLOCK_B)
+        m2 = (rb < B)[:, None] & (rd < DH)[None, :]
+        s_off = (rb[:, None] * NH + h) * DH + rd[None, :]
+        dh_next = tl.zeros((BLOCK_B, DH), tl.float32)
+        dc_next = tl.zeros((BLOCK_B, DH), tl.float32)
+        for k in range(T):
+            t = T - 1 - k
+            o_off = ((rb[:, None] * T + t) * NH + h) * DH + rd[None, :]
+            # The previous step's states (clamped at t = 0, where S0 is used instead).
+            p_off = ((rb[:, None] * T + tl.maximum(t - 1, 0)) * NH + h) * DH + rd[None, :]
+            first = t == 0
+            h_prev = tl.where(first, tl.load(S0 + s_off, mask=m2, other=0.0).to(tl.float32),
+                              tl.load(OUT + p_off, mask=m2, other=0.0).to(tl.float32))
+            wx_off = ((rb[:, None] * T + t) * GI * NH + h) * DH + rd[None, :]
+            x0 = tl.load(WX + wx_off, mask=m2, other=0.0).to(tl.float32)
+            if GI >= 3:
+                x1 = tl.load(WX + wx_off + NH * DH, mask=m2, other=0.0).to(tl.float32)
+                x2 = tl.load(WX + wx_off + 2 * NH * DH, mask=m2, other=0.0).to(tl.float32)
+            if GI == 4:
+                x3 = tl.load(WX + wx_off + 3 * NH * DH, mask=m2, other=0.0).to(tl.float32)
+            dh = tl.load(DOUT + o_off, mask=m2, other=0.0).to(tl.float32) + dh_next
+            if CELL == 0:
+                c_prev = tl.where(first, tl.load(S0 + state_stride + s_off, mask=m2, other=0.0).to(tl.float32),
+                                  tl.load(OUT + out_stride_s + p_off, mask=m2, other=0.0).to(tl.float32))
+                ig = _sigmoid(x0 + tl.dot(h_prev, rt0, input_precision="ieee") + b0)
+                fg = _sigmoid(x1 + tl.dot(h_prev, rt1, input_precision="ieee") + b1)
+                zg = _tanh(x2 + tl.dot(h_prev, rt2, input_precision="ieee") + b2)
+                og = _sigmoid(x3 + tl.dot(h_prev, rt3, input_precision="ieee") + b3)
+                c = fg * c_prev + ig * zg
+                tc = _tanh(c)
+                dc = tl.load(DOUT + out_stride_s + o_off, mask=m2, other=0.0).to(tl.float32) + dc_next
+                dc = dc + dh * og * (1.0 - tc * tc)
+                g0 = dc * zg * ig * (1.0 - ig)
+                g1 = dc * c_prev * fg * (1.0 - fg)
+                g2 = dc * ig * (1.0 - zg * zg)
+                g3 = dh * tc * og * (1.0 - og)
+                dc_next = dc * fg
+                tl.store(DWX + wx_off, g0, mask=m2)
+                tl.store(DWX + wx_off + NH * DH, g1, mask=m2)
+                tl.store(DWX + wx_off + 2 * NH * DH, g2, mask=m2)
+                tl.store(DWX + wx_off + 3 * NH * DH, g3, mask=m2)
+                dr0 += tl.dot(tl.trans(g0), h_prev, input_precision="ieee")
+                dr1 += tl.dot(tl.trans(g1), h_prev, input_precision="ieee")
+                dr2 += tl.dot(tl.trans(g2), h_prev, input_precision="ieee")
+                dr3 += tl.dot(tl.trans(g3), h_prev, input_precision="ieee")
+                db0 += tl.sum(g0, axis=0)
+                db1 += tl.sum(g1, axis=0)
+                db2 += tl.sum(g2, axis=0)
+                db3 += tl.sum(g3, axis=0)
+                dh_next = (tl.dot(g0, r0, input_precision="ieee") + tl.dot(g1, r1, input_precision="ieee")
+                           + tl.dot(g2, r2, input_precision="ieee") + tl.dot(g3, r3, input_precision="ieee"))
+            elif CELL == 1:
+                gg = tl.dot(h_prev, rt0, input_precision="ieee") + b0
+                rg = _sigmoid(x0 + tl.dot(h_prev, rt1, input_precision="ieee") + b1)
+                ug = _sigmoid(x1 + tl.dot(h_prev, rt2, input_precision="ieee") + b2)
+                cand = _tanh(x2 + b3 + rg * gg)
+                du = dh * (h_prev - cand)
+                dpre = dh * (1.0 - ug) * (1.0 - cand * cand)
+                d_g = dpre * rg
+                d_r = dpre * gg * rg * (1.0 - rg)
+                d_u = du * ug * (1.0 - ug)
+                tl.store(DWX + wx_off, d_r, mask=m2)
+                tl.store(DWX + wx_off + NH * DH, d_u, mask=m2)
+                tl.store(DWX + wx_off + 2 * NH * DH, dpre, mask=m2)
+                dr0 += tl.dot(tl.trans(d_g), h_prev, input_precision="ieee")
+                dr1 += tl.dot(tl.trans(d_r), h_prev, input_precision="ieee")
+                dr2 += tl.dot(tl.trans(d_u), h_prev, input_precision="ieee")
+                db0 += tl.sum(d_g, axis=0)
+                db1 += tl.sum(d_r, axis=0)
+                db2 += tl.sum(d_u, axis=0)
+                db3 += tl.sum(dpre, axis=0)
+                dh_next = (dh * ug + tl.dot(d_g, r0, input_precision="ieee")
+                           + tl.dot(d_r, r1, input_precision="ieee") + tl.dot(d_u, r2, input_precision="ieee"))
+            else:  # Elman
+                hn = tl.load(OUT + o_off, mask=m2, other=0.0).to(tl.float32)
+                g0 = dh * (1.0 - hn * hn)
+                tl.store(DWX + wx_off, g0, mask=m2)
+                dr0 += tl.dot(tl.trans(g0), h_prev, input_precision="ieee")
+                db0 += tl.sum(g0, axis=0)
+                dh_next = tl.dot(g0, r0, input_precision="ieee")
+        tl.store(DS0 + s_off, dh_next, mask=m2)
+        if CELL == 0:
+            tl.store(DS0 + state_stride + s_off, dc_next, mask=m2)
+    _acc_dr(DR, 0, h, NH, dr0, DH)
+    tl.store(DB + (0 * NH + h) * DH + rd, db0)
+    if CELL != 3:
+        _acc_dr(DR, 1, h, NH, dr1, DH)
+        _acc_dr(DR, 2, h, NH, dr2, DH)
+        tl.store(DB + (1 * NH + h) * DH + rd, db1)
+        tl.store(DB + (2 * NH + h) * DH + rd, db2)
+    if CELL == 0:
+        _acc_dr(DR, 3, h, NH, dr3, DH)
+    if GB == 4:
+        tl.store(DB + (3 * NH + h) * DH + rd, db3)
+
+
+def _backward(Wx, R, b, states, out, grad_out, cell):
+    spec = CELLS[cell]
+    B, T, GI, NH, DH = Wx.shape
+    f32 = torch.float32
+    dwx = torch.full(Wx.shape, float("nan"), dtype=f32, device=Wx.device)
+    dr = torch.full(R.shape, float("nan"), dtype=f32, device=Wx.device)
+    db = torch.full(b.shape, float("nan"), dtype=f32, device=Wx.device)
+    ds0 = torch.zeros(states.shape, dtype=f32, device=Wx.device)
+    _bw_kernel[(NH,)](Wx.contiguous(), R.contiguous(), b.contiguous(), states.contiguous(), out.contiguous(),
+                      grad_out.contiguous().to(f32), dwx, dr, db, ds0, B, T, NH, CELL=_CELL_ID[cell], DH=DH,
+                      BLOCK_B=16, GI=GI, GB=spec.gates_bias, S=spec.n_states)
+    return dwx, dr, db, ds0
+
+
 def _forward(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: torch.Tensor, cell: str) -> torch.Tensor:
     spec = CELLS[cell]
     B, T, GI, NH, DH = Wx.shape
-    out = torch.empty((spec.n_states, B, T, NH, DH), dtype=Wx.dtype, device=Wx.device)
+    # Poisoned (NaN) rather than empty: an element the kernel fails to write shows up.
+    out = torch.full((spec.n_states, B, T, NH, DH), float("nan"), dtype=Wx.dtype, device=Wx.device)
     block_b = 16 if B <= 16 else 32
     grid = (triton.cdiv(B, block_b), NH)
     first_reset = cell == "slstm" and bool((states[2] == 0).all())
@@ -165,18 +325,24 @@ class _HeadwiseRNN(torch.autograd.Function):
     @staticmethod
     def forward(ctx, Wx, R, b, states, cell):
         out = _forward(Wx, R, b, states, cell)
-        ctx.save_for_backward(Wx, R, b, states)
+        ctx.save_for_backward(Wx, R, b, states, out)
         ctx.cell = cell
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        from .interface import reference_headwise_rnn
+        Wx, R, b, states, out = ctx.saved_tensors
+        if ctx.cell == "slstm":
+            # The stabilised exponential gating's backward is not fused yet: recompute
+            # the reference under autograd (exact gradients, slower).
+            from .interface import reference_headwise_rnn
 
-        Wx, R, b, states = (t.detach().requires_grad_(True) for t in ctx.saved_tensors)
-        with torch.enable_grad():
-            out, _ = reference_headwise_rnn(Wx.float(), R.float(), b.float(), states.float(), ctx.cell)
-            grads = torch.autograd.grad(out, (Wx, R, b, states), grad_out.float())
+            leaves = [t.detach().float().requires_grad_(True) for t in (Wx, R, b, states)]
+            with torch.enable_grad():
+                ref, _ = reference_headwise_rnn(*leaves, ctx.cell)
+                grads = torch.autograd.grad(ref, leaves, grad_out.float())
+        else:
+            grads = _backward(Wx, R, b, states, out, grad_out, ctx.cell)
         return (*(g.to(t.dtype) for g, t in zip(grads, (Wx, R, b, states))), None)
 
 

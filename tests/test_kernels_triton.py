@@ -47,9 +47,10 @@ def test_forward_bfloat16(cell):
     assert (out.double() - ref).abs().max() <= 1e-2 * scale
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_gradients_through_the_triton_backend(cell):
-    Wx, R, b, states = _inputs(cell, 2, 3, 2, 16, torch.float32, seed=3, zero_states=False)
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("B,T", [(2, 3), (17, 2), (1, 1)])
+def test_gradients_through_the_triton_backend(cell, B, T):
+    Wx, R, b, states = _inputs(cell, B, T, 2, 16, torch.float32, seed=3, zero_states=False)
     leaves = [t.clone().requires_grad_(True) for t in (Wx, R, b, states)]
     out, last = headwise_rnn(*leaves, cell=cell, backend="triton")
     (out.sum() + last[0].pow(2).sum()).backward()
