@@ -65,3 +65,25 @@ def test_unsupported_head_size_is_a_clear_error():
     Wx, R, b, states = _inputs("lstm", 1, 2, 1, 16, torch.float32, 0, True)
     with pytest.raises(ValueError, match="supports head sizes"):
         headwise_rnn(Wx[..., :12], R[..., :12, :12], b[..., :12], states[..., :12], cell="lstm", backend="triton")
+
+
+@pytest.mark.parametrize("DH", [32, 64, 128])
+def test_forward_every_head_size(DH):
+    Wx, R, b, states = _inputs("lstm", 2, 2, 1, DH, torch.float32, seed=DH, zero_states=False)
+    out, _ = headwise_rnn(Wx, R, b, states, cell="lstm", backend="triton")
+    ref, _ = reference_headwise_rnn(*(t.double() for t in (Wx, R, b, states)), cell="lstm")
+    torch.testing.assert_close(out.double(), ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "elman"])
+def test_gradients_bfloat16(cell):
+    Wx, R, b, states = _inputs(cell, 3, 3, 2, 16, torch.bfloat16, seed=11, zero_states=False)
+    leaves = [t.clone().requires_grad_(True) for t in (Wx, R, b, states)]
+    out, _ = headwise_rnn(*leaves, cell=cell, backend="triton")
+    out.float().sum().backward()
+    refs = [t.double().clone().requires_grad_(True) for t in (Wx, R, b, states)]
+    rout, _ = reference_headwise_rnn(*refs, cell=cell)
+    rout.sum().backward()
+    for got, want in zip(leaves, refs):
+        assert got.grad.dtype == torch.bfloat16
+        assert (got.grad.double() - want.grad).abs().max() <= 1e-2 * want.grad.abs().max()

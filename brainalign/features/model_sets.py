@@ -169,7 +169,8 @@ def rnn_features(spec: dict[str, Any], seed: int, words: list[str], groups: np.n
 
     tokenizer = load_tokenizer(spec["tokenizer_path"])
     model = HeadwiseRNNLM(len(tokenizer), cell=spec["cell"], n_layers=spec["n_layers"], n_heads=spec["n_heads"] or 4,
-                          head_dim=spec["head_dim"], seed=seed, backend="auto")
+                          head_dim=spec["head_dim"], seed=seed, backend=spec["backend"])
+    # The backend changes float rounding only, so it is not part of the identity (cache key).
     identity = {"architecture": "HeadwiseRNNLM", "cell": spec["cell"], "n_layers": model.n_layers,
                 "n_heads": model.n_heads, "head_dim": model.head_dim, "seed": seed, "vocab_size": len(tokenizer),
                 "tokenizer": getattr(tokenizer, "name_or_path", ""), "weights_sha256": tensor_sha256(model)}
