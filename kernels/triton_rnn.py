@@ -16,8 +16,9 @@ kernel to small heads (see docs/kernels.md).
 The backward kernel runs one program per head over every batch block in
 reverse time: it recomputes the gates from the saved states, writes ``dWx`` per
 step, keeps ``dR`` and ``db`` in registers (summed over batch and time) and
-returns the gradients of the initial states. LSTM, GRU and Elman are fused;
-the sLSTM backward still recomputes the PyTorch reference under autograd.
+returns the gradients of the initial states, for all four cells (the sLSTM's
+running maximum and its ``max(n, 1)`` split tied gradients in half, as
+``torch.maximum`` does).
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ def _acc_dr(DR, g, h, NH, acc, DH: tl.constexpr):
 @triton.jit
 def _bw_kernel(WX, R, BIAS, S0, OUT, DOUT, DWX, DR, DB, DS0, B, T, NH,
                CELL: tl.constexpr, DH: tl.constexpr, BLOCK_B: tl.constexpr, GI: tl.constexpr,
-               GB: tl.constexpr, S: tl.constexpr):
+               GB: tl.constexpr, S: tl.constexpr, FIRST_RESET: tl.constexpr):
     """Reverse-time loop of one head over every batch block: dWx per step, dR and db summed, dStates0."""
     h = tl.program_id(0)
     rd = tl.arange(0, DH)
@@ -179,7 +180,7 @@ def _bw_kernel(WX, R, BIAS, S0, OUT, DOUT, DWX, DR, DB, DS0, B, T, NH,
         rt2 = _load_rt(R, 2, h, NH, DH)
         r1 = _load_r(R, 1, h, NH, DH)
         r2 = _load_r(R, 2, h, NH, DH)
-    if CELL == 0:
+    if CELL == 0 or CELL == 2:
         rt3 = _load_rt(R, 3, h, NH, DH)
         r3 = _load_r(R, 3, h, NH, DH)
     b0 = tl.load(BIAS + (0 * NH + h) * DH + rd).to(tl.float32)[None, :]
@@ -202,6 +203,8 @@ def _bw_kernel(WX, R, BIAS, S0, OUT, DOUT, DWX, DR, DB, DS0, B, T, NH,
         s_off = (rb[:, None] * NH + h) * DH + rd[None, :]
         dh_next = tl.zeros((BLOCK_B, DH), tl.float32)
         dc_next = tl.zeros((BLOCK_B, DH), tl.float32)
+        dn_next = tl.zeros((BLOCK_B, DH), tl.float32)
+        dm_next = tl.zeros((BLOCK_B, DH), tl.float32)
         for k in range(T):
             t = T - 1 - k
             o_off = ((rb[:, None] * T + t) * NH + h) * DH + rd[None, :]
@@ -270,6 +273,59 @@ def _bw_kernel(WX, R, BIAS, S0, OUT, DOUT, DWX, DR, DB, DS0, B, T, NH,
                 db3 += tl.sum(dpre, axis=0)
                 dh_next = (dh * ug + tl.dot(d_g, r0, input_precision="ieee")
                            + tl.dot(d_r, r1, input_precision="ieee") + tl.dot(d_u, r2, input_precision="ieee"))
+            elif CELL == 2:  # sLSTM; torch.maximum's gradient splits ties in half, as here
+                c_prev = tl.where(first, tl.load(S0 + state_stride + s_off, mask=m2, other=0.0).to(tl.float32),
+                                  tl.load(OUT + out_stride_s + p_off, mask=m2, other=0.0).to(tl.float32))
+                n_prev = tl.where(first, tl.load(S0 + 2 * state_stride + s_off, mask=m2, other=0.0).to(tl.float32),
+                                  tl.load(OUT + 2 * out_stride_s + p_off, mask=m2, other=0.0).to(tl.float32))
+                m_prev = tl.where(first, tl.load(S0 + 3 * state_stride + s_off, mask=m2, other=0.0).to(tl.float32),
+                                  tl.load(OUT + 3 * out_stride_s + p_off, mask=m2, other=0.0).to(tl.float32))
+                i_raw = x0 + tl.dot(h_prev, rt0, input_precision="ieee") + b0
+                f_raw = x1 + tl.dot(h_prev, rt1, input_precision="ieee") + b1
+                z_raw = x2 + tl.dot(h_prev, rt2, input_precision="ieee") + b2
+                o_raw = x3 + tl.dot(h_prev, rt3, input_precision="ieee") + b3
+                lf = _logsigmoid(f_raw) + m_prev
+                reset = first & FIRST_RESET
+                m_new = tl.where(reset, i_raw, tl.maximum(i_raw, lf))
+                ig = tl.exp(i_raw - m_new)
+                fg = tl.exp(lf - m_new)
+                zt = _tanh(z_raw)
+                c = fg * c_prev + ig * zt
+                nn = fg * n_prev + ig
+                n = tl.maximum(nn, 1.0)
+                og = _sigmoid(o_raw)
+                dc = tl.load(DOUT + out_stride_s + o_off, mask=m2, other=0.0).to(tl.float32) + dc_next
+                dn = tl.load(DOUT + 2 * out_stride_s + o_off, mask=m2, other=0.0).to(tl.float32) + dn_next
+                dm = tl.load(DOUT + 3 * out_stride_s + o_off, mask=m2, other=0.0).to(tl.float32) + dm_next
+                g3 = dh * c / n * og * (1.0 - og)
+                dc = dc + dh * og / n
+                dn = dn - dh * og * c / (n * n)
+                dnn = dn * tl.where(nn > 1.0, 1.0, tl.where(nn == 1.0, 0.5, 0.0))
+                di = dc * zt + dnn
+                df = dc * c_prev + dnn * n_prev
+                g2 = dc * ig * (1.0 - zt * zt)
+                dc_next = dc * fg
+                dn_next = dnn * fg
+                dm_tot = dm - di * ig - df * fg
+                w_i = tl.where(reset, 1.0, tl.where(i_raw > lf, 1.0, tl.where(i_raw == lf, 0.5, 0.0)))
+                g0 = di * ig + dm_tot * w_i
+                dlf = df * fg + dm_tot * (1.0 - w_i)
+                g1 = dlf * (1.0 - _sigmoid(f_raw))
+                dm_next = dlf
+                tl.store(DWX + wx_off, g0, mask=m2)
+                tl.store(DWX + wx_off + NH * DH, g1, mask=m2)
+                tl.store(DWX + wx_off + 2 * NH * DH, g2, mask=m2)
+                tl.store(DWX + wx_off + 3 * NH * DH, g3, mask=m2)
+                dr0 += tl.dot(tl.trans(g0), h_prev, input_precision="ieee")
+                dr1 += tl.dot(tl.trans(g1), h_prev, input_precision="ieee")
+                dr2 += tl.dot(tl.trans(g2), h_prev, input_precision="ieee")
+                dr3 += tl.dot(tl.trans(g3), h_prev, input_precision="ieee")
+                db0 += tl.sum(g0, axis=0)
+                db1 += tl.sum(g1, axis=0)
+                db2 += tl.sum(g2, axis=0)
+                db3 += tl.sum(g3, axis=0)
+                dh_next = (tl.dot(g0, r0, input_precision="ieee") + tl.dot(g1, r1, input_precision="ieee")
+                           + tl.dot(g2, r2, input_precision="ieee") + tl.dot(g3, r3, input_precision="ieee"))
             else:  # Elman
                 hn = tl.load(OUT + o_off, mask=m2, other=0.0).to(tl.float32)
                 g0 = dh * (1.0 - hn * hn)
@@ -278,8 +334,11 @@ def _bw_kernel(WX, R, BIAS, S0, OUT, DOUT, DWX, DR, DB, DS0, B, T, NH,
                 db0 += tl.sum(g0, axis=0)
                 dh_next = tl.dot(g0, r0, input_precision="ieee")
         tl.store(DS0 + s_off, dh_next, mask=m2)
-        if CELL == 0:
+        if CELL == 0 or CELL == 2:
             tl.store(DS0 + state_stride + s_off, dc_next, mask=m2)
+        if CELL == 2:
+            tl.store(DS0 + 2 * state_stride + s_off, dn_next, mask=m2)
+            tl.store(DS0 + 3 * state_stride + s_off, dm_next, mask=m2)
     _acc_dr(DR, 0, h, NH, dr0, DH)
     tl.store(DB + (0 * NH + h) * DH + rd, db0)
     if CELL != 3:
@@ -287,7 +346,7 @@ def _bw_kernel(WX, R, BIAS, S0, OUT, DOUT, DWX, DR, DB, DS0, B, T, NH,
         _acc_dr(DR, 2, h, NH, dr2, DH)
         tl.store(DB + (1 * NH + h) * DH + rd, db1)
         tl.store(DB + (2 * NH + h) * DH + rd, db2)
-    if CELL == 0:
+    if CELL == 0 or CELL == 2:
         _acc_dr(DR, 3, h, NH, dr3, DH)
     if GB == 4:
         tl.store(DB + (3 * NH + h) * DH + rd, db3)
@@ -303,7 +362,8 @@ def _backward(Wx, R, b, states, out, grad_out, cell):
     ds0 = torch.zeros(states.shape, dtype=f32, device=Wx.device)
     _bw_kernel[(NH,)](Wx.contiguous(), R.contiguous(), b.contiguous(), states.contiguous(), out.contiguous(),
                       grad_out.contiguous().to(f32), dwx, dr, db, ds0, B, T, NH, CELL=_CELL_ID[cell], DH=DH,
-                      BLOCK_B=16, GI=GI, GB=spec.gates_bias, S=spec.n_states)
+                      BLOCK_B=16, GI=GI, GB=spec.gates_bias, S=spec.n_states,
+                      FIRST_RESET=cell == "slstm" and bool((states[2] == 0).all()))
     return dwx, dr, db, ds0
 
 
@@ -332,17 +392,7 @@ class _HeadwiseRNN(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         Wx, R, b, states, out = ctx.saved_tensors
-        if ctx.cell == "slstm":
-            # The stabilised exponential gating's backward is not fused yet: recompute
-            # the reference under autograd (exact gradients, slower).
-            from .interface import reference_headwise_rnn
-
-            leaves = [t.detach().float().requires_grad_(True) for t in (Wx, R, b, states)]
-            with torch.enable_grad():
-                ref, _ = reference_headwise_rnn(*leaves, ctx.cell)
-                grads = torch.autograd.grad(ref, leaves, grad_out.float())
-        else:
-            grads = _backward(Wx, R, b, states, out, grad_out, ctx.cell)
+        grads = _backward(Wx, R, b, states, out, grad_out, ctx.cell)
         return (*(g.to(t.dtype) for g, t in zip(grads, (Wx, R, b, states))), None)
 
 

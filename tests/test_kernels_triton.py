@@ -48,9 +48,9 @@ def test_forward_bfloat16(cell):
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
-@pytest.mark.parametrize("B,T", [(2, 3), (17, 2), (1, 1)])
-def test_gradients_through_the_triton_backend(cell, B, T):
-    Wx, R, b, states = _inputs(cell, B, T, 2, 16, torch.float32, seed=3, zero_states=False)
+@pytest.mark.parametrize("B,T,zero", [(2, 3, False), (17, 2, False), (1, 1, False), (3, 4, True)])
+def test_gradients_through_the_triton_backend(cell, B, T, zero):
+    Wx, R, b, states = _inputs(cell, B, T, 2, 16, torch.float32, seed=3, zero_states=zero)
     leaves = [t.clone().requires_grad_(True) for t in (Wx, R, b, states)]
     out, last = headwise_rnn(*leaves, cell=cell, backend="triton")
     (out.sum() + last[0].pow(2).sum()).backward()
@@ -75,7 +75,7 @@ def test_forward_every_head_size(DH):
     torch.testing.assert_close(out.double(), ref, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "elman"])
+@pytest.mark.parametrize("cell", sorted(CELLS))
 def test_gradients_bfloat16(cell):
     Wx, R, b, states = _inputs(cell, 3, 3, 2, 16, torch.bfloat16, seed=11, zero_states=False)
     leaves = [t.clone().requires_grad_(True) for t in (Wx, R, b, states)]
