@@ -97,3 +97,16 @@ def test_shapes_t1_last_states_and_errors():
         headwise_rnn(Wx, R, b, states, cell="lstm", backend="cuda_fused")
     with pytest.raises(ValueError, match=r"states must have shape \[2, 1, 2, 5\]"):
         headwise_rnn(Wx, R, b, states[:1], cell="lstm")
+
+
+def test_kernels_import_only_torch_and_triton():
+    """brainalign.kernels must run on a bare GPU machine: no other brainalign module, no scientific stack."""
+    import subprocess
+    import sys
+
+    code = ("import sys, brainalign.kernels; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'scipy', 'h5py', 'sklearn', "
+            "'nilearn', 'transformers') or (m.startswith('brainalign.') and not m.startswith('brainalign.kernels'))); "
+            "print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
