@@ -31,7 +31,8 @@ from .cells import CELLS
 
 __all__ = ["triton_headwise_rnn", "SUPPORTED_HEAD_DIMS"]
 
-#: Head sizes of the fused kernel (``tl.dot`` needs tiles of at least 16).
+#: Head sizes of the fused kernel (``tl.dot`` needs tiles of at least 16); larger
+#: multiples of 64 go through the tiled, one-launch-per-step path.
 SUPPORTED_HEAD_DIMS = (16, 32, 64, 128)
 _CELL_ID = {"lstm": 0, "gru": 1, "slstm": 2, "elman": 3}
 
@@ -367,7 +368,124 @@ def _backward(Wx, R, b, states, out, grad_out, cell):
     return dwx, dr, db, ds0
 
 
+# --------------------------------------------------------------------------- tiled path (DH > 128)
+@triton.jit
+def _gate_tile(PREV_H, R, g, h, rb, m_b, jt, sb, sh, NH, DH: tl.constexpr, TILE: tl.constexpr,
+               BLOCK_B: tl.constexpr):
+    """(R[g, h] @ h_prev)[:, jt*TILE:(jt+1)*TILE] for a batch block, summed over input tiles."""
+    rj = jt * TILE + tl.arange(0, TILE)
+    acc = tl.zeros((BLOCK_B, TILE), tl.float32)
+    for kt in range(DH // TILE):
+        rk = kt * TILE + tl.arange(0, TILE)
+        hk = tl.load(PREV_H + rb[:, None] * sb + h * sh + rk[None, :], mask=m_b[:, None], other=0.0).to(tl.float32)
+        rt = tl.load(R + ((g * NH + h) * DH + rj[None, :]) * DH + rk[:, None]).to(tl.float32)
+        acc += tl.dot(hk, rt, input_precision="ieee")
+    return acc
+
+
+@triton.jit
+def _fw_step_kernel(WX, R, BIAS, PREV, OUT, t, B, T, NH, prev_stride_s, prev_stride_b, prev_stride_h,
+                    CELL: tl.constexpr, DH: tl.constexpr, TILE: tl.constexpr, BLOCK_B: tl.constexpr,
+                    GI: tl.constexpr, GB: tl.constexpr, S: tl.constexpr, RESET: tl.constexpr):
+    """One time step for one (batch block, head, output tile); launched once per step (grid-wide sync)."""
+    pid_b = tl.program_id(0)
+    h = tl.program_id(1)
+    jt = tl.program_id(2)
+    rb = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
+    m_b = rb < B
+    rj = jt * TILE + tl.arange(0, TILE)
+    m2 = m_b[:, None] & (rj < DH)[None, :]
+    prev_off = rb[:, None] * prev_stride_b + h * prev_stride_h + rj[None, :]
+    hs = tl.load(PREV + prev_off, mask=m2, other=0.0).to(tl.float32)
+    if S >= 2:
+        cs = tl.load(PREV + prev_stride_s + prev_off, mask=m2, other=0.0).to(tl.float32)
+    if S == 4:
+        ns = tl.load(PREV + 2 * prev_stride_s + prev_off, mask=m2, other=0.0).to(tl.float32)
+        ms = tl.load(PREV + 3 * prev_stride_s + prev_off, mask=m2, other=0.0).to(tl.float32)
+    wx_off = ((rb[:, None] * T + t) * GI * NH + h) * DH + rj[None, :]
+    x0 = tl.load(WX + wx_off, mask=m2, other=0.0).to(tl.float32)
+    if GI >= 3:
+        x1 = tl.load(WX + wx_off + NH * DH, mask=m2, other=0.0).to(tl.float32)
+        x2 = tl.load(WX + wx_off + 2 * NH * DH, mask=m2, other=0.0).to(tl.float32)
+    if GI == 4:
+        x3 = tl.load(WX + wx_off + 3 * NH * DH, mask=m2, other=0.0).to(tl.float32)
+    b0 = tl.load(BIAS + (0 * NH + h) * DH + rj).to(tl.float32)[None, :]
+    if GB >= 3:
+        b1 = tl.load(BIAS + (1 * NH + h) * DH + rj).to(tl.float32)[None, :]
+        b2 = tl.load(BIAS + (2 * NH + h) * DH + rj).to(tl.float32)[None, :]
+    if GB == 4:
+        b3 = tl.load(BIAS + (3 * NH + h) * DH + rj).to(tl.float32)[None, :]
+    # h_prev of the whole head (all input tiles): PREV's first state.
+    y0 = _gate_tile(PREV, R, 0, h, rb, m_b, jt, prev_stride_b, prev_stride_h, NH, DH, TILE, BLOCK_B)
+    if CELL == 0:
+        ig = _sigmoid(x0 + y0 + b0)
+        fg = _sigmoid(x1 + _gate_tile(PREV, R, 1, h, rb, m_b, jt, prev_stride_b, prev_stride_h, NH, DH, TILE, BLOCK_B) + b1)
+        zg = _tanh(x2 + _gate_tile(PREV, R, 2, h, rb, m_b, jt, prev_stride_b, prev_stride_h, NH, DH, TILE, BLOCK_B) + b2)
+        og = _sigmoid(x3 + _gate_tile(PREV, R, 3, h, rb, m_b, jt, prev_stride_b, prev_stride_h, NH, DH, TILE, BLOCK_B) + b3)
+        cs = fg * cs + ig * zg
+        hs = og * _tanh(cs)
+    elif CELL == 1:
+        gg = y0 + b0
+        rg = _sigmoid(x0 + _gate_tile(PREV, R, 1, h, rb, m_b, jt, prev_stride_b, prev_stride_h, NH, DH, TILE, BLOCK_B) + b1)
+        ug = _sigmoid(x1 + _gate_tile(PREV, R, 2, h, rb, m_b, jt, prev_stride_b, prev_stride_h, NH, DH, TILE, BLOCK_B) + b2)
+        cand = _tanh(x2 + b3 + rg * gg)
+        hs = ug * hs + (1.0 - ug) * cand
+    elif CELL == 2:
+        i_raw = x0 + y0 + b0
+        f_raw = x1 + _gate_tile(PREV, R, 1, h, rb, m_b, jt, prev_stride_b, prev_stride_h, NH, DH, TILE, BLOCK_B) + b1
+        z_raw = x2 + _gate_tile(PREV, R, 2, h, rb, m_b, jt, prev_stride_b, prev_stride_h, NH, DH, TILE, BLOCK_B) + b2
+        o_raw = x3 + _gate_tile(PREV, R, 3, h, rb, m_b, jt, prev_stride_b, prev_stride_h, NH, DH, TILE, BLOCK_B) + b3
+        log_f_m = _logsigmoid(f_raw) + ms
+        if RESET:
+            m_new = i_raw
+        else:
+            m_new = tl.maximum(i_raw, log_f_m)
+        ig = tl.exp(i_raw - m_new)
+        fg = tl.exp(log_f_m - m_new)
+        cs = fg * cs + ig * _tanh(z_raw)
+        ns = tl.maximum(fg * ns + ig, 1.0)
+        ms = m_new
+        hs = _sigmoid(o_raw) * cs / ns
+    else:
+        hs = _tanh(x0 + y0 + b0)
+    out_stride_s = B * T * NH * DH
+    o_off = ((rb[:, None] * T + t) * NH + h) * DH + rj[None, :]
+    tl.store(OUT + o_off, hs.to(OUT.dtype.element_ty), mask=m2)
+    if S >= 2:
+        tl.store(OUT + out_stride_s + o_off, cs.to(OUT.dtype.element_ty), mask=m2)
+    if S == 4:
+        tl.store(OUT + 2 * out_stride_s + o_off, ns.to(OUT.dtype.element_ty), mask=m2)
+        tl.store(OUT + 3 * out_stride_s + o_off, ms.to(OUT.dtype.element_ty), mask=m2)
+
+
+_TILE = 64
+
+
+def _forward_tiled(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: torch.Tensor, cell: str) -> torch.Tensor:
+    """DH > 128: one launch per step, each program computing a 64-wide output tile of one head.
+
+    The recurrent weights no longer fit in registers, so they stream from memory
+    (L2) each step, and the steps synchronise through kernel launches: FlashRNN's
+    "alternating" scheme, fused per step.
+    """
+    spec = CELLS[cell]
+    B, T, GI, NH, DH = Wx.shape
+    out = torch.full((spec.n_states, B, T, NH, DH), float("nan"), dtype=Wx.dtype, device=Wx.device)
+    block_b = 16 if B <= 16 else 32
+    grid = (triton.cdiv(B, block_b), NH, DH // _TILE)
+    Wx, R, b, states = Wx.contiguous(), R.contiguous(), b.contiguous(), states.contiguous()
+    reset = cell == "slstm" and bool((states[2] == 0).all())
+    for t in range(T):
+        prev = states if t == 0 else out[:, :, t - 1]
+        _fw_step_kernel[grid](Wx, R, b, prev, out, t, B, T, NH, prev.stride(0), prev.stride(1), prev.stride(2),
+                              CELL=_CELL_ID[cell], DH=DH, TILE=_TILE, BLOCK_B=block_b, GI=GI, GB=spec.gates_bias,
+                              S=spec.n_states, RESET=reset and t == 0)
+    return out
+
+
 def _forward(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: torch.Tensor, cell: str) -> torch.Tensor:
+    if Wx.shape[-1] > 128:
+        return _forward_tiled(Wx, R, b, states, cell)
     spec = CELLS[cell]
     B, T, GI, NH, DH = Wx.shape
     # Poisoned (NaN) rather than empty: an element the kernel fails to write shows up.
@@ -392,7 +510,16 @@ class _HeadwiseRNN(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         Wx, R, b, states, out = ctx.saved_tensors
-        grads = _backward(Wx, R, b, states, out, grad_out, ctx.cell)
+        if Wx.shape[-1] > 128:
+            # Tiled sizes: the backward is not fused yet; recompute the reference.
+            from .interface import reference_headwise_rnn
+
+            leaves = [t.detach().float().requires_grad_(True) for t in (Wx, R, b, states)]
+            with torch.enable_grad():
+                ref, _ = reference_headwise_rnn(*leaves, ctx.cell)
+                grads = torch.autograd.grad(ref, leaves, grad_out.float())
+        else:
+            grads = _backward(Wx, R, b, states, out, grad_out, ctx.cell)
         return (*(g.to(t.dtype) for g, t in zip(grads, (Wx, R, b, states))), None)
 
 
@@ -402,9 +529,9 @@ def triton_headwise_rnn(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, stat
     from .interface import _check
 
     _, _, _, _, DH = _check(Wx, R, b, states, cell)
-    if DH not in SUPPORTED_HEAD_DIMS:
-        raise ValueError(f"the Triton kernel supports head sizes {SUPPORTED_HEAD_DIMS}, got DH = {DH}; "
-                         "use backend='torch'.")
+    if DH not in SUPPORTED_HEAD_DIMS and not (DH > 128 and DH % _TILE == 0):
+        raise ValueError(f"the Triton kernel supports head sizes {SUPPORTED_HEAD_DIMS} and multiples of {_TILE} "
+                         f"above 128, got DH = {DH}; use backend='torch'.")
     if states is None:
         states = Wx.new_zeros((CELLS[cell].n_states, Wx.shape[0], Wx.shape[3], DH))
     out = _HeadwiseRNN.apply(Wx, R, b, states, cell)
