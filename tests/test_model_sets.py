@@ -125,3 +125,17 @@ def test_rnn_lm_is_trainable(cell):
         opt.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_rnn_feature_set_forced_to_the_triton_backend(setup):
+    """The config's backend choice reaches the kernels: Triton (CPU interpreter here) equals the reference."""
+    cfg, events, tmp = setup
+    spec = cfg["feature_sets"]["gru"]
+    spec.update(head_dim=16, localize=None, units=["layers"])
+    torch_out = run_features(cfg, tmp / "events.tsv", "gru_seed5", tmp / "t" / "features" / "a.h5", progress=False)
+    spec["backend"] = "triton"
+    triton_out = run_features(cfg, tmp / "events.tsv", "gru_seed5", tmp / "t" / "features" / "b.h5", progress=False)
+    a, _ = _layers(torch_out)
+    b, _ = _layers(triton_out)
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], rtol=1e-4, atol=1e-5)
