@@ -463,15 +463,22 @@ def run_score(
                                  "alpha": float(np.exp(np.mean(np.log(res["alphas"][:, col])))),
                                  "p_value": float(pvalues[col])})
                     col += 1
+    table = score_table(rows, cfg, spec, design.model, usable[0].runs)
+    prov = provenance(cfg, [design_path, *responses_paths], stage="score", feature_set=design.model)
+    return write_table(out, table, prov)
+
+
+def score_table(rows: list[dict[str, Any]], cfg: dict[str, Any], spec: dict[str, Any], feature_set: str,
+                runs: np.ndarray) -> pd.DataFrame:
+    """Rows (subject, layer, roi, unit, fold, score, alpha, p_value) as the tidy scores table's columns."""
     table = pd.DataFrame(rows)
     table.insert(0, "dataset", cfg["dataset"]["name"])
     table.insert(2, "model", spec["family"])
     table.insert(3, "seed", -1 if spec["seed"] is None else spec["seed"])
-    table.insert(4, "feature_set", design.model)
+    table.insert(4, "feature_set", feature_set)
     table.insert(7, "metric", "pearson_r")
-    table.insert(8, "cv", cv_label(cfg, usable[0].runs))
-    prov = provenance(cfg, [design_path, *responses_paths], stage="score", feature_set=design.model)
-    return write_table(out, table, prov)
+    table.insert(8, "cv", cv_label(cfg, runs))
+    return table
 
 
 def run_ceiling(

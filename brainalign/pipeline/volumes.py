@@ -41,9 +41,9 @@ from .stages import (
     _shift_pvalues,
     convolve_runs,
     cv_groups,
-    cv_label,
     dataset_subjects,
     dataset_timing,
+    score_table,
 )
 
 __all__ = [
@@ -348,13 +348,7 @@ def run_volume_score(
                     rows.append({**base, "fold": str(fold), "score": float(value), "alpha": np.nan, "p_value": np.nan})
                 rows.append({**base, "fold": "mean", "score": float(means[roi]),
                              "alpha": float(np.exp(alphas[roi])), "p_value": np.nan})
-    table = pd.DataFrame(rows)
-    table.insert(0, "dataset", cfg["dataset"]["name"])
-    table.insert(2, "model", spec["family"])
-    table.insert(3, "seed", -1 if spec["seed"] is None else spec["seed"])
-    table.insert(4, "feature_set", design.model)
-    table.insert(7, "metric", "pearson_r")
-    table.insert(8, "cv", cv_label(cfg, usable[0].runs))
+    table = score_table(rows, cfg, spec, design.model, usable[0].runs)
     prov = provenance(cfg, [design_path, *responses_paths], stage="score", feature_set=design.model)
     _write_unit_arrays(out_units, usable, per_subject, {"layers": layers, "feature_set": design.model,
                                                         "model": spec["family"]}, prov)
