@@ -36,6 +36,7 @@ __all__ = [
     "atomic_path",
     "sha256_file",
     "provenance",
+    "write_provenance",
     "Responses",
     "Features",
     "write_responses",
@@ -405,11 +406,17 @@ def read_features(
 
 
 # --------------------------------------------------------------------------- tables
+def write_provenance(path: str | os.PathLike, prov: Mapping[str, Any]) -> Path:
+    """Atomically write the provenance of the output ``path`` as JSON (sorted keys) to ``<path>.json``."""
+    path = Path(path)
+    return write_text(path.with_name(path.name + ".json"), _json(dict(prov)) + "\n")
+
+
 def write_table(path: str | os.PathLike, table: pd.DataFrame, prov: Mapping[str, Any] | None = None) -> Path:
     """Atomically write a CSV table (and its provenance as ``<path>.json``)."""
     path = Path(path)
     if prov is not None:
-        write_text(path.with_suffix(path.suffix + ".json"), _json(prov) + "\n")
+        write_provenance(path, prov)
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False, lineterminator="\n")
     return path

@@ -4,7 +4,8 @@ Generative model (documented in docs/bids.md):
 
 * **Grid.** nilearn's bundled MNI152 template brain mask at ``voxel_size`` mm
   (2 mm: 99 x 117 x 95 voxels, 235,375 in the brain). The atlas (e.g. the
-  Fedorenko/Ivanova language parcels) is resampled onto it (nearest).
+  Fedorenko/Ivanova language parcels) is resampled onto it (nearest;
+  :func:`brainalign.preprocess.nifti.labels_on_grid`).
 * **Story.** One generated story, split into ``n_runs`` consecutive parts; each
   run starts with ``LEAD_IN`` seconds of silence and ends 20 s after its last
   word. The ``story`` column of the events keeps the parts together.
@@ -41,9 +42,10 @@ import pandas as pd
 
 from .._validation import ConfigError
 from ..io import atomic_path, write_text
+from ..preprocess.nifti import labels_on_grid
 from .simulated import _ar1, _drift, generate_story, n_volumes_for, planted_map
 
-__all__ = ["LEAD_IN", "TASK", "SPACE", "split_story", "mni_grid", "atlas_on_grid", "write_simulated_bids"]
+__all__ = ["LEAD_IN", "TASK", "SPACE", "split_story", "mni_grid", "write_simulated_bids"]
 
 #: Seconds of silence before the first word of each run.
 LEAD_IN = 10.0
@@ -76,20 +78,6 @@ def mni_grid(voxel_size: int):
 
     mask = load_mni152_brain_mask(resolution=voxel_size)
     return nib.Nifti1Image(np.asarray(mask.get_fdata() > 0, dtype=np.uint8), mask.affine)
-
-
-def atlas_on_grid(atlas: str | os.PathLike, grid_img) -> np.ndarray:
-    """Integer labels of ``atlas`` on the grid of ``grid_img`` (nearest neighbour)."""
-    import nibabel as nib
-    from nilearn.image import resample_to_img
-
-    img = nib.load(str(atlas))
-    data = np.rint(np.asanyarray(img.get_fdata())).astype(np.int32)
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    img = nib.Nifti1Image(data, img.affine)
-    res = resample_to_img(img, grid_img, interpolation="nearest", force_resample=True, copy_header=True)
-    return np.rint(res.get_fdata()).astype(np.int32)
 
 
 def _motion(rng: np.random.Generator, n: int, spike_rate: float) -> np.ndarray:
@@ -177,7 +165,7 @@ def write_simulated_bids(
     out = Path(out_dir)
     grid = mni_grid(opts["voxel_size"])
     brain = grid.get_fdata() > 0
-    labels = atlas_on_grid(atlas, grid) * brain
+    labels = labels_on_grid(atlas, grid)[0] * brain
     planted = {int(k): float(v) for k, v in opts["planted_parcels"].items()}
     missing = [k for k in planted if not (labels == k).any()]
     if missing:

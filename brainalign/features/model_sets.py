@@ -67,14 +67,10 @@ def _append_layer(out: Path, name: str, values: np.ndarray) -> None:
 
 def _add_localized(out: Path, result: Any, modules: list[str]) -> None:
     """Append the ``localized`` layer and the localizer's statistics to an extraction file."""
-    with h5py.File(out, "a") as f:
+    with h5py.File(out, "r") as f:
         parts = [f["layers"][m][()][:, result.mask[m]] for m in modules]
-        f["layers"].create_dataset("localized", data=np.concatenate(parts, axis=1).astype(np.float32),
-                                   compression="gzip", compression_opts=1, track_times=False)
-        import json
-
-        order = json.loads(f.attrs["layer_order"]) + ["localized"]
-        f.attrs["layer_order"] = _json(order)
+    _append_layer(out, "localized", np.concatenate(parts, axis=1))
+    with h5py.File(out, "a") as f:
         grp = f.create_group("localizer")
         for m in modules:
             sub = grp.create_group(m)

@@ -31,6 +31,7 @@ from ..io import (
     atomic_path,
     provenance,
     read_features,
+    write_provenance,
     write_responses,
     write_table,
 )
@@ -117,7 +118,7 @@ def run_mask(cfg: dict[str, Any], out: str | os.PathLike) -> Path:
     from nilearn.masking import intersect_masks
 
     from ..datasets.bids import find_bids_runs
-    from ..preprocess.nifti import _load_img, _same_grid
+    from ..preprocess.nifti import mask_on_grid
 
     ds = cfg["dataset"]
     runs = [run for subject in dataset_subjects(cfg) for run in find_bids_runs(ds, subject)]
@@ -128,25 +129,13 @@ def run_mask(cfg: dict[str, Any], out: str | os.PathLike) -> Path:
             if run.mask is None:
                 raise InputFileError(run.bold, "no fMRIPrep brain mask ('*_desc-brain_mask.nii.gz') next to "
                                                "this run; set dataset.mask to a mask file.")
-            img, _ = _load_img(run.mask, "brain mask")
-            if not _same_grid(img, ref):
-                raise InputFileError(run.mask, f"brain mask is on another grid (shape {img.shape}) than "
-                                               f"{runs[0].bold.name} (shape {ref.shape[:3]}).")
-            imgs.append(img)
+            mask_arr, _ = mask_on_grid(run.mask, ref, "brain mask")
+            imgs.append(nib.Nifti1Image(mask_arr.astype(np.uint8), ref.affine))
         mask = intersect_masks(imgs, threshold=ds["mask_threshold"], connected=False)
         inputs = [run.mask for run in runs]
     else:
-        img, path = _load_img(ds["mask"], "mask image")
-        if len(img.shape) != 3 or not _same_grid(img, ref):
-            raise InputFileError(
-                path, f"dataset.mask is on another grid than the BOLD images: shape {tuple(img.shape)} vs "
-                f"{tuple(ref.shape[:3])}, affine\n{np.array2string(img.affine, precision=3)}\nvs\n"
-                f"{np.array2string(ref.affine, precision=3)}. Masks are not resampled; resample it first."
-            )
-        data = np.asanyarray(img.dataobj)
-        if not np.isin(np.unique(data), (0, 1)).all():
-            raise InputFileError(path, "dataset.mask must be binary (0 and 1).")
-        mask = nib.Nifti1Image(data.astype(np.uint8), img.affine)
+        mask_arr, path = mask_on_grid(ds["mask"], ref, "dataset.mask image")
+        mask = nib.Nifti1Image(mask_arr.astype(np.uint8), ref.affine)
         inputs = [path]
     data = np.asarray(mask.get_fdata() > 0, dtype=np.uint8)
     if not data.any():
@@ -155,26 +144,20 @@ def run_mask(cfg: dict[str, Any], out: str | os.PathLike) -> Path:
     out = Path(out)
     with atomic_path(out) as tmp:
         tmp.write_bytes(_nifti_bytes(nib.Nifti1Image(data, ref.affine)))
-    write_text_json(out, provenance(cfg, inputs, stage="mask"))
+    write_provenance(out, provenance(cfg, inputs, stage="mask"))
     return out
-
-
-def write_text_json(path: Path, prov: dict[str, Any]) -> None:
-    from ..io import write_text
-
-    write_text(path.with_name(path.name + ".json"), _json(prov) + "\n")
 
 
 # --------------------------------------------------------------------------- responses
 def _atlas_labels(cfg: dict[str, Any], grid_img) -> tuple[np.ndarray | None, dict[int, str]]:
-    from ..datasets.simulated_bids import atlas_on_grid
+    from ..preprocess.nifti import labels_on_grid
 
     ds = cfg["dataset"]
     if not ds.get("atlas"):
         return None, {}
     if not Path(ds["atlas"]).exists():
         raise ConfigError(None, "dataset.atlas", f"the atlas {ds['atlas']} does not exist.")
-    labels = atlas_on_grid(ds["atlas"], grid_img)
+    labels, _ = labels_on_grid(ds["atlas"], grid_img)
     names = {int(k): str(v) for k, v in ds["atlas_labels"].items()}
     return labels, {int(k): names.get(int(k), f"label_{int(k)}") for k in np.unique(labels) if k != 0}
 

@@ -35,7 +35,8 @@ import numpy as np
 from .._validation import InputFileError, check_fname
 from ..io import Responses, atomic_path
 
-__all__ = ["VolumeGrid", "load_bold_responses", "read_score_map", "write_score_map"]
+__all__ = ["VolumeGrid", "load_bold_responses", "mask_on_grid", "labels_on_grid", "read_score_map",
+           "write_score_map"]
 
 logger = logging.getLogger("brainalign")
 
@@ -159,6 +160,77 @@ def _check_nan(values: np.ndarray, path: Path | None, what: str, coords: np.ndar
         )
 
 
+# --------------------------------------------------------------------------- masks and labels
+def mask_on_grid(mask: Any, ref_img: Any, what: str = "mask image") -> tuple[np.ndarray, Path | None]:
+    """A 3-D binary mask on the grid of ``ref_img``, as a bool array.
+
+    Masks are never resampled: a mask on another grid (shape or affine), a
+    mask that is not 3-D, or one with values other than 0 and 1 is an
+    :class:`~brainalign.InputFileError` naming the file and the header field
+    or property.
+    """
+    mimg, mpath = _load_img(mask, what)
+    mname = _label(mpath, what)
+    if len(mimg.shape) != 3:
+        raise InputFileError(
+            mpath, f"{mname} must be 3-D, but its header field 'dim' gives shape {tuple(mimg.shape)}."
+        )
+    if not _same_grid(mimg, ref_img):
+        ref_path = ref_img.get_filename()
+        ref_name = Path(ref_path).name if ref_path else "the BOLD image"
+        raise InputFileError(
+            mpath, f"{mname} is on another grid than {ref_name}: shape {tuple(mimg.shape)} "
+            f"vs {tuple(ref_img.shape[:3])}, affine\n{np.array2string(mimg.affine, precision=3)}\nvs\n"
+            f"{np.array2string(np.asarray(ref_img.affine), precision=3)}. Masks are not resampled; "
+            "resample it to the BOLD grid first."
+        )
+    marr = np.asanyarray(mimg.dataobj)
+    values = np.unique(marr[np.isfinite(marr)]) if marr.size else np.array([])
+    if not np.all(np.isin(values, (0, 1))) or not np.isfinite(marr).all():
+        raise InputFileError(
+            mpath, f"{mname} must be binary (0 and 1), but its data contains values "
+            f"{values[:5].tolist()}{' ...' if len(values) > 5 else ''}"
+            f"{' and NaN' if not np.isfinite(marr).all() else ''}."
+        )
+    return marr.astype(bool), mpath
+
+
+def labels_on_grid(labels: Any, ref_img: Any) -> tuple[np.ndarray, Path | None]:
+    """An integer label image (atlas) on the grid of ``ref_img`` (int64 array, 0 = background).
+
+    Values must be integers up to 1e-3 (Analyze/NIfTI scaling can store label 3
+    as 3.00009); a trailing singleton 4th dimension is dropped. A label image
+    on another grid is resampled with nearest-neighbour interpolation, which is
+    logged.
+    """
+    import nibabel as nib
+    from nilearn.image import resample_to_img
+
+    limg, lpath = _load_img(labels, "label image")
+    lname = _label(lpath, "label image")
+    larr = np.asanyarray(limg.dataobj)
+    if larr.ndim == 4 and larr.shape[3] == 1:
+        larr = larr[..., 0]
+    if larr.ndim != 3:
+        raise InputFileError(
+            lpath, f"{lname} must be 3-D, but its header field 'dim' gives shape {tuple(limg.shape)}."
+        )
+    if not np.isfinite(larr).all() or np.abs(larr - np.rint(larr)).max(initial=0) > 1e-3:
+        raise InputFileError(lpath, f"{lname} data must be integer labels (found NaN or "
+                                    "non-integer values).")
+    limg = nib.Nifti1Image(np.rint(larr).astype(np.int32), limg.affine)
+    if not _same_grid(limg, ref_img):
+        logger.info(
+            "%s: resampling the label image from shape %s to the grid %s (nearest-neighbour).",
+            lpath or "label image", tuple(limg.shape), tuple(ref_img.shape[:3]),
+        )
+        limg = resample_to_img(
+            limg, nib.Nifti1Image(np.zeros(ref_img.shape[:3], np.int8), ref_img.affine),
+            interpolation="nearest", force_resample=True, copy_header=True,
+        )
+    return np.rint(np.asanyarray(limg.get_fdata())).astype(np.int64), lpath
+
+
 # --------------------------------------------------------------------------- reading
 def load_bold_responses(
     bold: Any,
@@ -243,29 +315,8 @@ def load_bold_responses(
             mask_arr = np.ptp(data4, axis=3) > 0
             where = "the non-constant voxels"
         else:
-            mimg, mpath = _load_img(mask, "mask image")
+            mask_arr, mpath = mask_on_grid(mask, img, "mask image")
             mname = _label(mpath, "mask image")
-            if len(mimg.shape) != 3:
-                raise InputFileError(
-                    mpath, f"{mname} must be 3-D, but its header field 'dim' gives shape "
-                    f"{tuple(mimg.shape)}."
-                )
-            if not _same_grid(mimg, img):
-                raise InputFileError(
-                    mpath, f"{mname} is on another grid than {name}: shape {tuple(mimg.shape)} "
-                    f"vs {shape3}, affine\n{np.array2string(mimg.affine, precision=3)}\nvs\n"
-                    f"{np.array2string(affine, precision=3)}. Masks are not resampled; "
-                    "resample it to the BOLD grid first."
-                )
-            marr = np.asanyarray(mimg.dataobj)
-            values = np.unique(marr[np.isfinite(marr)]) if marr.size else np.array([])
-            if not np.all(np.isin(values, (0, 1))) or not np.isfinite(marr).all():
-                raise InputFileError(
-                    mpath, f"{mname} must be binary (0 and 1), but its data contains values "
-                    f"{values[:5].tolist()}{' ...' if len(values) > 5 else ''}"
-                    f"{' and NaN' if not np.isfinite(marr).all() else ''}."
-                )
-            mask_arr = marr.astype(bool)
             where = mname
             path_for_empty = mpath
         if not mask_arr.any():
@@ -304,32 +355,10 @@ def load_bold_responses(
 def _extract_labels(img, path, name, data4, labels, tr):
     import nibabel as nib
     from nibabel.affines import apply_affine
-    from nilearn.image import resample_to_img
     from nilearn.maskers import NiftiLabelsMasker
 
-    limg, lpath = _load_img(labels, "label image")
+    lab, lpath = labels_on_grid(labels, img)
     lname = _label(lpath, "label image")
-    if len(limg.shape) != 3:
-        raise InputFileError(
-            lpath, f"{lname} must be 3-D, but its header field 'dim' gives shape "
-            f"{tuple(limg.shape)}."
-        )
-    larr = np.asanyarray(limg.dataobj)
-    # Analyze/NIfTI scaling (scl_slope) can turn label 3 into 3.00009: allow 1e-3.
-    if not np.isfinite(larr).all() or np.abs(larr - np.rint(larr)).max(initial=0) > 1e-3:
-        raise InputFileError(lpath, f"{lname} data must be integer labels (found NaN or "
-                                    "non-integer values).")
-    limg = nib.Nifti1Image(np.rint(larr).astype(np.int32), limg.affine)
-    if not _same_grid(limg, img):
-        logger.info(
-            "%s: resampling the label image from shape %s to the BOLD grid %s "
-            "(nearest-neighbour).", lpath or "label image", tuple(limg.shape), img.shape[:3],
-        )
-        limg = resample_to_img(
-            limg, nib.Nifti1Image(np.zeros(img.shape[:3], np.int8), img.affine),
-            interpolation="nearest", force_resample=True, copy_header=True,
-        )
-    lab = np.rint(np.asanyarray(limg.get_fdata())).astype(np.int64)
     mask_arr = lab != 0
     if not mask_arr.any():
         raise InputFileError(lpath, f"{lname} has no non-zero label on the BOLD grid.")

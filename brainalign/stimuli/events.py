@@ -23,7 +23,6 @@ given too.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import InputFileError, check_fname, check_range, check_type
-from ..io import atomic_path, write_text
+from ..io import atomic_path, write_provenance
 from .textgrid import read_textgrid
 
 __all__ = [
@@ -257,8 +256,7 @@ def write_events(
     path = Path(path)
     events = validate_events(df, path)
     if provenance is not None:
-        text = json.dumps(dict(provenance), sort_keys=True, default=str)
-        write_text(path.with_suffix(path.suffix + ".json"), text + "\n")
+        write_provenance(path, provenance)
     with atomic_path(path) as tmp:
         events.to_csv(tmp, sep="\t", index=False, lineterminator="\n", encoding="utf-8")
     return path
