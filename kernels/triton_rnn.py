@@ -353,7 +353,16 @@ def _bw_kernel(WX, R, BIAS, S0, OUT, DOUT, DWX, DR, DB, DS0, B, T, NH,
         tl.store(DB + (3 * NH + h) * DH + rd, db3)
 
 
-def _backward(Wx, R, b, states, out, grad_out, cell):
+def _first_reset(cell: str, states: torch.Tensor) -> bool:
+    """sLSTM from zero normalisers: its first step takes ``m = i_raw`` (FlashRNN's reference rule).
+
+    One host-device synchronisation per call, so it is computed once per
+    forward and kept for the backward.
+    """
+    return cell == "slstm" and bool((states[2] == 0).all())
+
+
+def _backward(Wx, R, b, states, out, grad_out, cell, first_reset):
     spec = CELLS[cell]
     B, T, GI, NH, DH = Wx.shape
     f32 = torch.float32
@@ -364,7 +373,7 @@ def _backward(Wx, R, b, states, out, grad_out, cell):
     _bw_kernel[(NH,)](Wx.contiguous(), R.contiguous(), b.contiguous(), states.contiguous(), out.contiguous(),
                       grad_out.contiguous().to(f32), dwx, dr, db, ds0, B, T, NH, CELL=_CELL_ID[cell], DH=DH,
                       BLOCK_B=16, GI=GI, GB=spec.gates_bias, S=spec.n_states,
-                      FIRST_RESET=cell == "slstm" and bool((states[2] == 0).all()))
+                      FIRST_RESET=first_reset)
     return dwx, dr, db, ds0
 
 
@@ -461,7 +470,8 @@ def _fw_step_kernel(WX, R, BIAS, PREV, OUT, t, B, T, NH, prev_stride_s, prev_str
 _TILE = 64
 
 
-def _forward_tiled(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: torch.Tensor, cell: str) -> torch.Tensor:
+def _forward_tiled(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: torch.Tensor, cell: str,
+                   reset: bool) -> torch.Tensor:
     """DH > 128: one launch per step, each program computing a 64-wide output tile of one head.
 
     The recurrent weights no longer fit in registers, so they stream from memory
@@ -474,7 +484,6 @@ def _forward_tiled(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: t
     block_b = 16 if B <= 16 else 32
     grid = (triton.cdiv(B, block_b), NH, DH // _TILE)
     Wx, R, b, states = Wx.contiguous(), R.contiguous(), b.contiguous(), states.contiguous()
-    reset = cell == "slstm" and bool((states[2] == 0).all())
     for t in range(T):
         prev = states if t == 0 else out[:, :, t - 1]
         _fw_step_kernel[grid](Wx, R, b, prev, out, t, B, T, NH, prev.stride(0), prev.stride(1), prev.stride(2),
@@ -483,16 +492,16 @@ def _forward_tiled(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: t
     return out
 
 
-def _forward(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: torch.Tensor, cell: str) -> torch.Tensor:
+def _forward(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: torch.Tensor, cell: str,
+             first_reset: bool) -> torch.Tensor:
     if Wx.shape[-1] > 128:
-        return _forward_tiled(Wx, R, b, states, cell)
+        return _forward_tiled(Wx, R, b, states, cell, first_reset)
     spec = CELLS[cell]
     B, T, GI, NH, DH = Wx.shape
     # Poisoned (NaN) rather than empty: an element the kernel fails to write shows up.
     out = torch.full((spec.n_states, B, T, NH, DH), float("nan"), dtype=Wx.dtype, device=Wx.device)
     block_b = 16 if B <= 16 else 32
     grid = (triton.cdiv(B, block_b), NH)
-    first_reset = cell == "slstm" and bool((states[2] == 0).all())
     _fw_kernel[grid](Wx.contiguous(), R.contiguous(), b.contiguous(), states.contiguous(), out, B, T, NH,
                      CELL=_CELL_ID[cell], DH=DH, BLOCK_B=block_b, GI=GI, GB=spec.gates_bias, S=spec.n_states,
                      FIRST_RESET=first_reset, IEEE=True)
@@ -502,7 +511,8 @@ def _forward(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: torch.T
 class _HeadwiseRNN(torch.autograd.Function):
     @staticmethod
     def forward(ctx, Wx, R, b, states, cell):
-        out = _forward(Wx, R, b, states, cell)
+        ctx.first_reset = _first_reset(cell, states)
+        out = _forward(Wx, R, b, states, cell, ctx.first_reset)
         ctx.save_for_backward(Wx, R, b, states, out)
         ctx.cell = cell
         return out
@@ -519,7 +529,7 @@ class _HeadwiseRNN(torch.autograd.Function):
                 ref, _ = reference_headwise_rnn(*leaves, ctx.cell)
                 grads = torch.autograd.grad(ref, leaves, grad_out.float())
         else:
-            grads = _backward(Wx, R, b, states, out, grad_out, ctx.cell)
+            grads = _backward(Wx, R, b, states, out, grad_out, ctx.cell, ctx.first_reset)
         return (*(g.to(t.dtype) for g, t in zip(grads, (Wx, R, b, states))), None)
 
 
