@@ -23,6 +23,8 @@ running maximum and its ``max(n, 1)`` split tied gradients in half, as
 
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -35,6 +37,25 @@ __all__ = ["triton_headwise_rnn", "SUPPORTED_HEAD_DIMS"]
 #: multiples of 64 go through the tiled, one-launch-per-step path.
 SUPPORTED_HEAD_DIMS = (16, 32, 64, 128)
 _CELL_ID = {"lstm": 0, "gru": 1, "slstm": 2, "elman": 3}
+
+
+def _tuning_configs(block_sizes: tuple[int, ...], warps: tuple[int, ...]) -> list[triton.Config]:
+    """Candidate (batch block, warps) pairs for :func:`triton.autotune`.
+
+    The interpreter (``TRITON_INTERPRET=1``) and ``BRAINALIGN_TRITON_AUTOTUNE=0``
+    get the single default (16 sequences, 4 warps): benchmarking candidates is
+    meaningless on CPU and makes runs depend on timing noise.
+    """
+    if os.environ.get("TRITON_INTERPRET") == "1" or os.environ.get("BRAINALIGN_TRITON_AUTOTUNE") == "0":
+        return [triton.Config({"BLOCK_B": 16}, num_warps=4, num_stages=1)]
+    return [triton.Config({"BLOCK_B": bb}, num_warps=w, num_stages=1) for bb in block_sizes for w in warps]
+
+
+def _prune_batch_blocks(configs, named_args, **kwargs):
+    """Drop batch blocks wider than the batch (rounded up to 16): they only add masked rows."""
+    widest = max(16, triton.next_power_of_2(int(named_args["B"])))
+    kept = [c for c in configs if c.kwargs["BLOCK_B"] <= widest]
+    return kept or configs[:1]
 
 
 @triton.jit
@@ -68,6 +89,10 @@ def _dot(x, rt, IEEE: tl.constexpr):
         return tl.dot(x.to(tl.bfloat16), rt.to(tl.bfloat16))
 
 
+# Every output element is overwritten by each candidate run, so tuning needs no
+# reset of the outputs; the key separates cells, head sizes, batch and head counts.
+@triton.autotune(configs=_tuning_configs((16, 32, 64), (1, 2, 4, 8)), key=["B", "NH", "CELL", "DH"],
+                 prune_configs_by={"early_config_prune": _prune_batch_blocks}, cache_results=True)
 @triton.jit
 def _fw_kernel(WX, R, BIAS, S0, OUT, B, T, NH,
                CELL: tl.constexpr, DH: tl.constexpr, BLOCK_B: tl.constexpr, GI: tl.constexpr,
@@ -165,6 +190,8 @@ def _acc_dr(DR, g, h, NH, acc, DH: tl.constexpr):
     tl.store(DR + ((g * NH + h) * DH + rd[:, None]) * DH + rd[None, :], acc)
 
 
+@triton.autotune(configs=_tuning_configs((16, 32), (2, 4, 8)), key=["B", "NH", "CELL", "DH"],
+                 prune_configs_by={"early_config_prune": _prune_batch_blocks}, cache_results=True)
 @triton.jit
 def _bw_kernel(WX, R, BIAS, S0, OUT, DOUT, DWX, DR, DB, DS0, B, T, NH,
                CELL: tl.constexpr, DH: tl.constexpr, BLOCK_B: tl.constexpr, GI: tl.constexpr,
@@ -372,8 +399,7 @@ def _backward(Wx, R, b, states, out, grad_out, cell, first_reset):
     ds0 = torch.zeros(states.shape, dtype=f32, device=Wx.device)
     _bw_kernel[(NH,)](Wx.contiguous(), R.contiguous(), b.contiguous(), states.contiguous(), out.contiguous(),
                       grad_out.contiguous().to(f32), dwx, dr, db, ds0, B, T, NH, CELL=_CELL_ID[cell], DH=DH,
-                      BLOCK_B=16, GI=GI, GB=spec.gates_bias, S=spec.n_states,
-                      FIRST_RESET=first_reset)
+                      GI=GI, GB=spec.gates_bias, S=spec.n_states, FIRST_RESET=first_reset)
     return dwx, dr, db, ds0
 
 
@@ -392,6 +418,8 @@ def _gate_tile(PREV_H, R, g, h, rb, m_b, jt, sb, sh, NH, DH: tl.constexpr, TILE:
     return acc
 
 
+@triton.autotune(configs=_tuning_configs((16, 32, 64), (2, 4, 8)), key=["B", "NH", "CELL", "DH"],
+                 prune_configs_by={"early_config_prune": _prune_batch_blocks}, cache_results=True)
 @triton.jit
 def _fw_step_kernel(WX, R, BIAS, PREV, OUT, t, B, T, NH, prev_stride_s, prev_stride_b, prev_stride_h,
                     CELL: tl.constexpr, DH: tl.constexpr, TILE: tl.constexpr, BLOCK_B: tl.constexpr,
@@ -481,13 +509,12 @@ def _forward_tiled(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: t
     spec = CELLS[cell]
     B, T, GI, NH, DH = Wx.shape
     out = torch.full((spec.n_states, B, T, NH, DH), float("nan"), dtype=Wx.dtype, device=Wx.device)
-    block_b = 16 if B <= 16 else 32
-    grid = (triton.cdiv(B, block_b), NH, DH // _TILE)
+    grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]), NH, DH // _TILE)  # noqa: E731
     Wx, R, b, states = Wx.contiguous(), R.contiguous(), b.contiguous(), states.contiguous()
     for t in range(T):
         prev = states if t == 0 else out[:, :, t - 1]
         _fw_step_kernel[grid](Wx, R, b, prev, out, t, B, T, NH, prev.stride(0), prev.stride(1), prev.stride(2),
-                              CELL=_CELL_ID[cell], DH=DH, TILE=_TILE, BLOCK_B=block_b, GI=GI, GB=spec.gates_bias,
+                              CELL=_CELL_ID[cell], DH=DH, TILE=_TILE, GI=GI, GB=spec.gates_bias,
                               S=spec.n_states, RESET=reset and t == 0)
     return out
 
@@ -500,10 +527,9 @@ def _forward(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: torch.T
     B, T, GI, NH, DH = Wx.shape
     # Poisoned (NaN) rather than empty: an element the kernel fails to write shows up.
     out = torch.full((spec.n_states, B, T, NH, DH), float("nan"), dtype=Wx.dtype, device=Wx.device)
-    block_b = 16 if B <= 16 else 32
-    grid = (triton.cdiv(B, block_b), NH)
+    grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]), NH)  # noqa: E731 (the batch block is tuned)
     _fw_kernel[grid](Wx.contiguous(), R.contiguous(), b.contiguous(), states.contiguous(), out, B, T, NH,
-                     CELL=_CELL_ID[cell], DH=DH, BLOCK_B=block_b, GI=GI, GB=spec.gates_bias, S=spec.n_states,
+                     CELL=_CELL_ID[cell], DH=DH, GI=GI, GB=spec.gates_bias, S=spec.n_states,
                      FIRST_RESET=first_reset, IEEE=True)
     return out
 

@@ -37,11 +37,12 @@ def test_forward_float32(cell, B, T, DH, zero):
     assert torch.equal(out, again)  # deterministic
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("cell", sorted(CELLS))
-def test_forward_bfloat16(cell):
-    Wx, R, b, states = _inputs(cell, 3, 4, 2, 16, torch.bfloat16, seed=7, zero_states=True)
+def test_forward_half_precision(cell, dtype):
+    Wx, R, b, states = _inputs(cell, 3, 4, 2, 16, dtype, seed=7, zero_states=True)
     out, _ = headwise_rnn(Wx, R, b, states, cell=cell, backend="triton")
-    assert out.dtype == torch.bfloat16
+    assert out.dtype == dtype
     ref, _ = reference_headwise_rnn(*(t.double() for t in (Wx, R, b, states)), cell=cell)
     scale = ref.abs().max()
     assert (out.double() - ref).abs().max() <= 1e-2 * scale
@@ -102,3 +103,20 @@ def test_tiled_path_for_large_heads(cell, zero):
     out.sum().backward()
     ref.sum().backward()
     torch.testing.assert_close(leaves[1].grad.double(), refs[1].grad, rtol=1e-4, atol=1e-5)
+
+
+def test_autotuning_candidates(monkeypatch):
+    from brainalign.kernels import triton_rnn
+
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    monkeypatch.setenv("BRAINALIGN_TRITON_AUTOTUNE", "1")
+    configs = triton_rnn._tuning_configs((16, 32, 64), (1, 2, 4, 8))
+    assert sorted((c.kwargs["BLOCK_B"], c.num_warps) for c in configs) == [
+        (bb, w) for bb in (16, 32, 64) for w in (1, 2, 4, 8)]
+    # B = 16 keeps only 16-row blocks; B = 17 also 32; B = 200 all of them.
+    assert {c.kwargs["BLOCK_B"] for c in triton_rnn._prune_batch_blocks(configs, {"B": 16})} == {16}
+    assert {c.kwargs["BLOCK_B"] for c in triton_rnn._prune_batch_blocks(configs, {"B": 17})} == {16, 32}
+    assert len(triton_rnn._prune_batch_blocks(configs, {"B": 200})) == 12
+    monkeypatch.setenv("BRAINALIGN_TRITON_AUTOTUNE", "0")
+    only = triton_rnn._tuning_configs((16, 32, 64), (1, 2, 4, 8))
+    assert [(c.kwargs["BLOCK_B"], c.num_warps) for c in only] == [(16, 4)]
