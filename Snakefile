@@ -14,14 +14,28 @@ min_version("8.20")
 
 include: "workflows/rules/common.smk"
 include: "workflows/rules/stimuli.smk"
-include: "workflows/rules/responses.smk"
 include: "workflows/rules/features.smk"
-include: "workflows/rules/score.smk"
-include: "workflows/rules/report.smk"
 
 
-rule all:
-    default_target: True
-    input:
-        f"{RESULTS}/scores.csv",
-        f"{RESULTS}/report.html",
+if ELECTRO:
+
+    # MEG/EEG/sEEG: recordings -> epochs -> contrastive identification or word decoding -> report.
+    include: "workflows/rules/electro.smk"
+
+    rule all:
+        default_target: True
+        input:
+            f"{RESULTS}/decoding/scores.csv",
+            f"{RESULTS}/report.html",
+
+else:
+
+    include: "workflows/rules/responses.smk"
+    include: "workflows/rules/score.smk"
+    include: "workflows/rules/report.smk"
+
+    rule all:
+        default_target: True
+        input:
+            f"{RESULTS}/scores.csv",
+            f"{RESULTS}/report.html",

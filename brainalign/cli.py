@@ -127,6 +127,46 @@ def _cmd_aggregate(args: argparse.Namespace) -> None:
     run_aggregate(_config(args), args.scores, args.ceiling, args.out_dir)
 
 
+def _cmd_simulate_electro(args: argparse.Namespace) -> None:
+    from .pipeline.electro import run_simulate_electro
+
+    run_simulate_electro(_config(args), args.events, args.features, args.out)
+
+
+def _cmd_epochs(args: argparse.Namespace) -> None:
+    from .pipeline.electro import run_epochs
+
+    run_epochs(_config(args), args.subject, args.events, args.out, raw_dir=args.raw_dir)
+
+
+def _torch_threads(threads: int) -> None:
+    import torch
+
+    # A fixed thread count keeps float reductions, and so the trained weights, bit-identical.
+    torch.set_num_threads(max(1, threads))
+
+
+def _cmd_contrastive(args: argparse.Namespace) -> None:
+    from .pipeline.electro import run_contrastive
+
+    _torch_threads(args.threads)
+    run_contrastive(_config(args), args.epochs, args.events, args.features, args.out_dir,
+                    progress=not args.no_progress)
+
+
+def _cmd_word_decoding(args: argparse.Namespace) -> None:
+    from .pipeline.electro import run_word_decoding
+
+    _torch_threads(args.threads)
+    run_word_decoding(_config(args), args.epochs, args.events, args.out_dir, progress=not args.no_progress)
+
+
+def _cmd_electro_report(args: argparse.Namespace) -> None:
+    from .report.electro import run_electro_report
+
+    run_electro_report(_config(args), args.decoding_dir, args.out)
+
+
 def _cmd_report(args: argparse.Namespace) -> None:
     from .report.html import run_report
 
@@ -209,6 +249,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--responses", required=True, nargs="+", type=Path)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--threads", type=int, default=1)
+    p = add("simulate-electro", _cmd_simulate_electro, "simulate MEG/EEG or sEEG recordings (FIF per subject and run)")
+    p.add_argument("--events", required=True, type=Path)
+    p.add_argument("--features", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="folder of <subject>/run-<k>_raw.fif")
+    p = add("epochs", _cmd_epochs, "preprocess one subject's MEG/EEG/sEEG recordings into word-locked epochs (HDF5)")
+    p.add_argument("--subject", required=True)
+    p.add_argument("--events", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--raw-dir", type=Path, default=None, help="simulated recordings (simulated datasets)")
+    p = add("contrastive", _cmd_contrastive, "contrastive brain module and top-k segment identification (MEG/EEG)")
+    p.add_argument("--epochs", required=True, nargs="+", type=Path)
+    p.add_argument("--events", required=True, type=Path)
+    p.add_argument("--features", required=True, type=Path)
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-progress", action="store_true")
+    p = add("word-decoding", _cmd_word_decoding, "Du-IN-style word classification (sEEG)")
+    p.add_argument("--epochs", required=True, nargs="+", type=Path)
+    p.add_argument("--events", required=True, type=Path)
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-progress", action="store_true")
+    p = add("electro-report", _cmd_electro_report, "scores table, top-k curve, confusion matrix and HTML report")
+    p.add_argument("--decoding-dir", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
     p = add("report", _cmd_report, "plots and the HTML report")
     p.add_argument("--results-dir", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)

@@ -144,7 +144,21 @@ def _check_consistency(cfg: dict[str, Any], path: str | os.PathLike | None) -> N
             raise ConfigError(path, "dataset.atlas", f"the file {cfg['dataset']['atlas']} does not exist.")
     elif cfg["preprocessing"]["confounds"] == "fmriprep":
         raise ConfigError(path, "preprocessing.confounds", "'fmriprep' needs dataset.kind 'bids' or 'simulated_bids'.")
-    if kind in ("simulated", "simulated_bids"):
+    if kind == "meeg_bids":
+        for key in ("bids_dir", "datatype"):
+            if not cfg["dataset"].get(key):
+                raise ConfigError(path, f"dataset.{key}", "is required for dataset.kind 'meeg_bids'.")
+    if kind in ("simulated_meeg", "simulated_seeg", "meeg_bids"):
+        ep = cfg["electrophysiology"]
+        target = ep["target_feature_set"] or cfg["simulation"]["planted_feature_set"]
+        if target not in sets:
+            raise ConfigError(path, "electrophysiology.target_feature_set",
+                              f"{target!r} is not a feature set; defined: {list(sets)}.")
+        if ep["tmax"] <= ep["tmin"]:
+            raise ConfigError(path, "electrophysiology.tmax", f"must exceed tmin ({ep['tmin']}).")
+        if ep["baseline"] is not None and ep["baseline"][1] <= ep["baseline"][0]:
+            raise ConfigError(path, "electrophysiology.baseline", "the interval's end must exceed its start.")
+    if kind in ("simulated", "simulated_bids", "simulated_meeg", "simulated_seeg"):
         planted = cfg["simulation"]["planted_feature_set"]
         if planted not in sets:
             raise ConfigError(path, "simulation.planted_feature_set",

@@ -23,9 +23,13 @@ MODULES = [
     "brainalign.datasets.simulated",
     "brainalign.datasets.bids",
     "brainalign.datasets.simulated_bids",
+    "brainalign.datasets.simulated_meeg",
+    "brainalign.datasets.meeg_bids",
     "brainalign.preprocess.fmri",
     "brainalign.preprocess.confounds",
     "brainalign.preprocess.nifti",
+    "brainalign.preprocess.meeg",
+    "brainalign.preprocess.seeg",
     "brainalign.models.hf",
     "brainalign.models.suma",
     "brainalign.models.rnn",
@@ -41,6 +45,8 @@ MODULES = [
     "brainalign.encoders.ridge",
     "brainalign.encoders.ridge_cv",
     "brainalign.encoders.banded",
+    "brainalign.encoders.contrastive",
+    "brainalign.encoders.duin",
     "brainalign.metrics.correlation",
     "brainalign.metrics.ceilings",
     "brainalign.metrics.brainscore",
@@ -51,7 +57,9 @@ MODULES = [
     "brainalign.pipeline.stages",
     "brainalign.pipeline.volumes",
     "brainalign.pipeline.aggregate",
+    "brainalign.pipeline.electro",
     "brainalign.report.brain",
+    "brainalign.report.electro",
 ]
 
 OUT = Path(__file__).with_name("api.md")

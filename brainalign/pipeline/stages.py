@@ -73,8 +73,12 @@ def is_volume_dataset(cfg: dict[str, Any]) -> bool:
 def dataset_subjects(cfg: dict[str, Any]) -> list[str]:
     """The subjects a config analyses (excluded ones are still listed, and flagged later)."""
     ds = cfg["dataset"]
-    if ds["kind"] in ("simulated", "simulated_bids"):
+    if ds["kind"] in ("simulated", "simulated_bids", "simulated_meeg", "simulated_seeg"):
         available = [f"sub-{k + 1:02d}" for k in range(cfg["simulation"]["n_subjects"])]
+    elif ds["kind"] == "meeg_bids":
+        from .electro import electro_subjects
+
+        available = electro_subjects(cfg)
     elif ds["kind"] == "bids":
         from ..datasets.bids import list_bids_subjects
 
@@ -129,6 +133,10 @@ def run_stimuli(cfg: dict[str, Any], out: str | os.PathLike) -> Path:
         inputs = [Path(ds["data_dir"]) / ALICE_TEXTGRID]
     elif ds["kind"] == "bids":
         events, inputs = _bids_events(cfg)
+    elif ds["kind"] in ("simulated_meeg", "simulated_seeg", "meeg_bids"):
+        from .electro import electro_events
+
+        events, inputs = electro_events(cfg)
     elif ds["kind"] == "simulated_bids":
         from ..datasets.simulated_bids import split_story
 

@@ -1,0 +1,144 @@
+"""BIDS MEG/EEG/iEEG datasets (mne-bids): recordings, subjects and word tables.
+
+A *recording* is one ``(session, task, run)`` of a subject; recordings are
+numbered 1, 2, ... in sorted entity order and play the part of runs (the test
+split holds out whole recordings, i.e. whole stories). Words come from each
+recording's ``*_events.tsv``: the column ``dataset.word_column``, or, as in
+MEG-MASC, a ``trial_type`` column of Python-dict strings
+(``"{'kind': 'word', 'word': 'Tara', ...}"``) whose ``word_column`` key is read
+for the rows of kind ``word``.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._validation import ConfigError, InputFileError
+
+__all__ = ["Recording", "list_meeg_subjects", "find_recordings", "read_bids_raw", "read_bids_words"]
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One recording of one subject: its run number, file and events table (or None)."""
+
+    run: int
+    path: Path
+    events: Path | None
+    key: tuple[str, str, str]  # (session, task, run) entities, '' when absent
+    bids_path: Any = None  # the mne_bids.BIDSPath
+
+
+def read_bids_raw(recording: Recording):
+    """Read one recording with mne-bids (channel types and bad channels from ``*_channels.tsv``)."""
+    import mne_bids
+
+    try:
+        return mne_bids.read_raw_bids(recording.bids_path, verbose="error").load_data(verbose="error")
+    except Exception as err:  # noqa: BLE001 -- any reader failure is a bad input file
+        raise InputFileError(recording.path, f"mne-bids cannot read this recording ({type(err).__name__}: "
+                                             f"{err}).") from err
+
+
+def list_meeg_subjects(ds: dict[str, Any]) -> list[str]:
+    """``sub-XX`` labels of the subjects with at least one recording of ``dataset.datatype``."""
+    import mne_bids
+
+    root = Path(ds["bids_dir"])
+    if not root.is_dir():
+        raise ConfigError(None, "dataset.bids_dir", f"the folder {root} does not exist.")
+    subjects = sorted(mne_bids.get_entity_vals(root, "subject"))
+    found = [s for s in subjects if _matching(ds, s)]
+    if not found:
+        raise InputFileError(root, f"no {ds['datatype']} recordings found (field dataset.datatype, "
+                                   f"task {ds.get('task')!r}).")
+    return [f"sub-{s}" for s in found]
+
+
+def _matching(ds: dict[str, Any], subject: str) -> list[Any]:
+    import mne_bids
+
+    exts = [ds["extension"]] if ds.get("extension") else None
+    paths = mne_bids.find_matching_paths(
+        ds["bids_dir"], subjects=subject, tasks=ds.get("task") or None, datatypes=ds["datatype"],
+        suffixes=ds["datatype"], extensions=exts,
+        sessions=None if ds["sessions"] == "all" else ds["sessions"],
+        runs=None if ds["runs"] == "all" else [str(r) for r in ds["runs"]])
+    # Sidecars share the suffix; keep recordings only (one per entity set, e.g. .vhdr not .eeg/.vmrk).
+    recordings = [p for p in paths if p.extension not in (".json", ".tsv", ".eeg", ".vmrk", ".fdt")]
+    return sorted(recordings, key=lambda p: (p.session or "", p.task or "", str(p.run or "")))
+
+
+def find_recordings(ds: dict[str, Any], subject: str) -> list[Recording]:
+    """The subject's recordings in run order (1, 2, ...)."""
+    label = subject.removeprefix("sub-")
+    paths = _matching(ds, label)
+    if not paths:
+        raise InputFileError(Path(ds["bids_dir"]) / subject, f"no {ds['datatype']} recordings "
+                                                             "(field dataset.datatype).")
+    keys = [(p.session or "", p.task or "", str(p.run or "")) for p in paths]
+    if len(set(keys)) != len(keys):
+        raise InputFileError(Path(ds["bids_dir"]) / subject, "several recording files share the same session, "
+                             "task and run; set dataset.extension to choose one.")
+    out = []
+    for k, (p, key) in enumerate(zip(paths, keys)):
+        events = p.copy().update(suffix="events", extension=".tsv").fpath
+        out.append(Recording(k + 1, Path(p.fpath), Path(events) if Path(events).exists() else None, key, p))
+    return out
+
+
+def read_bids_words(path: str | os.PathLike, word_column: str = "word") -> pd.DataFrame:
+    """Word onsets (s) and words of one BIDS events TSV.
+
+    Returns
+    -------
+    words : DataFrame
+        Columns ``onset`` (s from the recording's first sample) and ``word``, sorted by onset.
+    """
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False, dtype={word_column: str},
+                            encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InputFileError(path, f"not UTF-8 text ({err.reason} at byte {err.start}).") from err
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise InputFileError(path, f"not a readable TSV ({err}).") from err
+    if "onset" not in table.columns:
+        raise InputFileError(path, f"no 'onset' column; columns: {list(table.columns)}.")
+    if word_column in table.columns:
+        words = table[word_column]
+    elif "trial_type" in table.columns:
+        words = table["trial_type"].map(lambda v: _dict_word(v, word_column))
+    else:
+        raise InputFileError(path, f"no {word_column!r} column (field dataset.word_column) and no trial_type "
+                                   f"column to read it from; columns: {list(table.columns)}.")
+    onsets = pd.to_numeric(table["onset"], errors="coerce")
+    keep = words.notna() & (words.astype(str).str.strip() != "")
+    bad = keep & ~np.isfinite(onsets)
+    if bad.any():
+        raise InputFileError(path, f"column 'onset' is not a finite number in row(s) "
+                                   f"{(np.flatnonzero(bad) + 2).tolist()[:10]} (line numbers).")
+    out = pd.DataFrame({"onset": onsets[keep].astype(float), "word": words[keep].astype(str).str.strip()})
+    if out.empty:
+        raise InputFileError(path, f"no words in column {word_column!r} (field dataset.word_column).")
+    return out.sort_values("onset", kind="stable").reset_index(drop=True)
+
+
+def _dict_word(value: Any, key: str) -> str | None:
+    if not isinstance(value, str) or not value.startswith("{"):
+        return None
+    try:
+        entry = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return None
+    if not isinstance(entry, dict) or entry.get("kind", "word") != "word":
+        return None
+    word = entry.get(key)
+    return None if word is None else str(word)

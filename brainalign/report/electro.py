@@ -1,0 +1,130 @@
+"""Report of an electrophysiology dataset: identification or word-decoding scores, top-k curve, confusion matrix."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..io import config_hash, read_table, write_text
+from .html import _CSS, _img, _table_html
+from .plots import _pyplot, _save
+
+__all__ = ["run_electro_report", "plot_topk_curve", "plot_confusion", "plot_history"]
+
+
+def plot_topk_curve(curve: pd.DataFrame, out: str | os.PathLike) -> Path:
+    """Top-k identification accuracy against k, per subject and pooled, with the chance line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    for subject, part in curve.groupby("subject", sort=True):
+        pooled = subject == "pooled"
+        ax.plot(part["k"], part["accuracy"], color="k" if pooled else None, lw=2.0 if pooled else 1.0,
+                alpha=1.0 if pooled else 0.6, label=subject)
+    pooled = curve[curve["subject"] == "pooled"]
+    ax.plot(pooled["k"], pooled["chance"], "--", color="grey", label="chance")
+    ax.set_xlabel("k (rank among the unique test segments)")
+    ax.set_ylabel("top-k accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, frameon=False)
+    try:
+        return _save(fig, out)
+    finally:
+        plt.close(fig)
+
+
+def plot_confusion(confusion: pd.DataFrame, out: str | os.PathLike) -> Path:
+    """Row-normalised confusion matrix (true word in rows, predicted in columns)."""
+    plt = _pyplot()
+    labels = list(confusion["true"])
+    counts = confusion.drop(columns="true").to_numpy(dtype=float)
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = 2.0 + 0.32 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1.0, size))
+    im = ax.imshow(rates, vmin=0, vmax=1, cmap="viridis")
+    ax.set_xticks(range(len(labels)), labels, rotation=90)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted word")
+    ax.set_ylabel("presented word")
+    fig.colorbar(im, ax=ax, label="share of test trials")
+    try:
+        return _save(fig, out)
+    finally:
+        plt.close(fig)
+
+
+def plot_history(history: pd.DataFrame, out: str | os.PathLike) -> Path:
+    """Training curves: every loss/accuracy column of ``history.csv`` against the epoch."""
+    plt = _pyplot()
+    cols = [c for c in history.columns if c != "epoch" and history[c].notna().any()]
+    fig, axes = plt.subplots(1, len(cols), figsize=(3.0 * len(cols), 2.6), squeeze=False)
+    for ax, col in zip(axes[0], cols):
+        ax.plot(history["epoch"], history[col])
+        ax.set_title(col)
+        ax.set_xlabel("epoch")
+    try:
+        return _save(fig, out)
+    finally:
+        plt.close(fig)
+
+
+def run_electro_report(cfg: dict[str, Any], decoding_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Figures next to ``out`` (``figures/``) and the self-contained HTML report."""
+    from ..pipeline.electro import electro_modality, target_set
+
+    decoding_dir, out = Path(decoding_dir), Path(out)
+    figures = out.parent / "figures"
+    scores = read_table(decoding_dir / "scores.csv")
+    prov_path = decoding_dir / "scores.csv.json"
+    prov = json.loads(prov_path.read_text()) if prov_path.exists() else {}
+    ep = cfg["electrophysiology"]
+    name = cfg["dataset"]["name"]
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>brainalign — {html.escape(name)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>brainalign report: {html.escape(name)}</h1>",
+        f"<p class='note'>config sha256 <code>{config_hash(cfg)[:16]}</code>; git "
+        f"<code>{html.escape(str(prov.get('git_commit', 'unknown'))[:12])}</code></p>",
+    ]
+    shown = scores.assign(value=scores["value"].round(4), chance=scores["chance"].round(4),
+                          chance_low=scores["chance_low"].round(4), chance_high=scores["chance_high"].round(4))
+    if electro_modality(cfg) == "meeg":
+        feature, layer = target_set(cfg)
+        plot_topk_curve(read_table(decoding_dir / "topk.csv"), figures / "topk_curve.png")
+        parts += [
+            "<h2>Segment identification (Défossez et al. 2023)</h2>",
+            f"<p>For each held-out window, all unique held-out segments are ranked by the cosine similarity "
+            f"between the brain module's output and their {html.escape(feature)} layer {html.escape(layer)} "
+            "embedding; top-k = share of windows whose own segment ranks in the first k. chance = k / "
+            "candidates; [chance_low, chance_high] = its 99 % binomial interval.</p>",
+            _table_html(shown), _img(figures / "topk_curve.png", "top-k curve"),
+        ]
+    else:
+        plot_confusion(read_table(decoding_dir / "confusion.csv"), figures / "confusion.png")
+        parts += [
+            "<h2>Word decoding (Du-IN style)</h2>",
+            "<p>Accuracy of the word classifier on the held-out runs; chance = 1 / words, with its 99 % "
+            "binomial interval.</p>",
+            _table_html(shown), "<h3>Confusion matrix (pooled over subjects)</h3>",
+            _img(figures / "confusion.png", "confusion matrix"),
+        ]
+    history = decoding_dir / "history.csv"
+    if history.exists():
+        plot_history(read_table(history), figures / "training.png")
+        parts += ["<h2>Training</h2>", _img(figures / "training.png", "training curves")]
+    parts += [
+        "<h2>Method</h2><ul>",
+        f"<li>Preprocessing: bad channels {html.escape(ep['bad_channel_method'])}; reference "
+        f"{html.escape(ep['reference'])}; band-pass {ep['l_freq']}–{ep['h_freq']} Hz; high-gamma envelope "
+        f"{ep['high_gamma']}; resampled to {ep['sfreq']} Hz; epochs {ep['tmin']}…{ep['tmax']} s around word "
+        f"onsets (shift {ep['shift']} s), baseline {ep['baseline']}; per-channel {ep['scaling']} scaling "
+        f"fitted on the training runs; clamp ±{ep['clamp']}.</li>",
+        f"<li>Test runs: {ep['test_runs'] or 'the last run'} (whole runs, never random windows).</li>",
+        "</ul></body></html>",
+    ]
+    return write_text(out, "\n".join(parts) + "\n")
