@@ -37,6 +37,12 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def mne_misc_dir(shared_data: Path) -> Path:
+    """MNE's misc test files: the ERP CORE P3 evokeds and the ECoG/sEEG sample."""
+    return require_path(shared_data / "mne_misc", "mne_misc (ERP CORE P3, ECoG sample)")
+
+
+@pytest.fixture(scope="session")
 def alice_dir(shared_data: Path) -> Path:
     return require_path(shared_data / "brennan2016_alice", "the Alice (Brennan 2016) dataset")
 

@@ -9,7 +9,12 @@ import pytest
 
 from brainalign._validation import BrainalignError, ConfigError, InputFileError
 from brainalign.config import validate_config
-from brainalign.datasets.simulated_meeg import generate_word_trials, planted_sources, simulate_seeg_run, write_raw_fif
+from brainalign.datasets.simulated_meeg import (
+    generate_word_trials,
+    planted_sources,
+    simulate_seeg_run,
+    write_raw_fif,
+)
 from brainalign.pipeline.electro import run_epochs
 from brainalign.stimuli.events import write_events
 

@@ -21,7 +21,11 @@ import yaml
 from brainalign._validation import InputFileError
 from brainalign.datasets.meeg_bids import find_recordings, read_bids_words
 from brainalign.datasets.simulated_bids import split_story
-from brainalign.datasets.simulated_meeg import planted_sources, simulate_meeg_run, write_raw_fif
+from brainalign.datasets.simulated_meeg import (
+    planted_sources,
+    simulate_meeg_run,
+    write_raw_fif,
+)
 from brainalign.pipeline.electro import read_epochs
 
 REPO = Path(__file__).resolve().parent.parent

@@ -351,21 +351,10 @@ def test_sensor_positions_2d_missing_positions():
 
 
 # --------------------------------------------------------------------------- real data
-def _shared_file(shared_data, relative: str, what: str):
-    """``shared_data / relative``; skip when absent (fail under BRAINALIGN_STRICT=1, as conftest does)."""
-    path = shared_data / relative
-    if path.exists():
-        return path
-    message = f"{what} not found at {path}"
-    if os.environ.get("BRAINALIGN_STRICT", "0") == "1":
-        pytest.fail(f"BRAINALIGN_STRICT=1 and {message}")
-    pytest.skip(message)
-
-
 @pytest.mark.shared_data
-def test_p3_target_minus_nontarget_positive_at_pz(shared_data):
+def test_p3_target_minus_nontarget_positive_at_pz(mne_misc_dir):
     """ERP CORE P3 (sub-015): the P3 is larger for targets, 300–600 ms at Pz."""
-    fname = _shared_file(shared_data, "mne_misc/sub-015_ses-P3_task-P3_ave.fif", "ERP CORE P3 evokeds")
+    fname = mne_misc_dir / "sub-015_ses-P3_task-P3_ave.fif"
     evokeds = mne.read_evokeds(fname, verbose="error")
     # comments name the averaged conditions: "0.20 × stimulus/target/11 + ...",
     # "0.06 × stimulus/non-target/12 + ...", and "(targets) - (non-targets)"

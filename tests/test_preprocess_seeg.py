@@ -6,8 +6,6 @@ scipy.signal (Butterworth + sosfiltfilt, hilbert); MNE only builds inputs.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import scipy.signal
@@ -178,21 +176,10 @@ def test_zscore_channels_2d_and_3d():
 
 
 # --------------------------------------------------------------------------- real data
-def _shared_file(shared_data, relative: str, what: str):
-    """``shared_data / relative``; skip when absent (fail under BRAINALIGN_STRICT=1, as conftest does)."""
-    path = shared_data / relative
-    if path.exists():
-        return path
-    message = f"{what} not found at {path}"
-    if os.environ.get("BRAINALIGN_STRICT", "0") == "1":
-        pytest.fail(f"BRAINALIGN_STRICT=1 and {message}")
-    pytest.skip(message)
-
-
 @pytest.mark.shared_data
-def test_sample_ecog_ieeg_bipolar_and_high_gamma_refusal(shared_data):
+def test_sample_ecog_ieeg_bipolar_and_high_gamma_refusal(mne_misc_dir):
     """MNE's sample ECoG/sEEG file: 320 ECoG + 74 sEEG contacts at 160 Hz."""
-    fname = _shared_file(shared_data, "mne_misc/sample_ecog_ieeg.fif", "MNE sample ECoG/sEEG file")
+    fname = mne_misc_dir / "sample_ecog_ieeg.fif"
     raw = read_raw(fname)
     assert len(raw.ch_names) == 394
     # 11 shafts/grids, all numbered without gaps: G1-256, OFMG1-64, FP1-6,

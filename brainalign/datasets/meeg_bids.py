@@ -22,7 +22,7 @@ import pandas as pd
 
 from .._validation import ConfigError, InputFileError
 
-__all__ = ["Recording", "list_meeg_subjects", "find_recordings", "read_bids_raw", "read_bids_words"]
+__all__ = ["Recording", "find_recordings", "list_meeg_subjects", "read_bids_raw", "read_bids_words"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def read_bids_raw(recording: Recording):
 
     try:
         return mne_bids.read_raw_bids(recording.bids_path, verbose="error").load_data(verbose="error")
-    except Exception as err:  # noqa: BLE001 -- any reader failure is a bad input file
+    except Exception as err:
         raise InputFileError(recording.path, f"mne-bids cannot read this recording ({type(err).__name__}: "
                                              f"{err}).") from err
 

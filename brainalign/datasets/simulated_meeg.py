@@ -42,9 +42,9 @@ from ..io import atomic_path
 __all__ = [
     "generate_word_trials",
     "planted_sources",
+    "seeg_channel_names",
     "simulate_meeg_run",
     "simulate_seeg_run",
-    "seeg_channel_names",
     "write_raw_fif",
 ]
 

@@ -50,6 +50,7 @@ from numpy.typing import ArrayLike
 from torch import nn
 
 from brainalign._validation import BrainalignError, check_fname, check_random_state
+from brainalign.encoders._base import EstimatorMixin
 from brainalign.metrics.identification import identification_topk
 
 __all__ = [
@@ -797,7 +798,9 @@ def _json_float(v: float) -> float | None:
 # --------------------------------------------------------------------------- #
 # estimator
 # --------------------------------------------------------------------------- #
-class ContrastiveEncoder:
+class ContrastiveEncoder(EstimatorMixin):
+    _fitted_attribute = "model_"
+
     """Contrastive brain → embedding decoder (Défossez et al. 2023).
 
     Trains a :class:`BrainModule` with :class:`ClipLoss` so that the output of
@@ -955,39 +958,12 @@ class ContrastiveEncoder:
         self.verbose = verbose
         self.device = device
 
-    # ------------------------------------------------------------------ params
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters, as in scikit-learn."""
-        return {name: getattr(self, name) for name in self._parameter_constraints}
-
-    def set_params(self, **params: Any) -> ContrastiveEncoder:
-        """Set constructor parameters, as in scikit-learn."""
-        valid = self.get_params()
-        for key, value in params.items():
-            if key not in valid:
-                raise BrainalignError(
-                    f"Invalid parameter {key!r} for {type(self).__name__}; valid parameters "
-                    f"are {', '.join(sorted(valid))}."
-                )
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
     def _validate_params(self) -> None:
         name = type(self).__name__
         for key, spec in self._parameter_constraints.items():
             _check_constraint(name, key, getattr(self, key), spec)
 
     # ------------------------------------------------------------------ data
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise BrainalignError(
-                f"This {type(self).__name__} instance is not fitted yet; call 'fit' first."
-            )
-
     def _subject_index(self, labels: Sequence[Hashable]) -> np.ndarray:
         lookup = {lab: i for i, lab in enumerate(self.subjects_)}
         if labels and all(lab is None for lab in labels) and None not in lookup:

@@ -78,6 +78,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from brainalign._validation import BrainalignError
+from brainalign.encoders._base import EstimatorMixin
 
 __all__ = ["DuINWordDecoder"]
 
@@ -89,28 +90,6 @@ TEMPORAL_KERNEL = 5
 POS_INIT_STD = 1.0
 #: Version of the ``save`` format (JSON sidecar + safetensors weights).
 _FORMAT_VERSION = 1
-
-_PARAM_NAMES = (
-    "sfreq",
-    "patch_ms",
-    "d_model",
-    "n_layers",
-    "n_heads",
-    "dropout",
-    "codebook_size",
-    "codebook_dim",
-    "pretrain_epochs",
-    "mask_ratio",
-    "epochs",
-    "batch_size",
-    "lr",
-    "weight_decay",
-    "val_fraction",
-    "patience",
-    "random_state",
-    "verbose",
-    "device",
-)
 
 _HISTORY_KEYS = (
     "vq_recon_loss",
@@ -533,7 +512,7 @@ class _Packed:
 # --------------------------------------------------------------------------- #
 # estimator
 # --------------------------------------------------------------------------- #
-class DuINWordDecoder:
+class DuINWordDecoder(EstimatorMixin):
     """Du-IN-style word classifier for sEEG epochs (per-subject fusion + transformer).
 
     Parameters
@@ -665,34 +644,6 @@ class DuINWordDecoder:
     # ------------------------------------------------------------------ #
     # scikit-learn protocol
     # ------------------------------------------------------------------ #
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters, as in scikit-learn."""
-        return {name: getattr(self, name) for name in _PARAM_NAMES}
-
-    def set_params(self, **params: Any) -> DuINWordDecoder:
-        """Set constructor parameters, as in scikit-learn."""
-        for key, value in params.items():
-            if key not in _PARAM_NAMES:
-                raise BrainalignError(
-                    f"Invalid parameter {key!r} for {type(self).__name__}; valid parameters "
-                    f"are {', '.join(sorted(_PARAM_NAMES))}."
-                )
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
-    # ------------------------------------------------------------------ #
-    # input helpers
-    # ------------------------------------------------------------------ #
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "module_"):
-            raise BrainalignError(
-                f"This {type(self).__name__} instance is not fitted yet; call 'fit' first."
-            )
-
     def _subject_index(self, subjects: Any, n: int) -> np.ndarray:
         """Map subject labels of ``n`` trials to indices into ``subjects_``."""
         if subjects is None:

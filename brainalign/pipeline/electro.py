@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import ConfigError, InputFileError
-from ..io import atomic_path, provenance, read_features, write_table, _open_h5
+from ..io import _open_h5, atomic_path, provenance, read_features, write_table
 
 __all__ = [
     "ELECTRO_KINDS",

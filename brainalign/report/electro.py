@@ -15,7 +15,7 @@ from ..io import config_hash, read_table, write_text
 from .html import _CSS, _img, _table_html
 from .plots import _pyplot, _save
 
-__all__ = ["run_electro_report", "plot_topk_curve", "plot_confusion", "plot_history"]
+__all__ = ["plot_confusion", "plot_history", "plot_topk_curve", "run_electro_report"]
 
 
 def plot_topk_curve(curve: pd.DataFrame, out: str | os.PathLike) -> Path:
