@@ -17,7 +17,18 @@ include: "workflows/rules/stimuli.smk"
 include: "workflows/rules/features.smk"
 
 
-if ELECTRO:
+if DECODING:
+
+    # Image fMRI: betas -> embeddings -> retrieval, captions, images, ROI captions -> report.
+    include: "workflows/rules/decoding.smk"
+
+    rule all:
+        default_target: True
+        input:
+            f"{RESULTS}/decoding/scores.csv",
+            f"{RESULTS}/report.html",
+
+elif ELECTRO:
 
     # MEG/EEG/sEEG: recordings -> epochs -> contrastive identification or word decoding -> report.
     include: "workflows/rules/electro.smk"

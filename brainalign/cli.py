@@ -167,6 +167,33 @@ def _cmd_electro_report(args: argparse.Namespace) -> None:
     run_electro_report(_config(args), args.decoding_dir, args.out)
 
 
+def _cmd_decoding_data(args: argparse.Namespace) -> None:
+    from .pipeline.decoding import run_decoding_data
+
+    run_decoding_data(_config(args), args.out_dir)
+
+
+def _cmd_captioner(args: argparse.Namespace) -> None:
+    from .pipeline.decoding import run_captioner
+
+    _torch_threads(args.threads)
+    run_captioner(_config(args), args.images, args.out)
+
+
+def _cmd_decode(args: argparse.Namespace) -> None:
+    from .pipeline.decoding import run_decode
+
+    _torch_threads(args.threads)
+    run_decode(_config(args), args.subject, args.images, args.betas, args.out_dir, args.captioner,
+               progress=not args.no_progress)
+
+
+def _cmd_decoding_report(args: argparse.Namespace) -> None:
+    from .pipeline.decoding import run_decoding_report
+
+    run_decoding_report(_config(args), args.decode_dirs, args.out_scores, args.out)
+
+
 def _cmd_report(args: argparse.Namespace) -> None:
     from .report.html import run_report
 
@@ -273,6 +300,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p = add("electro-report", _cmd_electro_report, "scores table, top-k curve, confusion matrix and HTML report")
     p.add_argument("--decoding-dir", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p = add("decoding-data", _cmd_decoding_data, "images.h5 and betas/<subject>.h5 (simulated, or read from NSD)")
+    p.add_argument("--out-dir", required=True, type=Path)
+    p = add("captioner", _cmd_captioner, "train the template captioner on the training images (simulated data)")
+    p.add_argument("--images", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--threads", type=int, default=1)
+    p = add("decode", _cmd_decode, "decode one subject: retrieval, captions, reconstructions, ROI captions")
+    p.add_argument("--subject", required=True)
+    p.add_argument("--images", required=True, type=Path)
+    p.add_argument("--betas", required=True, type=Path)
+    p.add_argument("--captioner", type=Path, default=None)
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-progress", action="store_true")
+    p = add("decoding-report", _cmd_decoding_report, "decoding scores table and HTML report")
+    p.add_argument("--decode-dirs", required=True, nargs="+", type=Path)
+    p.add_argument("--out-scores", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
     p = add("report", _cmd_report, "plots and the HTML report")
     p.add_argument("--results-dir", required=True, type=Path)

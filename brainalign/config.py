@@ -105,6 +105,13 @@ def validate_config(config: dict[str, Any], path: str | os.PathLike | None = Non
     for key in ("data_dir", "bids_dir", "fmriprep_dir", "atlas"):
         if ds.get(key) is not None:
             ds[key] = str((base / os.path.expanduser(ds[key])).resolve())
+    for part in ("captioner", "generator"):
+        spec = cfg.get("decoding", {}).get(part, {})
+        if spec.get("model_path"):
+            spec["model_path"] = str((base / os.path.expanduser(spec["model_path"])).resolve())
+    for key in ("captions", "embeddings"):
+        if ds.get("nsd", {}).get(key) is not None:
+            ds["nsd"][key] = str((base / os.path.expanduser(ds["nsd"][key])).resolve())
     if ds.get("mask") not in (None, "brain"):
         ds["mask"] = str((base / os.path.expanduser(ds["mask"])).resolve())
     if ds["kind"] == "simulated_bids":
@@ -128,6 +135,11 @@ def validate_config(config: dict[str, Any], path: str | os.PathLike | None = Non
 def _check_consistency(cfg: dict[str, Any], path: str | os.PathLike | None) -> None:
     sets = cfg["feature_sets"]
     kind = cfg["dataset"]["kind"]
+    if not sets and kind not in ("simulated_images", "nsd"):
+        raise ConfigError(path, "feature_sets", "is required (at least one feature set) for dataset.kind "
+                                                f"{kind!r}.")
+    if kind == "nsd" and not cfg["dataset"].get("data_dir"):
+        raise ConfigError(path, "dataset.data_dir", "is required for dataset.kind 'nsd'.")
     if kind == "alice" and not cfg["dataset"].get("data_dir"):
         raise ConfigError(path, "dataset.data_dir", "is required for dataset.kind 'alice'.")
     if kind == "bids":

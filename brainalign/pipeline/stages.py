@@ -79,6 +79,10 @@ def dataset_subjects(cfg: dict[str, Any]) -> list[str]:
         from .electro import electro_subjects
 
         available = electro_subjects(cfg)
+    elif ds["kind"] in ("simulated_images", "nsd"):
+        from .decoding import decoding_subjects
+
+        available = decoding_subjects(cfg)
     elif ds["kind"] == "bids":
         from ..datasets.bids import list_bids_subjects
 

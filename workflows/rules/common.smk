@@ -54,9 +54,10 @@ SIMULATED = CFG["dataset"]["kind"] == "simulated"
 SIMULATED_BIDS = CFG["dataset"]["kind"] == "simulated_bids"
 VOLUME = CFG["dataset"]["kind"] in ("bids", "simulated_bids")  # NIfTI in, voxel maps out
 ELECTRO = CFG["dataset"]["kind"] in ("simulated_meeg", "simulated_seeg", "meeg_bids")  # MEG/EEG/sEEG decoding
+DECODING = CFG["dataset"]["kind"] in ("simulated_images", "nsd")  # image-fMRI: captions and images
 # Variance partitioning runs on ROI datasets (per-unit banded ridge at whole-brain
 # scale is left to the user's own notebooks).
-PARTITION = None if VOLUME or ELECTRO else partition_pair(CFG)  # (model, word-rate baseline) or None
+PARTITION = None if VOLUME or ELECTRO or DECODING else partition_pair(CFG)  # (model, word-rate baseline) or None
 
 # Rewrite the resolved config only when it changed, so that editing a config
 # reruns what depends on it and nothing reruns otherwise.

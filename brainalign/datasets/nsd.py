@@ -1,0 +1,142 @@
+"""The Natural Scenes Dataset (Allen et al. 2022) in its distributed layout.
+
+Files read (paths relative to ``dataset.data_dir``, the folder holding
+``nsddata/``, ``nsddata_betas/`` and ``nsddata_stimuli/``):
+
+- ``nsddata/experiments/nsd/nsd_expdesign.mat``: ``masterordering`` (trial →
+  1-based column of ``subjectim``), ``subjectim`` (subject x 10,000 → 1-based
+  73k image id) and ``sharedix`` (the 1,000 shared images, 1-based 73k ids);
+- ``nsddata_betas/ppdata/subjXX/<space>/<betas>/betas_sessionNN.hdf5``: dataset
+  ``betas`` of shape (trials, X, Y, Z), int16 scaled by 300 (NSD's convention);
+- ``nsddata/ppdata/subjXX/<space>/roi/<roi>.nii.gz``: voxels > 0 are kept
+  (``nsdgeneral`` by default);
+- ``nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5``: ``imgBrick`` (73,000 x
+  425 x 425 x 3, uint8; any size is accepted);
+- captions: a CSV chosen in the config (``nsd.captions``) with columns
+  ``nsd_id`` (0-based 73k id) and ``caption`` (NSD ships COCO ids only; users
+  join the COCO caption annotations once).
+
+Betas of repeated presentations are averaged per image, as MindEye does; the
+test split is the shared images the subject saw (``sharedix``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from .._validation import InputFileError
+
+__all__ = ["NSD_SCALE", "load_nsd_design", "load_nsd_subject", "load_nsd_images", "load_nsd_captions"]
+
+#: NSD stores betas as int16 percent signal change times 300.
+NSD_SCALE = 300.0
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise InputFileError(path, f"{what} is missing (NSD layout, see docs/decoding.md).")
+    return path
+
+
+def load_nsd_design(root: str | os.PathLike) -> dict[str, np.ndarray]:
+    """``masterordering`` (0-based), ``subjectim`` (0-based 73k ids) and ``sharedix`` (0-based)."""
+    from scipy.io import loadmat
+
+    path = _require(Path(root) / "nsddata" / "experiments" / "nsd" / "nsd_expdesign.mat", "the experiment design")
+    try:
+        mat = loadmat(path)
+    except Exception as err:  # noqa: BLE001 -- scipy raises several types for a bad file
+        raise InputFileError(path, f"not a readable MATLAB file ({err}).") from err
+    out = {}
+    for key in ("masterordering", "subjectim", "sharedix"):
+        if key not in mat:
+            raise InputFileError(path, f"variable {key!r} is missing.")
+        out[key] = np.asarray(mat[key], dtype=np.int64) - 1
+    out["masterordering"] = out["masterordering"].ravel()
+    out["sharedix"] = out["sharedix"].ravel()
+    return out
+
+
+def load_nsd_subject(root: str | os.PathLike, subject: int, *, space: str = "func1pt8mm",
+                     betas: str = "betas_fithrf_GLMdenoise_RR", roi: str = "nsdgeneral",
+                     sessions: list[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Repetition-averaged betas of one subject in one ROI.
+
+    Returns
+    -------
+    betas : ndarray of shape (n_images, n_voxels), float32
+        Percent signal change, averaged over each image's presentations.
+    nsd_ids : ndarray of shape (n_images,)
+        0-based 73k image ids, sorted.
+    shared : ndarray of shape (n_images,), bool
+        Whether the image is one of the shared (test) images.
+    """
+    import nibabel as nib
+
+    root = Path(root)
+    design = load_nsd_design(root)
+    subj = f"subj{subject:02d}"
+    roi_path = _require(root / "nsddata" / "ppdata" / subj / space / "roi" / f"{roi}.nii.gz", f"ROI {roi!r}")
+    mask = np.asarray(nib.load(str(roi_path)).get_fdata()) > 0
+    folder = root / "nsddata_betas" / "ppdata" / subj / space / betas
+    files = sorted(folder.glob("betas_session*.hdf5"))
+    if sessions is not None:
+        files = [f for f in files if int(f.stem.removeprefix("betas_session")) in sessions]
+    if not files:
+        raise InputFileError(folder, "no betas_sessionNN.hdf5 files (field dataset.nsd.sessions).")
+    chunks, trial = [], 0
+    for f in files:
+        with h5py.File(f, "r") as h5:
+            if "betas" not in h5:
+                raise InputFileError(f, "dataset 'betas' is missing.")
+            data = h5["betas"]
+            if data.shape[1:] != mask.shape:
+                raise InputFileError(f, f"dataset 'betas' has volumes of shape {data.shape[1:]}, but the ROI "
+                                        f"{roi_path.name} has {mask.shape}.")
+            chunks.append(data[()][:, mask].astype(np.float32) / NSD_SCALE)
+        trial += chunks[-1].shape[0]
+    X = np.concatenate(chunks)
+    order = design["masterordering"]
+    if len(X) > len(order):
+        raise InputFileError(folder, f"{len(X)} trials, but masterordering has {len(order)}.")
+    ids = design["subjectim"][subject - 1, order[: len(X)]]
+    unique, inverse = np.unique(ids, return_inverse=True)
+    sums = np.zeros((len(unique), X.shape[1]), dtype=np.float64)
+    np.add.at(sums, inverse, X)
+    counts = np.bincount(inverse, minlength=len(unique))[:, None]
+    return (sums / counts).astype(np.float32), unique, np.isin(unique, design["sharedix"])
+
+
+def load_nsd_images(root: str | os.PathLike, nsd_ids: np.ndarray) -> np.ndarray:
+    """Images of the 0-based 73k ``nsd_ids`` from ``imgBrick``, (n, H, W, 3) uint8."""
+    path = _require(Path(root) / "nsddata_stimuli" / "stimuli" / "nsd" / "nsd_stimuli.hdf5", "the stimuli file")
+    with h5py.File(path, "r") as h5:
+        if "imgBrick" not in h5:
+            raise InputFileError(path, "dataset 'imgBrick' is missing.")
+        brick = h5["imgBrick"]
+        if np.max(nsd_ids) >= brick.shape[0]:
+            raise InputFileError(path, f"image id {int(np.max(nsd_ids))} is beyond imgBrick's {brick.shape[0]} images.")
+        order = np.argsort(nsd_ids)
+        images = brick[np.asarray(nsd_ids)[order]]
+    out = np.empty_like(images)
+    out[order] = images
+    return out
+
+
+def load_nsd_captions(path: str | os.PathLike, nsd_ids: np.ndarray) -> list[str]:
+    """The first caption of each image from a CSV with columns ``nsd_id`` and ``caption``."""
+    path = Path(path)
+    table = pd.read_csv(_require(path, "the captions table"))
+    for col in ("nsd_id", "caption"):
+        if col not in table.columns:
+            raise InputFileError(path, f"column {col!r} is missing (field dataset.nsd.captions).")
+    first = table.drop_duplicates("nsd_id").set_index("nsd_id")["caption"]
+    missing = [int(i) for i in nsd_ids if i not in first.index]
+    if missing:
+        raise InputFileError(path, f"no caption for image id(s) {missing[:10]}.")
+    return [str(first[i]) for i in nsd_ids]

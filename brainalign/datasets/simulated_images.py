@@ -1,0 +1,157 @@
+"""Simulated image-fMRI dataset: procedurally drawn images, template captions, planted voxel responses.
+
+No image-fMRI dataset can ship with the project, so the decoding workflow
+generates one whose ground truth is known (docs/decoding.md):
+
+- **Images** (:func:`draw_images`): one shape (circle, square, triangle,
+  cross) of one colour, size and position on a background colour, RGB uint8.
+  Each comes with a template caption ("a small red circle on a blue
+  background") built from the same attributes.
+- **Image embeddings** (:func:`image_embeddings`): the output of a fixed,
+  seeded random convolutional network (the "image encoder" of the simulation;
+  the role CLIP plays on NSD), a few spatial tokens plus a pooled vector.
+- **Responses** (:func:`simulate_responses`): per subject, voxel betas
+  ``B = E W_s + noise``, with ``E`` the standardised pooled embeddings and
+  ``W_s`` a random subject-specific map; voxels fall in ROIs, and each ROI's
+  voxels share a preferred direction (so ROIs have a selectivity that
+  BrainSCUBA-style captions can recover). ``snr`` scales signal against unit
+  noise; ``snr = 0`` plants nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["COLORS", "SHAPES", "draw_images", "image_embeddings", "simulate_responses", "ImageEncoder"]
+
+COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 70, 220), "yellow": (235, 210, 40),
+          "purple": (140, 50, 170), "white": (245, 245, 245), "black": (20, 20, 20), "orange": (245, 140, 30)}
+SHAPES = ("circle", "square", "triangle", "cross")
+SIZES = {"small": 0.22, "large": 0.4}
+
+
+def draw_images(n_images: int, seed: int, size: int = 64) -> tuple[np.ndarray, pd.DataFrame]:
+    """Draw ``n_images`` images and their attributes/captions.
+
+    Returns
+    -------
+    images : ndarray of shape (n_images, size, size, 3), uint8
+    table : DataFrame
+        Columns ``image_id``, ``shape``, ``color``, ``background``, ``size``, ``x``, ``y`` (centre, in
+        [0, 1]), ``caption``.
+    """
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng([seed, 101])
+    names = list(COLORS)
+    rows, images = [], np.empty((n_images, size, size, 3), dtype=np.uint8)
+    for i in range(n_images):
+        shape = SHAPES[rng.integers(len(SHAPES))]
+        color, background = rng.choice(names, size=2, replace=False)
+        scale = list(SIZES)[rng.integers(len(SIZES))]
+        radius = SIZES[scale] * size / 2 * rng.uniform(0.9, 1.1)
+        cx, cy = rng.uniform(radius, size - radius, size=2)
+        img = Image.new("RGB", (size, size), COLORS[background])
+        draw = ImageDraw.Draw(img)
+        box = (cx - radius, cy - radius, cx + radius, cy + radius)
+        if shape == "circle":
+            draw.ellipse(box, fill=COLORS[color])
+        elif shape == "square":
+            draw.rectangle(box, fill=COLORS[color])
+        elif shape == "triangle":
+            draw.polygon([(cx, cy - radius), (cx - radius, cy + radius), (cx + radius, cy + radius)],
+                         fill=COLORS[color])
+        else:
+            w = radius / 3
+            draw.rectangle((cx - radius, cy - w, cx + radius, cy + w), fill=COLORS[color])
+            draw.rectangle((cx - w, cy - radius, cx + w, cy + radius), fill=COLORS[color])
+        pixels = np.asarray(img, dtype=np.float64) + rng.normal(0, 6, (size, size, 3))  # sensor-like grain
+        images[i] = np.clip(pixels, 0, 255).astype(np.uint8)
+        rows.append({"image_id": i, "shape": shape, "color": str(color), "background": str(background),
+                     "size": scale, "x": cx / size, "y": cy / size,
+                     "caption": f"a {scale} {color} {shape} on a {background} background"})
+    return images, pd.DataFrame(rows)
+
+
+class ImageEncoder:
+    """The simulation's fixed image encoder: a seeded random CNN (no training), like a frozen CLIP.
+
+    ``encode(images)`` returns ``tokens`` (n, n_tokens, dim), a 4 x 4 grid of
+    spatial tokens plus one pooled token first, and ``pooled`` (n, dim).
+    """
+
+    def __init__(self, dim: int = 64, seed: int = 0):
+        import torch
+        from torch import nn
+
+        self.dim, self.seed = int(dim), int(seed)
+        gen = torch.Generator().manual_seed(self.seed)
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 32, 5, stride=2, padding=2), nn.GELU(),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(64, dim, 3, stride=2, padding=1),
+        )
+        with torch.no_grad():
+            for p in self.net.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * (1.0 / np.sqrt(max(1, p[0].numel())) if p.ndim > 1
+                                                               else 0.1))
+        self.net.eval()
+
+    def encode(self, images: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        x = torch.as_tensor(np.asarray(images), dtype=torch.float32).permute(0, 3, 1, 2) / 127.5 - 1.0
+        outs = []
+        with torch.no_grad():
+            for start in range(0, len(x), batch_size):
+                fmap = self.net(x[start:start + batch_size])  # (b, dim, 8, 8) for 64 px
+                grid = torch.nn.functional.adaptive_avg_pool2d(fmap, 4).flatten(2).transpose(1, 2)
+                pooled = fmap.mean(dim=(2, 3))[:, None, :]
+                outs.append(torch.cat([pooled, grid], dim=1))
+        tokens = torch.cat(outs).numpy().astype(np.float32)
+        return tokens, tokens[:, 0].copy()
+
+
+def image_embeddings(images: np.ndarray, dim: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(tokens, pooled) embeddings of ``images`` by :class:`ImageEncoder`."""
+    return ImageEncoder(dim, seed).encode(images)
+
+
+def simulate_responses(pooled: np.ndarray, *, subject_index: int, n_voxels: int, rois: dict[str, int],
+                       snr: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Voxel betas of one subject.
+
+    Parameters
+    ----------
+    pooled : ndarray of shape (n_images, dim)
+        Image embeddings.
+    n_voxels : int
+        Voxels outside the ROIs (unplanted, pure noise); the ROIs add theirs.
+    rois : dict of str to int
+        ROI name → number of voxels. Each ROI has a preferred embedding
+        direction shared by its voxels (plus voxel-specific variation).
+
+    Returns
+    -------
+    betas : ndarray of shape (n_images, n_total_voxels), float32
+    roi_labels : ndarray of shape (n_total_voxels,), str ("" outside ROIs)
+    """
+    E = np.asarray(pooled, dtype=np.float64)
+    E = (E - E.mean(axis=0)) / np.where(E.std(axis=0) > 0, E.std(axis=0), 1.0)
+    shared = np.random.default_rng([seed, 103])
+    subject = np.random.default_rng([seed, 107, subject_index])
+    weights, labels = [], []
+    for name in rois:
+        direction = shared.standard_normal(E.shape[1])
+        W = 0.8 * direction[:, None] + 0.6 * subject.standard_normal((E.shape[1], rois[name]))
+        weights.append(W)
+        labels += [name] * rois[name]
+    W = np.concatenate(weights, axis=1)
+    signal = E @ W
+    signal /= signal.std(axis=0, keepdims=True)
+    n_total = W.shape[1] + n_voxels
+    noise = subject.standard_normal((len(E), n_total))
+    betas = noise
+    betas[:, : W.shape[1]] += snr * signal
+    return betas.astype(np.float32), np.asarray(labels + [""] * n_voxels)

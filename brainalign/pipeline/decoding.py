@@ -1,0 +1,346 @@
+"""Decoding stages: brain → image embeddings → retrieval, captions, images and voxel-wise selectivity captions.
+
+Data flow (docs/decoding.md)::
+
+    run_decoding_data    images.h5 (images, captions, pooled + token embeddings, test flags)
+                         betas/<subject>.h5 (repetition-averaged betas, ROI labels)
+    run_captioner        captioner/ (ClipCap trained on the training images; simulated data)
+    run_decode           decoding/<subject>/ : ridge and MindEye-style MLP decoders,
+                         retrieval top-1, captions + caption metrics, nearest-training-image and
+                         unCLIP reconstructions + image metrics, BrainSCUBA ROI captions
+    run_decoding_report  decoding/scores.csv, report.html
+
+The test images are shared by all subjects (NSD's shared1000; the simulated
+dataset's first ``n_test`` images); decoders and the captioner never see them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from .._validation import InputFileError
+from ..io import _open_h5, atomic_path, provenance, read_table, write_table
+
+__all__ = ["DECODING_KINDS", "decoding_subjects", "run_decoding_data", "run_captioner", "run_decode",
+           "run_decoding_report", "read_images", "read_betas"]
+
+DECODING_KINDS = ("simulated_images", "nsd")
+
+
+def decoding_subjects(cfg: dict[str, Any]) -> list[str]:
+    """``subjXX`` labels (NSD's naming)."""
+    if cfg["dataset"]["kind"] == "nsd":
+        return [f"subj{s:02d}" for s in cfg["dataset"]["nsd"]["subjects"]]
+    return [f"subj{k + 1:02d}" for k in range(cfg["simulation"]["n_subjects"])]
+
+
+# --------------------------------------------------------------------------- files
+def _write_images(path: Path, images: np.ndarray, captions: list[str], tokens: np.ndarray, pooled: np.ndarray,
+                  ids: np.ndarray, test: np.ndarray, prov: dict[str, Any]) -> Path:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("images", data=images, track_times=False)
+        f.create_dataset("tokens", data=tokens.astype(np.float32), track_times=False)
+        f.create_dataset("pooled", data=pooled.astype(np.float32), track_times=False)
+        f.create_dataset("image_id", data=np.asarray(ids, np.int64), track_times=False)
+        f.create_dataset("test", data=np.asarray(test, bool), track_times=False)
+        f.attrs["captions"] = json.dumps(list(captions))
+        f.attrs["contract"] = "images/1"
+        f.attrs["provenance"] = json.dumps(prov, sort_keys=True, default=str)
+    return path
+
+
+def read_images(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``images.h5`` contract: images, captions, embeddings, ids and test flags."""
+    with _open_h5(path, "images/1") as f:
+        out = {k: f[k][()] for k in ("images", "tokens", "pooled", "image_id", "test")}
+        out["captions"] = json.loads(f.attrs["captions"])
+    return out
+
+
+def _write_betas(path: Path, betas: np.ndarray, ids: np.ndarray, rois: np.ndarray, prov: dict[str, Any]) -> Path:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("betas", data=betas.astype(np.float32), track_times=False)
+        f.create_dataset("image_id", data=np.asarray(ids, np.int64), track_times=False)
+        f.attrs["rois"] = json.dumps([str(r) for r in rois])
+        f.attrs["contract"] = "betas/1"
+        f.attrs["provenance"] = json.dumps(prov, sort_keys=True, default=str)
+    return path
+
+
+def read_betas(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(betas (n_images, n_voxels), image ids, ROI label per voxel)."""
+    with _open_h5(path, "betas/1") as f:
+        betas, ids, rois = f["betas"][()], f["image_id"][()], np.asarray(json.loads(f.attrs["rois"]))
+    if not np.isfinite(betas).all():
+        bad = np.flatnonzero(~np.isfinite(betas).all(axis=0))
+        raise InputFileError(path, f"dataset 'betas' has non-finite values in voxel(s) {bad[:10].tolist()}.")
+    return betas, ids, rois
+
+
+# --------------------------------------------------------------------------- data
+def run_decoding_data(cfg: dict[str, Any], out_dir: str | os.PathLike) -> Path:
+    """Write ``images.h5`` and ``betas/<subject>.h5`` (simulated, or read from NSD)."""
+    out_dir = Path(out_dir)
+    subjects = decoding_subjects(cfg)
+    prov = provenance(cfg, [], stage="decoding_data")
+    if cfg["dataset"]["kind"] == "simulated_images":
+        from ..datasets.simulated_images import draw_images, image_embeddings, simulate_responses
+
+        sim, spec = cfg["simulation"], cfg["simulation"]["images"]
+        images, table = draw_images(spec["n_images"], sim["seed"], spec["image_size"])
+        tokens, pooled = image_embeddings(images, spec["embedding_dim"], sim["seed"])
+        ids = table["image_id"].to_numpy()
+        test = ids < spec["n_test"]
+        _write_images(out_dir / "images.h5", images, table["caption"].tolist(), tokens, pooled, ids, test, prov)
+        for k, subject in enumerate(subjects):
+            betas, rois = simulate_responses(pooled, subject_index=k, n_voxels=spec["n_noise_voxels"],
+                                             rois=spec["rois"], snr=spec["snr"], seed=sim["seed"])
+            _write_betas(out_dir / "betas" / f"{subject}.h5", betas, ids, rois, prov)
+        return out_dir
+    from ..datasets.nsd import load_nsd_captions, load_nsd_design, load_nsd_images, load_nsd_subject
+
+    ds, nsd = cfg["dataset"], cfg["dataset"]["nsd"]
+    root = ds["data_dir"]
+    all_ids = []
+    for subject, number in zip(subjects, nsd["subjects"]):
+        betas, ids, _ = load_nsd_subject(root, number, space=nsd["space"], betas=nsd["betas"], roi=nsd["roi"],
+                                         sessions=nsd["sessions"])
+        _write_betas(out_dir / "betas" / f"{subject}.h5", betas, ids, np.asarray([nsd["roi"]] * betas.shape[1]),
+                     prov)
+        all_ids.append(ids)
+    ids = np.unique(np.concatenate(all_ids))
+    images = load_nsd_images(root, ids)
+    if nsd["captions"] is None:
+        raise InputFileError(None, "dataset.nsd.captions is required for NSD (a CSV of nsd_id, caption).")
+    captions = load_nsd_captions(nsd["captions"], ids)
+    if nsd["embeddings"] is not None:
+        tokens, pooled = _read_embeddings(nsd["embeddings"], ids)
+    else:
+        from ..datasets.simulated_images import image_embeddings
+
+        tokens, pooled = image_embeddings(_resize(images, 64), 64, 0)
+    test = np.isin(ids, load_nsd_design(root)["sharedix"])
+    _write_images(out_dir / "images.h5", _resize(images, 64), captions, tokens, pooled, ids, test, prov)
+    return out_dir
+
+
+def _resize(images: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    if images.shape[1] == size and images.shape[2] == size:
+        return images
+    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC)) for im in images])
+
+
+def _read_embeddings(path: str | os.PathLike, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with h5py.File(path, "r") as f:
+        for key in ("nsd_id", "tokens", "pooled"):
+            if key not in f:
+                raise InputFileError(path, f"dataset {key!r} is missing (field dataset.nsd.embeddings).")
+        index = {int(i): k for k, i in enumerate(f["nsd_id"][()])}
+        missing = [int(i) for i in ids if int(i) not in index]
+        if missing:
+            raise InputFileError(path, f"no embedding for image id(s) {missing[:10]}.")
+        rows = [index[int(i)] for i in ids]
+        return f["tokens"][()][rows], f["pooled"][()][rows]
+
+
+# --------------------------------------------------------------------------- captioner
+def _template_captioner(embed_dim: int, captions: list[str], seed: int):
+    """A small GPT-2 with a byte-level BPE vocabulary learnt from the captions, under a ClipCap mapping."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    from ..decoders.captioning import ClipCapCaptioner
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(sorted(set(captions)), trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", bos_token="<|endoftext|>",
+                                        pad_token="<|endoftext|>")
+    torch.manual_seed(seed)
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=64, n_layer=2, n_head=2, n_positions=64,
+                        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
+    return ClipCapCaptioner(GPT2LMHeadModel(config), tokenizer, embed_dim=embed_dim, prefix_length=4,
+                            finetune_decoder=True)
+
+
+def run_captioner(cfg: dict[str, Any], images_path: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Train the template captioner on the training images' true embeddings (never on test images)."""
+    data = read_images(images_path)
+    train = ~data["test"]
+    captions = [c for c, keep in zip(data["captions"], train) if keep]
+    spec, seed = cfg["decoding"]["captioner"], cfg["decoding"]["seed"]
+    model = _template_captioner(data["pooled"].shape[1], captions, seed)
+    model.fit(data["pooled"][train], captions, epochs=spec["epochs"], lr=2e-3, batch_size=64, random_state=seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.decoder.save_pretrained(out / "decoder", safe_serialization=True)
+    model.tokenizer.save_pretrained(out / "decoder")
+    model.save(out / "mapping.safetensors")
+    write_table(out / "training.csv", pd.DataFrame({"epoch": np.arange(1, len(model.loss_history_) + 1),
+                                                    "loss": model.loss_history_}),
+                provenance(cfg, [images_path], stage="captioner"))
+    return out
+
+
+def _load_captioner(cfg: dict[str, Any], captioner_dir: str | os.PathLike | None):
+    spec = cfg["decoding"]["captioner"]
+    from ..decoders.captioning import ClipCapCaptioner, GitCaptioner
+
+    if spec["kind"] == "git":
+        return GitCaptioner(spec["model_path"])
+    if spec["kind"] == "clipcap":
+        return ClipCapCaptioner.load(Path(spec["model_path"]) / "mapping.safetensors",
+                                     decoder=Path(spec["model_path"]) / "decoder")
+    return ClipCapCaptioner.load(Path(captioner_dir) / "mapping.safetensors", decoder=Path(captioner_dir) / "decoder")
+
+
+# --------------------------------------------------------------------------- decode
+def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike, betas_path: str | os.PathLike,
+               out_dir: str | os.PathLike, captioner_dir: str | os.PathLike | None = None,
+               progress: bool = True) -> Path:
+    """Decode one subject's test images; write scores, captions, reconstructions and ROI captions."""
+    from ..encoders.ridge import RidgeCVEncoder
+    from ..metrics.identification import binomial_chance_interval, retrieval_top1
+
+    dec = cfg["decoding"]
+    data = read_images(images_path)
+    betas, ids, rois = read_betas(betas_path)
+    index = {int(i): k for k, i in enumerate(data["image_id"])}
+    rows = np.asarray([index[int(i)] for i in ids])
+    test = data["test"][rows]
+    if test.sum() < 2 or (~test).sum() < 2:
+        raise InputFileError(betas_path, f"{int(test.sum())} test and {int((~test).sum())} training images; "
+                                         "need at least 2 of each.")
+    pooled = data["pooled"][rows]
+    X_train, X_test = betas[~test], betas[test]
+    Y_train, Y_test = pooled[~test], pooled[test]
+    predictions: dict[str, np.ndarray] = {}
+    for name in dec["decoders"]:
+        if name == "ridge":
+            model = RidgeCVEncoder(cv=5, gap=0).fit(X_train, Y_train)
+        else:
+            from ..encoders.mindeye import BrainToEmbedding
+
+            model = BrainToEmbedding(**{"random_state": dec["seed"], "verbose": progress, **dec["mlp"]})
+            model.fit(X_train, Y_train)
+        predictions[name] = np.asarray(model.predict(X_test), dtype=np.float64)
+    n_test = len(Y_test)
+    way = min(300, n_test)
+    chance = 1.0 / way
+    lo, hi = binomial_chance_interval(n_test, chance)
+    score_rows = []
+    for name, pred in predictions.items():
+        res = retrieval_top1(pred, Y_test, n_way=way, n_draws=30, random_state=dec["seed"])
+        # Image retrieval: each brain prediction picks its image; brain retrieval: the reverse.
+        for direction, key in (("image", "a_to_b"), ("brain", "b_to_a")):
+            score_rows.append({"subject": subject, "decoder": name, "metric": f"retrieval_{direction}_top1",
+                               "value": float(res[key]), "chance": chance, "chance_low": lo,
+                               "chance_high": hi, "n_test": n_test})
+    best = "mlp" if "mlp" in predictions else next(iter(predictions))
+    pred = predictions[best]
+    out_dir = Path(out_dir)
+    prov = provenance(cfg, [images_path, betas_path], stage="decode", subject=subject)
+
+    # Captions from the predicted embeddings, scored against the true captions.
+    spec = dec["captioner"]
+    captioner = None if spec["kind"] == "none" else _load_captioner(cfg, captioner_dir)
+    true_captions = [data["captions"][r] for r in rows[test]]
+    captions = [""] * n_test
+    if captioner is not None:
+        from ..metrics.captions import caption_scores, sentence_similarity
+
+        captions = captioner.generate(pred.astype(np.float32), max_new_tokens=spec["max_new_tokens"],
+                                      num_beams=spec["num_beams"])
+        caption_rows = dict(caption_scores(captions, [[c] for c in true_captions]))
+        caption_rows["sentence_similarity"] = sentence_similarity(captions, true_captions)
+        for metric, value in caption_rows.items():
+            score_rows.append({"subject": subject, "decoder": best, "metric": f"caption_{metric}",
+                               "value": float(value), "chance": np.nan, "chance_low": np.nan,
+                               "chance_high": np.nan, "n_test": n_test})
+
+    # Images: the nearest training image to each predicted embedding (all test images), and the generator.
+    from ..metrics.images import image_metrics, random_cnn_features
+
+    train_images = data["images"][rows[~test]]
+    true_images = data["images"][rows[test]]
+    sims = _unit(pred) @ _unit(Y_train).T
+    nearest = train_images[np.argmax(sims, axis=1)]
+    # Two-way identification on a fixed random CNN (torchvision's AlexNet/Inception weights cannot be
+    # shipped; metrics.images loads a user's AlexNet state dict for the published definition).
+    extractors = {"random_cnn": random_cnn_features(seed=dec["seed"])}
+    measured = image_metrics(nearest, true_images, extractors=extractors) if dec["image_metrics"] else {}
+    for metric, value in measured.items():
+        score_rows.append({"subject": subject, "decoder": best, "metric": f"retrieved_image_{metric}",
+                           "value": float(value), "chance": np.nan, "chance_low": np.nan, "chance_high": np.nan,
+                           "n_test": n_test})
+    generated = _generate(cfg, pred[: dec["generator"]["n_images"]])
+
+    # BrainSCUBA: ROI preferred directions from a forward (embedding -> voxel) ridge encoder.
+    from ..decoders.selectivity import project_to_bank, roi_weights
+
+    encoder = RidgeCVEncoder(cv=5, gap=0, alpha_per_target=False).fit(Y_train, X_train)
+    roi_names, roi_w = roi_weights(encoder.coef_.T, rois)
+    projected, top = project_to_bank(roi_w, Y_train, temperature=dec["selectivity_temperature"])
+    roi_captions = ([""] * len(roi_names) if captioner is None else
+                    captioner.generate(projected.astype(np.float32), max_new_tokens=spec["max_new_tokens"]))
+    train_captions = [data["captions"][r] for r in rows[~test]]
+    selectivity = pd.DataFrame({"subject": subject, "roi": roi_names, "caption": roi_captions,
+                                "top_images": [json.dumps([int(ids[~test][j]) for j in t]) for t in top],
+                                "top_captions": [" | ".join(train_captions[j] for j in t[:3]) for t in top]})
+
+    write_table(out_dir / "scores.csv", pd.DataFrame(score_rows), prov)
+    write_table(out_dir / "captions.csv", pd.DataFrame({"subject": subject, "image_id": ids[test],
+                                                        "true": true_captions, "decoded": captions}), prov)
+    write_table(out_dir / "selectivity.csv", selectivity, prov)
+    with atomic_path(out_dir / "reconstructions.h5") as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("image_id", data=ids[test])
+        f.create_dataset("true", data=true_images)
+        f.create_dataset("retrieved", data=nearest)
+        if generated is not None:
+            f.create_dataset("generated", data=generated)
+        f.attrs["generator_seed"] = dec["generator"]["seed"]
+    return out_dir
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _generate(cfg: dict[str, Any], embeds: np.ndarray) -> np.ndarray | None:
+    """unCLIP images from predicted embeddings (uint8, n x H x W x 3), or None."""
+    spec = cfg["decoding"]["generator"]
+    if spec["kind"] == "none":
+        return None
+    from ..decoders.diffusion import UnclipReconstructor, build_tiny_unclip
+
+    if spec["model_path"]:
+        pipe = UnclipReconstructor.from_pretrained(spec["model_path"])
+    else:
+        pipe = build_tiny_unclip(seed=spec["seed"], image_embed_dim=embeds.shape[1])
+    result = pipe.reconstruct(embeds.astype(np.float32), num_inference_steps=spec["steps"], seed=spec["seed"])
+    return result.to_numpy()
+
+
+# --------------------------------------------------------------------------- report
+def run_decoding_report(cfg: dict[str, Any], decode_dirs: list[str | os.PathLike], out_scores: str | os.PathLike,
+                        out_report: str | os.PathLike) -> Path:
+    """Concatenate the subjects' tables and write the HTML report with images, captions and metrics."""
+    from ..report.decoding import write_decoding_report
+
+    dirs = [Path(d) for d in decode_dirs]
+    scores = pd.concat([read_table(d / "scores.csv") for d in dirs], ignore_index=True)
+    scores.insert(0, "dataset", cfg["dataset"]["name"])
+    write_table(out_scores, scores, provenance(cfg, [d / "scores.csv" for d in dirs], stage="decoding_report"))
+    return write_decoding_report(cfg, dirs, scores, Path(out_report))

@@ -1,0 +1,64 @@
+"""Image decoding end to end: simulated images → betas → decoders → retrieval, captions, images → report.
+
+The CI config runs once through Snakemake; retrieval top-1 must reach 5x
+chance at the default SNR (SNR 0: tests/test_decoding_null.py; the NSD layout:
+tests/test_nsd.py).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.workflow
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = REPO / "workflows" / "configs"
+
+
+def _snakemake(workdir: Path, config: Path) -> None:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2",
+                           "-d", str(workdir), "--configfile", str(config)], capture_output=True, text=True,
+                          env=env, check=False)
+    if proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def images_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("images run")
+    _snakemake(workdir, CONFIGS / "simulated_images_ci.yaml")
+    return workdir / "results" / "simulated_images_ci"
+
+
+def _rows(scores: pd.DataFrame, metric: str) -> pd.DataFrame:
+    return scores[scores["metric"] == metric]
+
+
+def test_retrieval_captions_and_images(images_run: Path):
+    scores = pd.read_csv(images_run / "decoding" / "scores.csv")
+    for metric in ("retrieval_image_top1", "retrieval_brain_top1"):
+        rows = _rows(scores, metric)
+        assert set(rows["decoder"]) == {"ridge", "mlp"} and set(rows["subject"]) == {"subj01", "subj02"}
+        np.testing.assert_allclose(rows["chance"], 1 / 300)
+        assert (rows["value"] >= 5 * rows["chance"]).all(), rows
+    for metric in ("caption_bleu4", "caption_meteor", "caption_rouge_l", "caption_cider",
+                   "caption_sentence_similarity", "retrieved_image_pixcorr", "retrieved_image_ssim"):
+        assert len(_rows(scores, metric)) == 2, metric
+    captions = pd.read_csv(images_run / "decoding" / "subj01" / "captions.csv")
+    assert len(captions) == 300 and captions["decoded"].str.len().gt(0).all()
+    with h5py.File(images_run / "decoding" / "subj01" / "reconstructions.h5") as f:
+        assert f["true"].shape == (300, 64, 64, 3) and f["retrieved"].shape == (300, 64, 64, 3)
+        assert f["generated"].shape[0] == 4 and f["generated"].dtype == np.uint8
+    selectivity = pd.read_csv(images_run / "decoding" / "subj01" / "selectivity.csv")
+    assert list(selectivity["roi"]) == ["ROI_A", "ROI_B"]
+    report = (images_run / "report.html").read_text()
+    assert "BrainSCUBA" in report and report.count("data:image/png;base64,") >= 3

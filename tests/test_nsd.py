@@ -1,0 +1,123 @@
+"""NSD's distributed layout: the reader on a miniature NSD, and ``workflows/configs/nsd.yaml`` run on it.
+
+The miniature holds simulated images and betas in NSD's files (expdesign,
+stimuli brick, per-session int16 betas, nsdgeneral ROI); the config's paths,
+captioner and generator are switched to the offline ones.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from brainalign.datasets.nsd import NSD_SCALE, load_nsd_subject
+from brainalign.datasets.simulated_images import (
+    draw_images,
+    image_embeddings,
+    simulate_responses,
+)
+from brainalign.pipeline.decoding import read_betas
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = REPO / "workflows" / "configs"
+
+
+def _snakemake(workdir: Path, config: Path) -> None:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2",
+                           "-d", str(workdir), "--configfile", str(config)], capture_output=True, text=True,
+                          env=env, check=False)
+    if proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+
+
+def _rows(scores: pd.DataFrame, metric: str) -> pd.DataFrame:
+    return scores[scores["metric"] == metric]
+
+
+def _write_mini_nsd(root: Path, n_images: int = 700, n_shared: int = 300, trials_per_session: int = 250,
+                    n_sessions: int = 4) -> None:
+    """Simulated images and betas in NSD's files: expdesign, stimuli brick, per-session betas, ROI."""
+    import nibabel as nib
+    from scipy.io import savemat
+
+    images, table = draw_images(n_images, seed=5, size=64)
+    _, pooled = image_embeddings(images)
+    shared = np.arange(n_shared)  # 0-based 73k ids
+    rng = np.random.default_rng(0)
+    n_trials = trials_per_session * n_sessions
+    subjectim = np.stack([np.concatenate([shared, rng.permutation(np.arange(n_shared, n_images))])
+                          for _ in range(2)])  # each subject sees every image
+    masterordering = rng.integers(0, n_images, n_trials)  # repeats, as NSD
+    masterordering[:n_images] = rng.permutation(n_images)  # every image at least once
+    design = root / "nsddata" / "experiments" / "nsd"
+    design.mkdir(parents=True)
+    savemat(design / "nsd_expdesign.mat", {"masterordering": masterordering[None] + 1, "subjectim": subjectim + 1,
+                                           "sharedix": shared[None] + 1})
+    stim = root / "nsddata_stimuli" / "stimuli" / "nsd"
+    stim.mkdir(parents=True)
+    with h5py.File(stim / "nsd_stimuli.hdf5", "w") as f:
+        f.create_dataset("imgBrick", data=images)
+    pd.DataFrame({"nsd_id": table["image_id"], "caption": table["caption"]}).to_csv(root / "captions.csv", index=False)
+    grid = (6, 7, 8)
+    for s in range(2):
+        subj = f"subj{s + 1:02d}"
+        betas, _ = simulate_responses(pooled, subject_index=s, n_voxels=20, rois={"nsdgeneral": 200}, snr=0.5,
+                                      seed=5)
+        roi = np.zeros(grid, dtype=np.int16) - 1
+        flat = roi.reshape(-1)
+        flat[: betas.shape[1]] = 1
+        flat[betas.shape[1] - 20: betas.shape[1]] = 0  # the noise voxels are outside nsdgeneral
+        roi_dir = root / "nsddata" / "ppdata" / subj / "func1pt8mm" / "roi"
+        roi_dir.mkdir(parents=True)
+        nib.save(nib.Nifti1Image(roi, np.eye(4)), roi_dir / "nsdgeneral.nii.gz")
+        beta_dir = root / "nsddata_betas" / "ppdata" / subj / "func1pt8mm" / "betas_fithrf_GLMdenoise_RR"
+        beta_dir.mkdir(parents=True)
+        trial_images = subjectim[s, masterordering]
+        for k in range(n_sessions):
+            trials = trial_images[k * trials_per_session:(k + 1) * trials_per_session]
+            vol = np.zeros((len(trials), *grid), dtype=np.int16)
+            noisy = betas[trials] + 0.3 * rng.standard_normal((len(trials), betas.shape[1]))
+            vol.reshape(len(trials), -1)[:, : betas.shape[1]] = np.round(noisy * NSD_SCALE).astype(np.int16)
+            with h5py.File(beta_dir / f"betas_session{k + 1:02d}.hdf5", "w") as f:
+                f.create_dataset("betas", data=vol)
+
+
+def test_nsd_reader_averages_repetitions(tmp_path):
+    _write_mini_nsd(tmp_path)
+    betas, ids, shared = load_nsd_subject(tmp_path, 1)
+    assert betas.shape == (700, 200) and shared.sum() == 300  # the 200 nsdgeneral voxels
+    np.testing.assert_array_equal(ids, np.arange(700))
+
+
+@pytest.mark.workflow
+def test_nsd_config_on_a_miniature_nsd(tmp_path):
+    root = tmp_path / "NSD copy"
+    _write_mini_nsd(root)
+    cfg = yaml.safe_load((CONFIGS / "nsd.yaml").read_text())
+    cfg["dataset"]["data_dir"] = str(root)
+    cfg["dataset"]["nsd"].update(subjects=[1, 2], captions=str(root / "captions.csv"), embeddings=None)
+    cfg["decoding"].update(mlp={"epochs": 10, "shared_dim": 128},
+                           captioner={"kind": "clipcap_trained", "epochs": 3},
+                           generator={"kind": "unclip", "model_path": None, "steps": 2, "n_images": 2})
+    cfg["threads"] = 1
+    config = tmp_path / "nsd_mini.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    _snakemake(tmp_path / "work", config)
+    results = tmp_path / "work" / "results" / "nsd"
+    betas, _, rois = read_betas(results / "betas" / "subj02.h5")
+    assert betas.shape == (700, 200) and set(rois) == {"nsdgeneral"}
+    scores = pd.read_csv(results / "decoding" / "scores.csv")
+    top1 = _rows(scores, "retrieval_image_top1")
+    assert len(top1) == 4  # 2 subjects x (ridge, MLP); the MLP trains 10 epochs only here
+    ridge = top1[top1["decoder"] == "ridge"]
+    assert (ridge["value"] > ridge["chance_high"]).all()
+    assert (results / "report.html").exists()
