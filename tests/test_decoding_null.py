@@ -26,6 +26,6 @@ def test_snr_zero_is_at_chance(tmp_path: Path, seed: int):
                progress=False)
     scores = pd.read_csv(tmp_path / "decoding" / "scores.csv")
     rows = scores[scores["metric"].str.startswith("retrieval_")]
-    assert len(rows) == 4  # ridge and MLP, both directions
+    assert len(rows) == 8  # ridge and MLP to the image embedding, ridge to tokens and text; both directions
     for row in rows.itertuples():
         assert row.chance_low <= row.value <= row.chance_high, row

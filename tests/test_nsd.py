@@ -43,7 +43,7 @@ def _rows(scores: pd.DataFrame, metric: str) -> pd.DataFrame:
     return scores[scores["metric"] == metric]
 
 
-def _write_mini_nsd(root: Path, n_images: int = 700, n_shared: int = 300, trials_per_session: int = 250,
+def _write_mini_nsd(root: Path, n_images: int = 400, n_shared: int = 100, trials_per_session: int = 150,
                     n_sessions: int = 4) -> None:
     """Simulated images and betas in NSD's files: expdesign, stimuli brick, per-session betas, ROI."""
     import nibabel as nib
@@ -94,8 +94,8 @@ def _write_mini_nsd(root: Path, n_images: int = 700, n_shared: int = 300, trials
 def test_nsd_reader_averages_repetitions(tmp_path):
     _write_mini_nsd(tmp_path)
     betas, ids, shared = load_nsd_subject(tmp_path, 1)
-    assert betas.shape == (700, 200) and shared.sum() == 300  # the 200 nsdgeneral voxels
-    np.testing.assert_array_equal(ids, np.arange(700))
+    assert betas.shape == (400, 200) and shared.sum() == 100  # the 200 nsdgeneral voxels
+    np.testing.assert_array_equal(ids, np.arange(400))
 
 
 @pytest.mark.workflow
@@ -105,19 +105,21 @@ def test_nsd_config_on_a_miniature_nsd(tmp_path):
     cfg = yaml.safe_load((CONFIGS / "nsd.yaml").read_text())
     cfg["dataset"]["data_dir"] = str(root)
     cfg["dataset"]["nsd"].update(subjects=[1, 2], captions=str(root / "captions.csv"), embeddings=None)
-    cfg["decoding"].update(mlp={"epochs": 10, "shared_dim": 128},
-                           captioner={"kind": "clipcap_trained", "epochs": 3},
-                           generator={"kind": "unclip", "model_path": None, "steps": 2, "n_images": 2})
+    cfg["decoding"].update(mlp={"epochs": 5, "shared_dim": 64},
+                           captioner={"kind": "clipcap_trained", "epochs": 2},
+                           generator={"kind": "unclip", "model_path": None, "steps": 1, "n_images": 1},
+                           image_metrics=False)
     cfg["threads"] = 1
     config = tmp_path / "nsd_mini.yaml"
     config.write_text(yaml.safe_dump(cfg))
     _snakemake(tmp_path / "work", config)
     results = tmp_path / "work" / "results" / "nsd"
     betas, _, rois = read_betas(results / "betas" / "subj02.h5")
-    assert betas.shape == (700, 200) and set(rois) == {"nsdgeneral"}
+    assert betas.shape == (400, 200) and set(rois) == {"nsdgeneral"}
     scores = pd.read_csv(results / "decoding" / "scores.csv")
     top1 = _rows(scores, "retrieval_image_top1")
-    assert len(top1) == 4  # 2 subjects x (ridge, MLP); the MLP trains 10 epochs only here
-    ridge = top1[top1["decoder"] == "ridge"]
+    assert len(top1) == 8  # 2 subjects x (ridge and MLP to the image embedding, ridge to tokens and text)
+    assert (top1["chance"] == 1 / 100).all()  # 100 shared images: 100-way
+    ridge = top1[(top1["decoder"] == "ridge") & (top1["target"] == "image")]
     assert (ridge["value"] > ridge["chance_high"]).all()
     assert (results / "report.html").exists()

@@ -44,7 +44,12 @@ def decoding_subjects(cfg: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- files
 def _write_images(path: Path, images: np.ndarray, captions: list[str], tokens: np.ndarray, pooled: np.ndarray,
                   ids: np.ndarray, test: np.ndarray, prov: dict[str, Any]) -> Path:
+    from ..metrics.captions import sentence_embeddings
+
+    # Caption embeddings (all-MiniLM-L6-v2): the text target of the decoders.
+    text = sentence_embeddings(list(captions))
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("text", data=np.asarray(text, np.float32), track_times=False)
         f.create_dataset("images", data=images, track_times=False)
         f.create_dataset("tokens", data=tokens.astype(np.float32), track_times=False)
         f.create_dataset("pooled", data=pooled.astype(np.float32), track_times=False)
@@ -57,9 +62,9 @@ def _write_images(path: Path, images: np.ndarray, captions: list[str], tokens: n
 
 
 def read_images(path: str | os.PathLike) -> dict[str, Any]:
-    """The ``images.h5`` contract: images, captions, embeddings, ids and test flags."""
+    """The ``images.h5`` contract: images, captions, embeddings (pooled, tokens, text), ids and test flags."""
     with _open_h5(path, "images/1") as f:
-        out = {k: f[k][()] for k in ("images", "tokens", "pooled", "image_id", "test")}
+        out = {k: f[k][()] for k in ("images", "tokens", "pooled", "text", "image_id", "test")}
         out["captions"] = json.loads(f.attrs["captions"])
     return out
 
@@ -241,13 +246,23 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
     chance = 1.0 / way
     lo, hi = binomial_chance_interval(n_test, chance)
     score_rows = []
-    for name, pred in predictions.items():
-        res = retrieval_top1(pred, Y_test, n_way=way, n_draws=30, random_state=dec["seed"])
+
+    def retrieval_rows(decoder: str, target: str, pred: np.ndarray, true: np.ndarray) -> None:
+        res = retrieval_top1(pred, true, n_way=way, n_draws=30, random_state=dec["seed"])
         # Image retrieval: each brain prediction picks its image; brain retrieval: the reverse.
         for direction, key in (("image", "a_to_b"), ("brain", "b_to_a")):
-            score_rows.append({"subject": subject, "decoder": name, "metric": f"retrieval_{direction}_top1",
-                               "value": float(res[key]), "chance": chance, "chance_low": lo,
-                               "chance_high": hi, "n_test": n_test})
+            score_rows.append({"subject": subject, "decoder": decoder, "target": target,
+                               "metric": f"retrieval_{direction}_top1", "value": float(res[key]),
+                               "chance": chance, "chance_low": lo, "chance_high": hi, "n_test": n_test})
+
+    for name, pred in predictions.items():
+        retrieval_rows(name, "image", pred, Y_test)
+    # Ridge to the other targets: image-encoder tokens (what GIT reads) and caption embeddings.
+    tokens = data["tokens"][rows].reshape(len(rows), -1)
+    text = data["text"][rows]
+    for target, Y in (("tokens", tokens), ("text", text)):
+        model = RidgeCVEncoder(cv=5, gap=0).fit(X_train, Y[~test])
+        retrieval_rows("ridge", target, np.asarray(model.predict(X_test)), Y[test])
     best = "mlp" if "mlp" in predictions else next(iter(predictions))
     pred = predictions[best]
     out_dir = Path(out_dir)
@@ -266,8 +281,9 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
         caption_rows = dict(caption_scores(captions, [[c] for c in true_captions]))
         caption_rows["sentence_similarity"] = sentence_similarity(captions, true_captions)
         for metric, value in caption_rows.items():
-            score_rows.append({"subject": subject, "decoder": best, "metric": f"caption_{metric}",
-                               "value": float(value), "chance": np.nan, "chance_low": np.nan,
+            score_rows.append({"subject": subject, "decoder": best, "target": "image",
+                               "metric": f"caption_{metric}", "value": float(value), "chance": np.nan,
+                               "chance_low": np.nan,
                                "chance_high": np.nan, "n_test": n_test})
 
     # Images: the nearest training image to each predicted embedding (all test images), and the generator.
@@ -282,7 +298,8 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
     extractors = {"random_cnn": random_cnn_features(seed=dec["seed"])}
     measured = image_metrics(nearest, true_images, extractors=extractors) if dec["image_metrics"] else {}
     for metric, value in measured.items():
-        score_rows.append({"subject": subject, "decoder": best, "metric": f"retrieved_image_{metric}",
+        score_rows.append({"subject": subject, "decoder": best, "target": "image",
+                           "metric": f"retrieved_image_{metric}",
                            "value": float(value), "chance": np.nan, "chance_low": np.nan, "chance_high": np.nan,
                            "n_test": n_test})
     generated = _generate(cfg, pred[: dec["generator"]["n_images"]])

@@ -41,7 +41,8 @@ def plot_retrieval(scores: pd.DataFrame, out: Path) -> Path:
     """Retrieval top-1 per subject and decoder, both directions, with the chance level."""
     plt = _pyplot()
     part = scores[scores["metric"].str.startswith("retrieval_")]
-    labels = [f"{s}\n{d}" for s, d in part[["subject", "decoder"]].drop_duplicates().itertuples(index=False)]
+    labels = [f"{s}\n{d}\n{t}" for s, d, t in
+              part[["subject", "decoder", "target"]].drop_duplicates().itertuples(index=False)]
     fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(labels)), 3.0))
     width = 0.38
     for k, direction in enumerate(("image", "brain")):
@@ -69,10 +70,11 @@ def write_decoding_report(cfg: dict[str, Any], decode_dirs: list[Path], scores: 
         f"<p class='note'>config sha256 <code>{config_hash(cfg)[:16]}</code></p>",
         "<h2>Retrieval (MindEye2's definition)</h2><p>Top-1 among 300 random test pairs (or all test images "
         "when fewer), cosine similarity of L2-normalised embeddings, both directions, averaged over 30 draws; "
-        "chance = 1 / n-way with its 99 % binomial interval.</p>",
+        "chance = 1 / n-way with its 99 % binomial interval. Targets: the pooled image embedding (ridge and "
+        "the MindEye-style MLP), the image-encoder tokens and the caption embeddings (ridge).</p>",
         _img(figures / "retrieval.png", "retrieval"),
     ]
-    wide = scores.pivot_table(index=["subject", "decoder"], columns="metric", values="value").round(4)
+    wide = scores.pivot_table(index=["subject", "decoder", "target"], columns="metric", values="value").round(4)
     parts += ["<h2>All metrics</h2>", wide.reset_index().to_html(index=False, border=0)]
     for d in decode_dirs:
         subject = d.name
