@@ -30,7 +30,6 @@ Tested against ``transformers`` 5.x.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -50,6 +49,7 @@ from brainalign._validation import (
     check_option,
     check_random_state,
 )
+from brainalign.checkpoints import checkpoint_paths, read_checkpoint, write_checkpoint
 
 __all__ = ["ClipCapCaptioner", "GitCaptioner"]
 
@@ -1047,9 +1047,7 @@ class ClipCapCaptioner:
     # ------------------------------------------------------------------ persistence
     @staticmethod
     def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
-        p = Path(os.path.expanduser(os.fspath(path)))
-        base = p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
-        return base.with_name(base.name + ".safetensors"), base.with_name(base.name + ".json")
+        return checkpoint_paths(path)
 
     @staticmethod
     def _param_names() -> tuple[str, ...]:
@@ -1076,9 +1074,6 @@ class ClipCapCaptioner:
         -------
         (weights_path, sidecar_path) : tuple of Path
         """
-        from safetensors.torch import save_file
-
-        weights, sidecar = self._paths(path)
         state = {"mapping." + k: v.detach().cpu().clone().contiguous()
                  for k, v in self.mapping_net.state_dict().items()}
         if self.decoder_trained_:
@@ -1086,8 +1081,6 @@ class ClipCapCaptioner:
                           for k, v in self.decoder.state_dict().items()})
         emb = self.decoder.get_input_embeddings().weight
         meta = {
-            "format": _FORMAT,
-            "format_version": _FORMAT_VERSION,
             "params": self._params(),
             "decoder": {
                 "class": type(self.decoder).__name__,
@@ -1098,10 +1091,7 @@ class ClipCapCaptioner:
             "loss_history": [float(v) for v in self.loss_history_],
             "torch_version": torch.__version__,
         }
-        weights.parent.mkdir(parents=True, exist_ok=True)
-        save_file(state, str(weights), metadata={"format": _FORMAT})
-        sidecar.write_text(json.dumps(meta, indent=1, allow_nan=False))
-        return weights, sidecar
+        return write_checkpoint(path, state, meta, _FORMAT, _FORMAT_VERSION)
 
     @classmethod
     def load(
@@ -1129,22 +1119,8 @@ class ClipCapCaptioner:
         ClipCapCaptioner
             In eval mode.
         """
-        from safetensors.torch import load_file
-
-        weights, sidecar = cls._paths(path)
-        check_fname(sidecar, what="ClipCapCaptioner sidecar")
-        check_fname(weights, what="ClipCapCaptioner weights")
-        try:
-            meta = json.loads(sidecar.read_text())
-        except json.JSONDecodeError as err:
-            raise BrainalignError(f"{sidecar}: not valid JSON ({err}).") from err
-        if meta.get("format") != _FORMAT:
-            raise BrainalignError(f"{sidecar}: field 'format' is {meta.get('format')!r}, expected {_FORMAT!r}.")
-        if meta.get("format_version") != _FORMAT_VERSION:
-            raise BrainalignError(
-                f"{sidecar}: field 'format_version' is {meta.get('format_version')!r}, this brainalign "
-                f"reads {_FORMAT_VERSION}."
-            )
+        state, meta, sidecar = read_checkpoint(path, _FORMAT, _FORMAT_VERSION, "ClipCapCaptioner")
+        weights = checkpoint_paths(path)[0]
         try:
             params, saved = dict(meta["params"]), dict(meta["decoder"])
             saved_d_model, saved_vocab = int(saved["d_model"]), int(saved["vocab_size"])
@@ -1161,7 +1137,6 @@ class ClipCapCaptioner:
                 f"{saved_vocab}, but the given decoder has d_model = {cap.d_model}, "
                 f"vocab_size = {vocab}."
             )
-        state = load_file(str(weights), device=str(cap.device))
         try:
             cap.mapping_net.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("mapping.")})
             if saved.get("weights_included"):

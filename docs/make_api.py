@@ -16,6 +16,7 @@ from pathlib import Path
 
 MODULES = [
     "brainalign.io",
+    "brainalign.checkpoints",
     "brainalign.config",
     "brainalign.stimuli.events",
     "brainalign.stimuli.textgrid",

@@ -34,7 +34,6 @@ temperature as in CLIP (brainmagick's clip loss has none).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -49,7 +48,8 @@ import torch.nn.functional as F
 from numpy.typing import ArrayLike
 from torch import nn
 
-from brainalign._validation import BrainalignError, check_fname, check_random_state
+from brainalign._validation import BrainalignError, check_random_state
+from brainalign.checkpoints import checkpoint_paths, read_checkpoint, write_checkpoint
 from brainalign.encoders._base import EstimatorMixin
 from brainalign.metrics.identification import identification_topk
 
@@ -1438,11 +1438,7 @@ class ContrastiveEncoder(EstimatorMixin):
     # ------------------------------------------------------------------ persistence
     @staticmethod
     def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
-        p = Path(os.path.expanduser(os.fspath(path)))
-        base = p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
-        return base.with_name(base.name + ".safetensors"), base.with_name(
-            base.name + ".json"
-        )
+        return checkpoint_paths(path)
 
     def save(self, path: str | os.PathLike) -> tuple[Path, Path]:
         """Write the weights (safetensors) and a JSON sidecar; never pickles.
@@ -1459,10 +1455,7 @@ class ContrastiveEncoder(EstimatorMixin):
         -------
         (weights_path, sidecar_path) : tuple of Path
         """
-        from safetensors.torch import save_file
-
         self._check_fitted()
-        weights, sidecar = self._paths(path)
         state = {
             k: v.detach().cpu().contiguous()
             for k, v in self.model_.state_dict().items()
@@ -1480,8 +1473,6 @@ class ContrastiveEncoder(EstimatorMixin):
             params["random_state"] = int(params["random_state"])
         params["device"] = str(params["device"])
         meta = {
-            "format": _FORMAT,
-            "format_version": _FORMAT_VERSION,
             "params": params,
             "subjects": list(self.subjects_),
             "n_channels": [self.n_channels_[s] for s in self.subjects_],
@@ -1502,10 +1493,7 @@ class ContrastiveEncoder(EstimatorMixin):
             "best_epoch": self.best_epoch_,
             "torch_version": torch.__version__,
         }
-        weights.parent.mkdir(parents=True, exist_ok=True)
-        save_file(state, str(weights), metadata={"format": _FORMAT})
-        sidecar.write_text(json.dumps(meta, indent=1, allow_nan=False))
-        return weights, sidecar
+        return write_checkpoint(path, state, meta, _FORMAT, _FORMAT_VERSION)
 
     @classmethod
     def load(
@@ -1525,24 +1513,8 @@ class ContrastiveEncoder(EstimatorMixin):
         ContrastiveEncoder
             Fitted, in eval mode; ``train_index_``/``val_index_`` are not saved.
         """
-        from safetensors.torch import load_file
-
-        weights, sidecar = cls._paths(path)
-        check_fname(sidecar, what="ContrastiveEncoder sidecar")
-        check_fname(weights, what="ContrastiveEncoder weights")
-        try:
-            meta = json.loads(sidecar.read_text())
-        except json.JSONDecodeError as err:
-            raise BrainalignError(f"{sidecar}: not valid JSON ({err}).") from err
-        if meta.get("format") != _FORMAT:
-            raise BrainalignError(
-                f"{sidecar}: field 'format' is {meta.get('format')!r}, expected {_FORMAT!r}."
-            )
-        if meta.get("format_version") != _FORMAT_VERSION:
-            raise BrainalignError(
-                f"{sidecar}: field 'format_version' is {meta.get('format_version')!r}, this "
-                f"brainalign reads {_FORMAT_VERSION}."
-            )
+        state, meta, sidecar = read_checkpoint(path, _FORMAT, _FORMAT_VERSION, "ContrastiveEncoder")
+        weights = checkpoint_paths(path)[0]
         params = dict(meta["params"])
         if device is not None:
             params["device"] = device
@@ -1575,7 +1547,6 @@ class ContrastiveEncoder(EstimatorMixin):
         }
         est.best_epoch_ = int(meta["best_epoch"])
         model, loss_fn = est._build_model()
-        state = load_file(str(weights))
         try:
             model.load_state_dict(
                 {k: v for k, v in state.items() if not k.startswith("loss.")}

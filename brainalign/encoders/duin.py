@@ -79,6 +79,7 @@ from torch.nn import functional as F
 
 from brainalign._validation import BrainalignError
 from brainalign.encoders._base import EstimatorMixin
+from brainalign.io import atomic_path
 
 __all__ = ["DuINWordDecoder"]
 
@@ -1207,8 +1208,11 @@ class DuINWordDecoder(EstimatorMixin):
             k: v.detach().cpu().contiguous()
             for k, v in self.module_.state_dict().items()
         }
-        save_file(state, str(path))
-        self._sidecar(path).write_text(text)
+        # Atomic: a killed process leaves the previous checkpoint, never half of one.
+        with atomic_path(path) as tmp:
+            save_file(state, str(tmp))
+        with atomic_path(self._sidecar(path)) as tmp:
+            tmp.write_text(text)
         return path
 
     @classmethod

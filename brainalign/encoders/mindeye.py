@@ -46,7 +46,6 @@ number of epochs.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -60,7 +59,8 @@ import torch.nn.functional as F
 from numpy.typing import ArrayLike
 from torch import nn
 
-from brainalign._validation import BrainalignError, check_fname, check_random_state
+from brainalign._validation import BrainalignError, check_random_state
+from brainalign.checkpoints import checkpoint_paths, read_checkpoint, write_checkpoint
 from brainalign.encoders._base import EstimatorMixin
 from brainalign.encoders.contrastive import (
     MAX_LOGIT_SCALE,
@@ -1106,9 +1106,7 @@ class BrainToEmbedding(EstimatorMixin):
     # ------------------------------------------------------------------ persistence
     @staticmethod
     def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
-        p = Path(os.path.expanduser(os.fspath(path)))
-        base = p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
-        return base.with_name(base.name + ".safetensors"), base.with_name(base.name + ".json")
+        return checkpoint_paths(path)
 
     def save(self, path: str | os.PathLike) -> tuple[Path, Path]:
         """Write the weights and statistics (safetensors) and a JSON sidecar; never pickles.
@@ -1125,10 +1123,7 @@ class BrainToEmbedding(EstimatorMixin):
         -------
         (weights_path, sidecar_path) : tuple of Path
         """
-        from safetensors.torch import save_file
-
         self._check_fitted()
-        weights, sidecar = self._paths(path)
         state = {
             f"{prefix}.{k}": v.detach().cpu().contiguous()
             for prefix, mod in (("model", self.model_), ("scale", self.logit_scale_))
@@ -1144,8 +1139,6 @@ class BrainToEmbedding(EstimatorMixin):
         params["random_state"] = int(rs) if _is_int(rs) else None  # a Generator is not serialisable
         params["device"] = str(params["device"])
         meta = {
-            "format": _FORMAT,
-            "format_version": _FORMAT_VERSION,
             "params": params,
             "subjects": list(self.subjects_),
             "n_voxels": [self.n_voxels_[s] for s in self.subjects_],
@@ -1158,10 +1151,7 @@ class BrainToEmbedding(EstimatorMixin):
             "best_epoch": self.best_epoch_,
             "torch_version": torch.__version__,
         }
-        weights.parent.mkdir(parents=True, exist_ok=True)
-        save_file(state, str(weights), metadata={"format": _FORMAT})
-        sidecar.write_text(json.dumps(meta, indent=1, allow_nan=False))
-        return weights, sidecar
+        return write_checkpoint(path, state, meta, _FORMAT, _FORMAT_VERSION)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None) -> BrainToEmbedding:
@@ -1179,30 +1169,13 @@ class BrainToEmbedding(EstimatorMixin):
         BrainToEmbedding
             Fitted, in eval mode; ``train_index_``/``val_index_`` are not saved.
         """
-        from safetensors.torch import load_file
-
-        weights, sidecar = cls._paths(path)
-        check_fname(sidecar, what="BrainToEmbedding sidecar")
-        check_fname(weights, what="BrainToEmbedding weights")
-        try:
-            meta = json.loads(sidecar.read_text())
-        except json.JSONDecodeError as err:
-            raise BrainalignError(f"{sidecar}: not valid JSON ({err}).") from err
-        if meta.get("format") != _FORMAT:
-            raise BrainalignError(
-                f"{sidecar}: field 'format' is {meta.get('format')!r}, expected {_FORMAT!r}."
-            )
-        if meta.get("format_version") != _FORMAT_VERSION:
-            raise BrainalignError(
-                f"{sidecar}: field 'format_version' is {meta.get('format_version')!r}, this "
-                f"brainalign reads {_FORMAT_VERSION}."
-            )
+        state, meta, sidecar = read_checkpoint(path, _FORMAT, _FORMAT_VERSION, "BrainToEmbedding")
+        weights = checkpoint_paths(path)[0]
         params = dict(meta["params"])
         if device is not None:
             params["device"] = device
         est = cls(**params)
         est._validate_params()
-        state = load_file(str(weights))
         subjects = list(meta["subjects"])
         est.subjects_ = subjects
         est.n_voxels_ = {s: int(v) for s, v in zip(subjects, meta["n_voxels"])}
