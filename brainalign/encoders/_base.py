@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Hashable, Sequence
 from typing import Any
+
+import numpy as np
 
 from .._validation import BrainalignError
 
@@ -18,6 +21,7 @@ class EstimatorMixin:
     """
 
     _fitted_attribute = "module_"
+    _sample_noun = "sample"  # what one row of X is called in error messages
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -44,3 +48,23 @@ class EstimatorMixin:
     def _check_fitted(self) -> None:
         if not hasattr(self, self._fitted_attribute):
             raise BrainalignError(f"This {type(self).__name__} instance is not fitted yet; call 'fit' first.")
+
+    def _subject_index(self, labels: Sequence[Hashable]) -> np.ndarray:
+        """Indices into ``subjects_`` of per-row subject labels (all None: the only subject)."""
+        lookup = {lab: i for i, lab in enumerate(self.subjects_)}
+        if labels and all(lab is None for lab in labels) and None not in lookup:
+            if len(self.subjects_) == 1:
+                return np.zeros(len(labels), dtype=np.int64)
+            raise BrainalignError(
+                f"'subjects' is required: this {type(self).__name__} was fit on "
+                f"{len(self.subjects_)} subjects ({self.subjects_!r})."
+            )
+        idx = np.empty(len(labels), dtype=np.int64)
+        for i, lab in enumerate(labels):
+            if lab not in lookup:
+                raise BrainalignError(
+                    f"'subjects' holds {lab!r} ({self._sample_noun} {i}), a subject not seen in fit; known "
+                    f"subjects are {self.subjects_!r}."
+                )
+            idx[i] = lookup[lab]
+        return idx

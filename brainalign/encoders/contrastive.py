@@ -799,8 +799,6 @@ def _json_float(v: float) -> float | None:
 # estimator
 # --------------------------------------------------------------------------- #
 class ContrastiveEncoder(EstimatorMixin):
-    _fitted_attribute = "model_"
-
     """Contrastive brain → embedding decoder (Défossez et al. 2023).
 
     Trains a :class:`BrainModule` with :class:`ClipLoss` so that the output of
@@ -893,6 +891,8 @@ class ContrastiveEncoder(EstimatorMixin):
     was.
     """
 
+    _fitted_attribute = "model_"
+    _sample_noun = "window"
     _parameter_constraints: ClassVar[dict[str, tuple]] = {
         "front_end": ("options", ("spatial_attention", "channel_fusion")),
         "spatial_channels": ("int", 1, None),
@@ -964,24 +964,6 @@ class ContrastiveEncoder(EstimatorMixin):
             _check_constraint(name, key, getattr(self, key), spec)
 
     # ------------------------------------------------------------------ data
-    def _subject_index(self, labels: Sequence[Hashable]) -> np.ndarray:
-        lookup = {lab: i for i, lab in enumerate(self.subjects_)}
-        if labels and all(lab is None for lab in labels) and None not in lookup:
-            if len(self.subjects_) == 1:
-                return np.zeros(len(labels), dtype=np.int64)
-            raise BrainalignError(
-                f"'subjects' is required: this {type(self).__name__} was fit on "
-                f"{len(self.subjects_)} subjects ({self.subjects_!r})."
-            )
-        idx = np.empty(len(labels), dtype=np.int64)
-        for i, lab in enumerate(labels):
-            if lab not in lookup:
-                raise BrainalignError(
-                    f"'subjects' holds {lab!r} (window {i}), a subject not seen in fit; known "
-                    f"subjects are {self.subjects_!r}."
-                )
-            idx[i] = lookup[lab]
-        return idx
 
     def _check_positions(
         self, positions: Any, subjects: list[Hashable], counts: dict[Hashable, int]

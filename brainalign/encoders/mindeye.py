@@ -647,24 +647,6 @@ class BrainToEmbedding(EstimatorMixin):
             _check_constraint(name, key, getattr(self, key), spec)
 
     # ------------------------------------------------------------------ data
-    def _subject_index(self, labels: Sequence[Hashable]) -> np.ndarray:
-        lookup = {lab: i for i, lab in enumerate(self.subjects_)}
-        if labels and all(lab is None for lab in labels) and None not in lookup:
-            if len(self.subjects_) == 1:
-                return np.zeros(len(labels), dtype=np.int64)
-            raise BrainalignError(
-                f"'subjects' is required: this {type(self).__name__} was fit on "
-                f"{len(self.subjects_)} subjects ({self.subjects_!r})."
-            )
-        idx = np.empty(len(labels), dtype=np.int64)
-        for i, lab in enumerate(labels):
-            if lab not in lookup:
-                raise BrainalignError(
-                    f"'subjects' holds {lab!r} (sample {i}), a subject not seen in fit; known "
-                    f"subjects are {self.subjects_!r}."
-                )
-            idx[i] = lookup[lab]
-        return idx
 
     def _check_targets(self, Y: ArrayLike, n: int | None, name: str = "Y") -> np.ndarray:
         """Check targets against ``target_shape_``; return them flat, float64 (n, n_targets_)."""
