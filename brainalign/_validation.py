@@ -27,6 +27,7 @@ __all__ = [
     "check_finite",
     "check_2d",
     "check_random_state",
+    "not_utf8_error",
 ]
 
 
@@ -58,6 +59,7 @@ class ConfigError(BrainalignError):
     def __init__(self, path: str | os.PathLike | None, field: str, message: str):
         self.path = None if path is None else Path(path)
         self.field = field
+        self.detail = message
         prefix = f"{self.path}: " if self.path is not None else ""
         super().__init__(f"{prefix}field '{field}': {message}")
 
@@ -123,6 +125,28 @@ def check_fname(path: str | os.PathLike, kind: str = "file", what: str = "input"
     if not os.access(p, os.R_OK):
         raise InputFileError(p, f"{what} {kind} is not readable.")
     return p
+
+
+def not_utf8_error(path: str | os.PathLike, what: str) -> InputFileError:
+    """The error for a text file that is not UTF-8, naming the line and byte of its first bad byte.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file (read again here to locate the byte).
+    what : str
+        A short description used in the message (e.g. ``"events file"``).
+    """
+    data = Path(path).read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        return InputFileError(
+            path, f"{what} is not UTF-8 text: byte 0x{data[err.start]:02x} at line {line} (byte offset "
+            f"{err.start}) is not valid UTF-8 ({err.reason}); re-save the file as UTF-8."
+        )
+    return InputFileError(path, f"{what} is not UTF-8 text.")
 
 
 def check_finite(array: np.ndarray, path: str | os.PathLike | None, field: str) -> np.ndarray:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._validation import BrainalignError
+from ._validation import BrainalignError, ConfigError, InputFileError
 
 __all__ = ["main"]
 
@@ -21,6 +21,8 @@ __all__ = ["main"]
 def _config(args: argparse.Namespace) -> dict:
     from .config import load_config
 
+    if not args.config.exists():
+        raise InputFileError(args.config, "config file (--config) does not exist.")
     return load_config(args.config)
 
 
@@ -344,6 +346,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         threadpool_limits(getattr(args, "threads", 1))
         args.func(args)
     except BrainalignError as err:
+        config = getattr(args, "config", None)
+        if isinstance(err, ConfigError) and err.path is None and config is not None:
+            # A stage found a bad config value: name the config file it came from.
+            err = ConfigError(config, err.field, err.detail)
         print(f"brainalign: error: {err}", file=sys.stderr)
         return 2
     return 0

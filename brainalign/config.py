@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from ._validation import ConfigError, InputFileError
+from ._validation import ConfigError, InputFileError, not_utf8_error
 
 __all__ = ["load_config", "validate_config", "feature_set_instances", "comparison_sets", "SCHEMA_PATH"]
 
@@ -200,8 +200,8 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError as err:
         raise InputFileError(p, "config file does not exist.") from err
-    except UnicodeDecodeError as err:
-        raise InputFileError(p, f"config file is not UTF-8 text ({err.reason} at byte {err.start}).") from err
+    except UnicodeDecodeError:
+        raise not_utf8_error(p, "config file") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -30,7 +30,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from ._validation import InputFileError, check_finite
+from ._validation import InputFileError, check_finite, not_utf8_error
 
 __all__ = [
     "atomic_path",
@@ -312,9 +312,28 @@ def _open_h5(path: str | os.PathLike, contract: str) -> h5py.File:
     return f
 
 
+def _require(f: h5py.File, path: str | os.PathLike, datasets: Sequence[str] = (),
+             attributes: Sequence[str] = ()) -> None:
+    """Raise naming the first missing dataset or attribute of an open contract file."""
+    for name in datasets:
+        if not isinstance(f.get(name), h5py.Dataset):
+            raise InputFileError(path, f"dataset {name!r} is missing (contract {f.attrs.get('contract')!r}).")
+    for name in attributes:
+        if name not in f.attrs:
+            raise InputFileError(path, f"attribute {name!r} is missing (contract {f.attrs.get('contract')!r}).")
+
+
+def _require_2d(arr: np.ndarray, path: str | os.PathLike, name: str, rows: str) -> None:
+    if arr.ndim != 2:
+        raise InputFileError(path, f"dataset {name!r} has shape {arr.shape}, expected 2-D ({rows}, n_columns).")
+
+
 def read_responses(path: str | os.PathLike) -> Responses:
     """Read a :class:`Responses` written by :func:`write_responses`."""
     with _open_h5(path, "responses/1") as f:
+        _require(f, path, ("data", "times", "runs"),
+                 ("sampling", "unit_names", "unit_rois", "subject", "modality", "confound_names"))
+        _require_2d(f["data"], path, "data", "n_samples")
         try:
             resp = Responses(
                 data=f["data"][()],
@@ -392,11 +411,15 @@ def read_features(
 ) -> Features:
     """Read a :class:`Features` file, optionally only some ``layers``."""
     with _open_h5(path, f"{kind}/1") as f:
+        _require(f, path, (), ("layer_order", "model", "settings"))
         order = json.loads(f.attrs["layer_order"])
         wanted = order if layers is None else list(layers)
         missing = [name for name in wanted if name not in order]
         if missing:
             raise InputFileError(path, f"layer(s) {missing} not found; available: {order}.")
+        _require(f, path, [f"layers/{name}" for name in wanted])
+        for name in wanted:
+            _require_2d(f["layers"][name], path, f"layers/{name}", "n_items")
         arrays = {name: f["layers"][name][()] for name in wanted}
         times = f["times"][()] if "times" in f else None
         feats = Features(arrays, str(f.attrs["model"]), json.loads(f.attrs["settings"]), times)
@@ -430,7 +453,9 @@ def read_table(path: str | os.PathLike, required: Sequence[str] = ()) -> pd.Data
         table = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=[""])
     except FileNotFoundError as err:
         raise InputFileError(path, "table does not exist.") from err
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+    except UnicodeDecodeError:
+        raise not_utf8_error(path, "table") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise InputFileError(path, f"cannot be parsed as a {sep!r}-separated table ({err}).") from err
     missing = [c for c in required if c not in table.columns]
     if missing:

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real datasets in ../shared/data and strict mode.
+"""Shared fixtures: the real datasets in ../shared/data, strict mode, and SIGKILL.
 
 Tests that need ``../shared/data`` skip with a stated reason when it is absent,
 so that a user's clone still passes. With ``BRAINALIGN_STRICT=1`` (set by
@@ -8,6 +8,9 @@ so that a user's clone still passes. With ``BRAINALIGN_STRICT=1`` (set by
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 # Triton kernels run in its CPU interpreter here (no GPU); the variable must be
@@ -55,3 +58,86 @@ def langloc_dir(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+FAULT_INJECTION = Path(__file__).resolve().parent / "fault_injection"
+
+
+def _kill_workflow(cmd: list[str], env: dict[str, str], *, stall: str | None = None,
+                   when: Path | None = None, scratch: Path, timeout: float = 900.0) -> Path | None:
+    """Start ``cmd`` (a Snakemake run) and SIGKILL its whole process group mid-run.
+
+    Either ``stall``: the name of an HDF5 output; its writer stalls with the file
+    half-written (``fault_injection/sitecustomize.py``) and the kill lands there;
+    the temporary file's path is returned. Or ``when``: a path; the run is killed
+    as soon as it exists. Fails if the run ends by itself before the kill.
+    """
+    env = dict(env)
+    marker = scratch / f"stall-{time.monotonic_ns()}.txt"
+    if stall is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(FAULT_INJECTION), env.get("PYTHONPATH")]))
+        env["BRAINALIGN_STALL_WRITE"] = stall
+        env["BRAINALIGN_STALL_MARKER"] = str(marker)
+    watched = marker if stall is not None else when
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, env=env)
+    deadline = time.monotonic() + timeout
+    try:
+        while not watched.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, f"the run ended (status {proc.returncode}) before {watched.name} appeared"
+        assert watched.exists(), f"{watched} did not appear within {timeout:.0f} s"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and every job it started
+        proc.wait()
+    return Path(marker.read_text(encoding="utf-8")) if stall is not None else None
+
+
+@pytest.fixture
+def kill_workflow(tmp_path_factory):
+    """``kill_workflow(cmd, env, stall=... | when=...)``: see :func:`_kill_workflow`."""
+    scratch = tmp_path_factory.mktemp("kill markers")
+
+    def kill(cmd: list[str], env: dict[str, str], **kwargs) -> Path | None:
+        return _kill_workflow(cmd, env, scratch=scratch, **kwargs)
+
+    return kill
+
+
+def _digest(results: Path) -> dict[str, str]:
+    """SHA-256 of every table, checkpoint and HDF5 dataset under ``results`` (logs and timings aside).
+
+    HDF5 files are compared dataset by dataset (values, dtype and shape), because
+    their bytes also hold object-header metadata that is not part of the result.
+    """
+    import hashlib
+
+    import h5py
+    import numpy as np
+
+    def sha(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    out: dict[str, str] = {}
+    for path in sorted(results.rglob("*")):
+        rel = path.relative_to(results).as_posix()
+        if rel.split("/")[0] in ("logs", "benchmarks") or not path.is_file():
+            continue
+        if path.suffix in (".csv", ".tsv", ".safetensors"):
+            out[rel] = sha(path.read_bytes())
+        elif path.suffix == ".h5":
+            with h5py.File(path, "r") as f:
+                def visit(name, obj, rel=rel):
+                    if isinstance(obj, h5py.Dataset):
+                        value = np.asarray(obj[()])
+                        data = repr(value.tolist()).encode() if value.dtype.kind == "O" else value.tobytes()
+                        out[f"{rel}:{name}"] = sha(repr((value.dtype.str, value.shape)).encode() + data)
+                f.visititems(visit)
+    return out
+
+
+@pytest.fixture(scope="session")
+def results_digest():
+    """``results_digest(folder)``: see :func:`_digest`."""
+    return _digest

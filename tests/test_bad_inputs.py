@@ -1,9 +1,9 @@
-"""Bad inputs through the command line: exit status 2, one message naming the file
-and the field, and nothing left in the output folder (not even a hidden temp file).
+"""An invalid config through every command: exit status 2, one message naming the
+file and the field, and nothing left in the output folder (not even a hidden temp file).
 
-The bad inputs are built in tmp_path: a tiny fake Alice folder with the
-authors' layout, events/features/design/responses files written with
-brainalign's own writers, and configs.
+The inputs are built in tmp_path: a tiny fake Alice folder with the authors'
+layout and configs. The catalogue of malformed data files (NIfTI, FIF/EDF,
+HDF5, TextGrid/events, ...) is tests/test_error_catalogue.py.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import pytest
 import yaml
 
 from brainalign.cli import main
-from brainalign.io import Features, Responses, write_features, write_responses
-from brainalign.stimuli.events import write_events
 
 N = 362  # volumes of an Alice time course
 
@@ -102,129 +100,12 @@ def _fails(capsys, out_dir: Path, argv: list, *expected: str) -> str:
     return captured.err
 
 
-def _tc(env, subject="s1") -> Path:
-    return env["fake"] / "alice_data_shared" / "6mm" / f"{subject}-timecourses.txt"
-
-
-def _replace_line(path: Path, index: int, new: str) -> None:
-    lines = path.read_text().splitlines(keepends=True)
-    lines[index] = new + "\n"
-    path.write_text("".join(lines))
-
-
-def _events(path: Path, n_words: int) -> Path:
-    import pandas as pd
-
-    events = pd.DataFrame({"onset": 20.0 + 0.4 * np.arange(n_words), "duration": 0.3,
-                           "word": [f"w{i}" for i in range(n_words)], "run": 1})
-    return write_events(path, events)
-
-
 # --------------------------------------------------------------------------- a valid run first
 def test_valid_responses_run_writes_one_file(env, capsys):
     out = env["out"] / "s1.h5"
     assert main(["responses", "--config", str(env["config"]), "--subject", "s1",
                  "--out", str(out)]) == 0
     assert _listing(env["out"]) == ["s1.h5"]
-
-
-# --------------------------------------------------------------------------- Alice raw files
-def test_missing_timecourses(env, capsys):
-    _tc(env).unlink()
-    _fails(capsys, env["out"],
-           ["responses", "--config", env["config"], "--subject", "s1", "--out", env["out"] / "s1.h5"],
-           str(_tc(env)), "does not exist")
-
-
-def test_wrong_number_of_columns(env, capsys):
-    _replace_line(_tc(env), 4, "1.0 2.0 3.0 4.0 5.0")
-    _fails(capsys, env["out"],
-           ["responses", "--config", env["config"], "--subject", "s1", "--out", env["out"] / "s1.h5"],
-           str(_tc(env)), "row 4 (line 5)", "5 column(s), expected 6")
-
-
-def test_nan_in_timecourse(env, capsys):
-    _replace_line(_tc(env), 9, "100.0 101.0 nan 99.0 100.5 100.2")
-    _fails(capsys, env["out"],
-           ["responses", "--config", env["config"], "--subject", "s1", "--out", env["out"] / "s1.h5"],
-           str(_tc(env)), "column 'LPTL'", "NaN", "row 9 (line 10)")
-
-
-def test_textgrid_without_word_tier(env, capsys):
-    textgrid = env["fake"] / "alice_stim_shared" / "DownTheRabbitHoleFinal_exp120_pad_1.TextGrid"
-    _fails(capsys, env["out"],
-           ["stimuli", "--config", env["config"], "--out", env["out"] / "events.tsv"],
-           str(textgrid), "no tier named 'word'", "'phone'")
-
-
-# --------------------------------------------------------------------------- contract files
-def test_features_rows_do_not_match_events(env, capsys):
-    events = _events(env["inputs"] / "events.tsv", 5)
-    feats = env["inputs"] / "word_rate.h5"
-    layers = {"0": np.ones((5, 1), np.float32), "1": np.ones((6, 1), np.float32)}
-    write_features(feats, Features(layers, "word_rate"), {})
-    _fails(capsys, env["out"],
-           ["design", "--config", env["config"], "--events", events, "--features", feats,
-            "--out", env["out"] / "design.h5"],
-           str(feats), "layers/1", "6 rows", "events.tsv", "5 words")
-
-
-def test_design_volumes_differ_from_responses(env, capsys):
-    rng = np.random.default_rng(1)
-    design = env["inputs"] / "design.h5"
-    write_features(design, Features({"0": rng.standard_normal((100, 1)).astype(np.float32)},
-                                    "word_rate"), {}, kind="design")
-    responses = []
-    for subject in ("s1", "s2"):
-        path = env["inputs"] / f"{subject}.h5"
-        write_responses(path, Responses(rng.standard_normal((120, 2)), 2.0, 2.0 * np.arange(120),
-                                        np.ones(120), ["A", "B"], ["A", "B"], subject), {})
-        responses.append(path)
-    _fails(capsys, env["out"],
-           ["score", "--config", env["config"], "--design", design, "--responses", *responses,
-            "--out", env["out"] / "scores.csv"],
-           str(design), "layer '0'", "100 volumes", "120")
-
-
-def test_design_of_unconfigured_feature_set(env, capsys):
-    design = env["inputs"] / "design.h5"
-    write_features(design, Features({"0": np.ones((120, 1), np.float32)}, "gpt2"), {}, kind="design")
-    resp = env["inputs"] / "s1.h5"
-    write_responses(resp, Responses(np.random.default_rng(0).standard_normal((120, 2)), 2.0,
-                                    2.0 * np.arange(120), np.ones(120), ["A", "B"], ["A", "B"],
-                                    "s1"), {})
-    _fails(capsys, env["out"],
-           ["score", "--config", env["config"], "--design", design, "--responses", resp,
-            "--out", env["out"] / "scores.csv"],
-           str(design), "'model'", "'gpt2'")
-
-
-def test_non_hdf5_features(env, capsys):
-    events = _events(env["inputs"] / "events.tsv", 5)
-    feats = env["inputs"] / "word_rate.h5"
-    feats.write_text("onset\tword\n1.0\tAlice\n")
-    _fails(capsys, env["out"],
-           ["design", "--config", env["config"], "--events", events, "--features", feats,
-            "--out", env["out"] / "design.h5"],
-           str(feats), "HDF5")
-
-
-def test_responses_file_with_wrong_contract(env, capsys):
-    design = env["inputs"] / "design.h5"
-    write_features(design, Features({"0": np.ones((120, 1), np.float32)}, "word_rate"), {},
-                   kind="design")
-    _fails(capsys, env["out"],
-           ["ceiling", "--config", env["config"], "--responses", design, design,
-            "--out", env["out"] / "ceiling.csv"],
-           str(design), "'contract'", "responses/1")
-
-
-def test_missing_events_file(env, capsys):
-    missing = env["inputs"] / "nope_events.tsv"
-    _fails(capsys, env["out"],
-           ["features", "--config", env["config"], "--events", missing, "--feature-set",
-            "word_rate", "--out", env["out"] / "f.h5", "--no-progress"],
-           str(missing), "does not exist")
 
 
 # --------------------------------------------------------------------------- invalid config

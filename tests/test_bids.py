@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainalign._validation import ConfigError, InputFileError
+from brainalign._validation import ConfigError
 from brainalign.config import validate_config
 from brainalign.datasets.bids import (
     find_bids_runs,
@@ -179,72 +179,8 @@ def test_clean_signals_per_run_matches_nilearn_runs():
     np.testing.assert_array_equal(ours, ref)
 
 
-# --------------------------------------------------------------------------- bad inputs
-def test_run_without_confounds(tmp_path):
-    root = write_tiny_bids(tmp_path / "ds")
-    missing = next(root.glob("derivatives/fmriprep/sub-02/func/*run-2_desc-confounds_timeseries.tsv"))
-    missing.unlink()
-    cfg = _cfg(root)
-    run_mask(cfg, tmp_path / "mask.nii.gz")
-    with pytest.raises(InputFileError, match="confounds") as err:
-        run_volume_responses(cfg, "sub-02", tmp_path / "mask.nii.gz", tmp_path / "out.h5")
-    assert "sub-02_task-story_run-2_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz" in str(err.value)
-    assert not (tmp_path / "out.h5").exists()
-
-
-def test_mismatched_tr_between_runs(tmp_path):
-    root = write_tiny_bids(tmp_path / "ds")
-    bold = next(root.glob("derivatives/fmriprep/sub-01/func/*run-2*_desc-preproc_bold.nii.gz"))
-    img = nib.load(str(bold))
-    _nifti(bold, np.asarray(img.dataobj), tr=1.5)
-    with pytest.raises(InputFileError, match=r"pixdim\[4\].*1\.5.*2 s") as err:
-        dataset_timing(_cfg(root))
-    assert bold.name in str(err.value)
-
-
-def test_mask_on_another_grid(tmp_path):
-    root = write_tiny_bids(tmp_path / "ds")
-    other = tmp_path / "mask_2mm.nii.gz"
-    _nifti(other, np.ones((9, 10, 7), np.uint8), affine=np.diag([2.0, 2.0, 2.0, 1.0]))
-    cfg = _cfg(root, mask=str(other))
-    with pytest.raises(InputFileError, match="another grid") as err:
-        run_mask(cfg, tmp_path / "mask.nii.gz")
-    assert "mask_2mm.nii.gz" in str(err.value) and "dataset.mask" in str(err.value)
-    assert not (tmp_path / "mask.nii.gz").exists()
-
-
-def test_fmriprep_mask_missing(tmp_path):
-    root = write_tiny_bids(tmp_path / "ds")
-    next(root.glob("derivatives/fmriprep/sub-01/func/*run-1*_desc-brain_mask.nii.gz")).unlink()
-    with pytest.raises(InputFileError, match="brain mask") as err:
-        run_mask(_cfg(root), tmp_path / "mask.nii.gz")
-    assert "sub-01_task-story_run-1" in str(err.value)
-
-
-def test_events_beyond_the_end_of_a_run(tmp_path):
-    root = write_tiny_bids(tmp_path / "ds")
-    events = root / "sub-01" / "func" / "sub-01_task-story_run-2_events.tsv"
-    table = pd.read_csv(events, sep="\t")
-    table.loc[len(table)] = [130.5, 0.3, "word", "late"]
-    events.write_text(table.to_csv(sep="\t", index=False))
-    with pytest.raises(InputFileError, match=r"column 'onset'.*'late'.*130\.500 s.*after the end") as err:
-        run_stimuli(_cfg(root), tmp_path / "events.tsv")
-    assert str(events) in str(err.value)
-    assert not (tmp_path / "events.tsv").exists()
-
-
-def test_subjects_with_different_volumes(tmp_path):
-    root = write_tiny_bids(tmp_path / "ds")
-    bold = next(root.glob("derivatives/fmriprep/sub-02/func/*run-1*_desc-preproc_bold.nii.gz"))
-    img = nib.load(str(bold))
-    _nifti(bold, np.asarray(img.dataobj)[..., :50], tr=2.0)
-    cfg = _cfg(root, mask=str(next(root.glob("derivatives/fmriprep/sub-01/func/*run-1*_desc-brain_mask.nii.gz"))))
-    run_mask(cfg, tmp_path / "mask.nii.gz")
-    with pytest.raises(InputFileError, match=r"dim\[4\] gives 50 volumes.*has 60") as err:
-        run_volume_responses(cfg, "sub-02", tmp_path / "mask.nii.gz", tmp_path / "out.h5")
-    assert bold.name in str(err.value)
-
-
+# --------------------------------------------------------------------------- bad configs
+# (malformed images, masks, confounds and events: tests/test_error_catalogue.py)
 def test_config_errors_name_the_field(tmp_path):
     with pytest.raises(ConfigError, match="dataset.task"):
         validate_config({"dataset": {"name": "x", "kind": "bids", "bids_dir": str(tmp_path)},

@@ -23,11 +23,18 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "workflows" / "configs"
 
 
-def _snakemake(workdir: Path, config: Path) -> None:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2",
-                           "-d", str(workdir), "--configfile", str(config)], capture_output=True, text=True,
-                          env=env, check=False)
+def _env() -> dict[str, str]:
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def _command(workdir: Path, config: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2",
+            "-d", str(workdir), "--configfile", str(config), *args]
+
+
+def _snakemake(workdir: Path, config: Path, *args: str) -> None:
+    proc = subprocess.run(_command(workdir, config, *args), capture_output=True, text=True, env=_env(),
+                          check=False)
     if proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
 
@@ -68,3 +75,22 @@ def test_retrieval_captions_and_images(images_run: Path):
     assert list(selectivity["roi"]) == ["ROI_A", "ROI_B"]
     report = (images_run / "report.html").read_text()
     assert "BrainSCUBA" in report and report.count("data:image/png;base64,") >= 3
+
+
+def test_sigkill_twice_then_resume_matches_a_run_from_scratch(images_run: Path, tmp_path: Path, kill_workflow,
+                                                              results_digest):
+    """Killed mid-HDF5 write of the image set, then mid-HDF5 write of a subject's reconstructions (its
+    tables already written: an incomplete job); resumed: identical to ``images_run``."""
+    config = CONFIGS / "simulated_images_ci.yaml"
+    workdir = tmp_path / "images ' ü"
+    results = workdir / "results" / "simulated_images_ci"
+    part = kill_workflow(_command(workdir, config), _env(), stall="images.h5")
+    assert part.exists() and not (results / "images.h5").exists()
+    _snakemake(workdir, config, "--unlock")
+    part = kill_workflow(_command(workdir, config, "--rerun-incomplete"), _env(), stall="reconstructions.h5")
+    assert part.exists() and part.parent.parent == results / "decoding"
+    assert (part.parent / "scores.csv").exists() and not (part.parent / "reconstructions.h5").exists()
+    _snakemake(workdir, config, "--unlock")
+    _snakemake(workdir, config, "--rerun-incomplete")
+    assert not list(results.rglob("*.part"))
+    assert results_digest(results) == results_digest(images_run)

@@ -34,9 +34,13 @@ CONFIGS = REPO / "workflows" / "configs"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
 
 
+def _env() -> dict[str, str]:
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
 def _snakemake(workdir: Path, *args: str) -> None:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    proc = subprocess.run([*SNAKEMAKE, "-d", str(workdir), *args], capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run([*SNAKEMAKE, "-d", str(workdir), *args], capture_output=True, text=True, env=_env(),
+                          check=False)
     if proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
 
@@ -120,6 +124,24 @@ def test_meg_second_seed_and_snr_zero(meg_run: Path, tmp_path: Path):
         null = _pooled(_rerun(meg_run, "simulated_meg_ci.yaml", tmp_path / f"null{seed}", seed=seed, snr=0.0),
                        "top10")
         assert null["chance_low"] <= null["value"] <= null["chance_high"], null.to_dict()
+
+
+def test_meg_sigkill_twice_then_resume_matches_a_run_from_scratch(meg_run: Path, tmp_path: Path, kill_workflow,
+                                                                  results_digest):
+    """Killed mid-HDF5 write of an epochs file, then mid-training; resumed: identical to ``meg_run``."""
+    workdir = tmp_path / "meg ' ö"
+    config = ("--configfile", str(CONFIGS / "simulated_meg_ci.yaml"))
+    cmd = [*SNAKEMAKE, "-d", str(workdir), *config]
+    results = workdir / "results" / "simulated_meg_ci"
+    part = kill_workflow(cmd, _env(), stall="sub-01.h5")
+    assert part.name.endswith(".part") and part.exists() and not (part.parent / "sub-01.h5").exists()
+    _snakemake(workdir, *config, "--unlock")
+    kill_workflow([*cmd, "--rerun-incomplete"], _env(), when=results / "logs" / "contrastive.log")
+    assert not (results / "decoding" / "scores.csv").exists()
+    _snakemake(workdir, *config, "--unlock")
+    _snakemake(workdir, *config, "--rerun-incomplete")
+    assert not list(results.rglob("*.part"))
+    assert results_digest(results) == results_digest(meg_run)
 
 
 # --------------------------------------------------------------------------- sEEG

@@ -8,12 +8,11 @@ HTML report, and a bad config that must fail before anything is written.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import h5py
 import pandas as pd
 import pytest
 
@@ -86,23 +85,30 @@ def test_two_runs_from_scratch_are_bit_identical(ci_run: Path, tmp_path: Path):
     assert first.keys() == second.keys() and first == second
 
 
-def test_sigkill_mid_run_then_resume_is_bit_identical(ci_run: Path, tmp_path: Path):
+def _assert_half_written(part: Path, final: Path) -> None:
+    """The kill left the temporary HDF5 file and no final file (nothing a reader could take)."""
+    assert part.exists() and part.name.endswith(".part"), part
+    assert not final.exists(), final
+
+
+def test_sigkill_mid_run_then_resume_is_bit_identical(ci_run: Path, tmp_path: Path, kill_workflow):
     cmd = [*SNAKEMAKE, "-d", str(tmp_path), "--configfile", str(CI_CONFIG)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, env=_env())
-    marker = tmp_path / RESULTS / "features" / "minilm.h5"
-    deadline = time.time() + 120
-    while not marker.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    assert proc.poll() is None, "the workflow finished before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)  # snakemake and every job it started
-    proc.wait()
-    assert not (tmp_path / RESULTS / "scores.csv").exists()
-    # The documented resume: unlock the directory a killed run left locked, then rerun.
+    results = tmp_path / RESULTS
+    # 1. SIGKILL in the middle of the HDF5 write of the first model's features.
+    part = kill_workflow(cmd, _env(), stall="minilm.h5")
+    _assert_half_written(part, part.parent / "minilm.h5")
+    # 2. The documented resume (unlock, then --rerun-incomplete), killed again once scoring has begun.
+    _snakemake(tmp_path, "--configfile", str(CI_CONFIG), "--unlock")
+    kill_workflow([*cmd, "--rerun-incomplete"], _env(), when=results / "scores" / "minilm.csv")
+    assert not (results / "scores.csv").exists()
+    # 3. Resume to the end.
     _snakemake(tmp_path, "--configfile", str(CI_CONFIG), "--unlock")
     _snakemake(tmp_path, "--configfile", str(CI_CONFIG), "--rerun-incomplete")
     assert _tables(tmp_path) == _tables(ci_run)
-    assert not list((tmp_path / RESULTS).rglob("*.part"))
+    assert not list(results.rglob("*.part")) and not part.exists()
+    for h5 in results.rglob("*.h5"):
+        with h5py.File(h5, "r") as f:  # every HDF5 output opens and names its contract
+            assert "contract" in f.attrs, h5
 
 
 def test_snakemake_report(ci_run: Path):

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._validation import BrainalignError, InputFileError, check_fname
+from .._validation import BrainalignError, InputFileError, check_fname, not_utf8_error
 from ..io import Responses
 from ..stimuli.events import textgrid_to_events
 
@@ -154,7 +154,7 @@ def _read_matrix(
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise InputFileError(path, f"{what} file is not UTF-8/ASCII text.") from None
+        raise not_utf8_error(path, f"{what} file") from None
     rows: list[list[float]] = []
     lines: list[int] = []
     for line_no, line in enumerate(text.splitlines(), start=1):

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._validation import ConfigError, InputFileError
+from .._validation import ConfigError, InputFileError, not_utf8_error
 
 __all__ = [
     "BidsRun",
@@ -128,9 +128,11 @@ def _preproc_bolds(root: Path, subject: str, ds: dict[str, Any]) -> list[tuple[d
 def list_bids_subjects(ds: dict[str, Any], config_path: str | os.PathLike | None = None) -> list[str]:
     """Subjects (``sub-<label>``) with at least one preprocessed run of the task in the space."""
     root = fmriprep_dir(ds)
+    if not Path(ds["bids_dir"]).is_dir():
+        raise ConfigError(config_path, "dataset.bids_dir", f"the BIDS folder {ds['bids_dir']} does not exist.")
     if not root.is_dir():
-        raise ConfigError(config_path, "dataset.fmriprep_dir",
-                          f"the fMRIPrep folder {root} does not exist.")
+        field = "dataset.fmriprep_dir" if ds.get("fmriprep_dir") else "dataset.bids_dir"
+        raise ConfigError(config_path, field, f"the fMRIPrep folder {root} does not exist.")
     subjects = [p.name for p in sorted(root.glob("sub-*")) if p.is_dir() and _preproc_bolds(root, p.name, ds)]
     if not subjects:
         raise ConfigError(
@@ -212,7 +214,7 @@ def run_geometry(runs: list[BidsRun]) -> tuple[float, list[int]]:
         try:
             img = nib.load(str(run.bold))
         except Exception as err:
-            raise InputFileError(run.bold, f"not a readable NIfTI image ({err}).") from err
+            raise InputFileError(run.bold, f"not a readable NIfTI image: its header cannot be read ({err}).") from err
         if len(img.shape) != 4:
             raise InputFileError(run.bold, f"header field 'dim' gives shape {tuple(img.shape)}, expected 4-D.")
         tr = _header_tr(img, run.bold)
@@ -265,8 +267,8 @@ def read_run_words(ds: dict[str, Any], run: BidsRun, n_volumes: int, tr: float) 
     try:
         table = pd.read_csv(path, sep=spec.get("sep", "\t"), header=None if spec.get("columns") else 0,
                             names=spec.get("columns"), dtype=str, keep_default_na=False, encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise InputFileError(path, f"is not UTF-8 text ({err.reason} at byte {err.start}).") from err
+    except UnicodeDecodeError:
+        raise not_utf8_error(path, "events file") from None
     except pd.errors.ParserError as err:
         raise InputFileError(path, f"is not a readable table ({err}).") from err
     word_col = spec.get("word_column", "word")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._validation import ConfigError, InputFileError
+from .._validation import ConfigError, InputFileError, not_utf8_error
 
 __all__ = ["Recording", "find_recordings", "list_meeg_subjects", "read_bids_raw", "read_bids_words"]
 
@@ -40,6 +40,10 @@ def read_bids_raw(recording: Recording):
     """Read one recording with mne-bids (channel types and bad channels from ``*_channels.tsv``)."""
     import mne_bids
 
+    from ..preprocess.meeg import _check_edf_header
+
+    if recording.path.suffix.lower() in (".edf", ".bdf"):
+        _check_edf_header(recording.path)
     try:
         return mne_bids.read_raw_bids(recording.bids_path, verbose="error").load_data(verbose="error")
     except Exception as err:
@@ -106,8 +110,8 @@ def read_bids_words(path: str | os.PathLike, word_column: str = "word") -> pd.Da
     try:
         table = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False, dtype={word_column: str},
                             encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise InputFileError(path, f"not UTF-8 text ({err.reason} at byte {err.start}).") from err
+    except UnicodeDecodeError:
+        raise not_utf8_error(path, "events file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise InputFileError(path, f"not a readable TSV ({err}).") from err
     if "onset" not in table.columns:

@@ -222,7 +222,19 @@ def _recordings(cfg: dict[str, Any], subject: str,
     return [(int(p.name.split("_")[0].removeprefix("run-")), p, None, lambda p=p: read_raw(p)) for p in paths]
 
 
+def _check_finite_channels(raw, source: Path) -> None:
+    """Raise naming the first channel with a NaN or infinite sample."""
+    for k, name in enumerate(raw.ch_names):
+        bad = ~np.isfinite(raw.get_data(picks=[k])[0])
+        if bad.any():
+            raise InputFileError(source, f"channel {name!r} has {int(bad.sum())} NaN or infinite sample(s), the "
+                                         f"first at {raw.times[int(np.argmax(bad))]:.3f} s; list it in "
+                                         "electrophysiology.bad_channels (or set "
+                                         "electrophysiology.detect_bad_channels: true).")
+
+
 def _preprocess_run(cfg: dict[str, Any], raw, source: Path):
+    """The preprocessed recording and its bad channels (dropped or interpolated)."""
     from ..preprocess import meeg, seeg
 
     ep = cfg["electrophysiology"]
@@ -237,6 +249,7 @@ def _preprocess_run(cfg: dict[str, Any], raw, source: Path):
         raw = meeg.handle_bad_channels(raw, bads, method=ep["bad_channel_method"], source=source)
     # Brain signals only: stimulus, trigger and misc channels carry no positions and no response.
     raw = raw.pick("data", exclude="bads")
+    _check_finite_channels(raw, source)
     if ep["reference"] == "bipolar":
         raw = seeg.bipolar_reference(raw, source=source)
     elif ep["reference"] == "laplacian":
@@ -247,7 +260,20 @@ def _preprocess_run(cfg: dict[str, Any], raw, source: Path):
         raw = seeg.high_gamma_envelope(raw, tuple(ep["high_gamma"]), order=ep["filter_order"], source=source)
     if abs(raw.info["sfreq"] - ep["sfreq"]) > 1e-9:
         raw = meeg.resample(raw, ep["sfreq"])
-    return raw
+    return raw, bads
+
+
+def _check_run_words(got: list[str], expected: list[str], run: int, events_path: str | os.PathLike,
+                     source: str | os.PathLike, field: str) -> None:
+    """Raise naming the first word of a recording that differs from the dataset's word table."""
+    if got == expected:
+        return
+    k = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
+    here = repr(got[k]) if k < len(got) else "missing"
+    there = repr(expected[k]) if k < len(expected) else "missing"
+    raise InputFileError(source, f"{field}: the words of run {run} differ from the dataset's word table "
+                                 f"{events_path}: word {k} is {here} here but {there} there ({len(got)} vs "
+                                 f"{len(expected)} words).")
 
 
 def run_epochs(cfg: dict[str, Any], subject: str, events_path: str | os.PathLike, out: str | os.PathLike,
@@ -259,7 +285,7 @@ def run_epochs(cfg: dict[str, Any], subject: str, events_path: str | os.PathLike
     ep = cfg["electrophysiology"]
     events = read_events(events_path)
     parts, inputs = [], []
-    reference: tuple[Path, float, list[str]] | None = None
+    reference: tuple[Path, float, list[str], list[str]] | None = None
     for run, path, events_tsv, read in _recordings(cfg, subject, raw_dir):
         raw = read()
         if reference is not None and abs(raw.info["sfreq"] - reference[1]) > 1e-6:
@@ -274,19 +300,24 @@ def run_epochs(cfg: dict[str, Any], subject: str, events_path: str | os.PathLike
         expected = events[events["run"] == run]
         if expected.empty:
             raise InputFileError(path, f"run {run} has no words in {events_path}.")
-        if len(words) != len(expected) or list(words["word"]) != list(expected["word"].astype(str)):
-            raise InputFileError(events_tsv or path, f"the words of run {run} ({len(words)}) differ from the "
-                                                     f"dataset's word table ({len(expected)} words, {events_path}).")
+        _check_run_words(list(words["word"]), list(expected["word"].astype(str)), run, events_path,
+                         path if events_tsv is None else events_tsv,
+                         "annotations" if events_tsv is None else f"column {cfg['dataset']['word_column']!r}")
         sfreq_in = raw.info["sfreq"]
-        raw = _preprocess_run(cfg, raw, path)
+        raw, bads = _preprocess_run(cfg, raw, path)
         X, times = meeg.epoch_words(raw, words["onset"].to_numpy(), tmin=ep["tmin"], tmax=ep["tmax"],
                                     baseline=None if ep["baseline"] is None else tuple(ep["baseline"]),
                                     shift=ep["shift"], source=path)
         if reference is not None and raw.ch_names != reference[2]:
+            missing = [c for c in reference[2] if c not in raw.ch_names]
+            extra = [c for c in raw.ch_names if c not in reference[2]]
             raise InputFileError(path, f"field ch_names: the channels after preprocessing differ from "
-                                       f"{reference[0].name}'s ({len(raw.ch_names)} vs {len(reference[2])}).")
+                                       f"{reference[0].name}'s ({len(raw.ch_names)} vs {len(reference[2])}; "
+                                       f"missing here: {missing}, only here: {extra}). Bad channels (dropped): "
+                                       f"{bads} here, {reference[3]} in {reference[0].name}; list them in "
+                                       "electrophysiology.bad_channels to drop the same channels in every run.")
         if reference is None:
-            reference = (path, sfreq_in, list(raw.ch_names))
+            reference = (path, sfreq_in, list(raw.ch_names), bads)
             positions = None if electro_modality(cfg) == "seeg" else meeg.sensor_positions_2d(raw.info)
         parts.append((X, expected.index.to_numpy(), np.full(len(X), run)))
         inputs.append(path)

@@ -90,6 +90,8 @@ def dataset_subjects(cfg: dict[str, Any]) -> list[str]:
     else:
         from ..datasets.alice import list_alice_subjects
 
+        if not Path(ds["data_dir"]).is_dir():
+            raise ConfigError(None, "dataset.data_dir", f"the folder {ds['data_dir']} does not exist.")
         available = list_alice_subjects(ds["data_dir"], ds["roi_size"])
     if ds["subjects"] == "all":
         return available
@@ -370,11 +372,14 @@ def run_design(
 # --------------------------------------------------------------------------- scoring
 def _load_subjects(paths: Sequence[str | os.PathLike]) -> tuple[list[Responses], list[Responses]]:
     loaded = [read_responses(p) for p in paths]
-    usable = [r for r in loaded if not r.excluded]
-    if len({r.n_samples for r in usable}) > 1:
-        raise InputFileError(paths[0], "subjects have different numbers of samples: "
-                             + ", ".join(f"{r.subject}={r.n_samples}" for r in usable))
-    return usable, [r for r in loaded if r.excluded]
+    usable = [(Path(p), r) for p, r in zip(paths, loaded) if not r.excluded]
+    for path, resp in usable[1:]:
+        first_path, first = usable[0]
+        if resp.n_samples != first.n_samples:
+            raise InputFileError(path, f"dataset 'data' has {resp.n_samples} samples (subject {resp.subject}) but "
+                                       f"{first_path.name} has {first.n_samples} (subject {first.subject}); "
+                                       "every subject must have the same samples.")
+    return [r for _, r in usable], [r for r in loaded if r.excluded]
 
 
 def _shift_pvalues(y: np.ndarray, predictions: np.ndarray, stats_cfg: dict[str, Any], layer: str) -> np.ndarray:

@@ -118,11 +118,11 @@ def run_mask(cfg: dict[str, Any], out: str | os.PathLike) -> Path:
     from nilearn.masking import intersect_masks
 
     from ..datasets.bids import find_bids_runs
-    from ..preprocess.nifti import mask_on_grid
+    from ..preprocess.nifti import _load_img, mask_on_grid
 
     ds = cfg["dataset"]
     runs = [run for subject in dataset_subjects(cfg) for run in find_bids_runs(ds, subject)]
-    ref = nib.load(str(runs[0].bold))
+    ref, _ = _load_img(runs[0].bold, "BOLD image")
     if ds["mask"] == "brain":
         imgs = []
         for run in runs:
@@ -179,7 +179,7 @@ def run_volume_responses(
     from ..datasets.bids import find_bids_runs, run_geometry
     from ..preprocess.confounds import load_fmriprep_confounds
     from ..preprocess.fmri import clean_signals
-    from ..preprocess.nifti import load_bold_responses
+    from ..preprocess.nifti import _load_img, _read_data, load_bold_responses
 
     ds = cfg["dataset"]
     pre = cfg["preprocessing"]
@@ -198,9 +198,9 @@ def run_volume_responses(
     if not np.isclose(tr, ref_tr, rtol=1e-4):
         raise InputFileError(runs[0].bold, f"header field pixdim[4] gives TR = {tr:g} s, but {subjects[0]} "
                                            f"has TR = {ref_tr:g} s.")
-    mask_img = nib.load(str(mask_path))
+    mask_img, mask_path = _load_img(mask_path, "analysis mask (--mask)")
     atlas, names = _atlas_labels(cfg, mask_img)
-    mask = mask_img.get_fdata() > 0
+    mask = _read_data(mask_img, mask_path, "analysis mask (--mask)") > 0
     parcels = ds["units"] == "parcels"
     if parcels:
         if atlas is None:
@@ -252,8 +252,11 @@ def run_volume_responses(
     )
     constant = np.flatnonzero(np.ptp(resp.data, axis=0) == 0)
     if constant.size:
+        first = unit_names[constant[0]]
+        if not parcels:
+            first += f" at voxel index {tuple(int(i) for i in np.argwhere(grid.mask)[constant[0]])}"
         raise InputFileError(runs[0].bold, f"{constant.size} unit(s) of the analysis mask are constant over "
-                                           f"all runs (first: {unit_names[constant[0]]}); fix the mask.")
+                                           f"all runs (first: {first}); fix the mask.")
     resp.data = clean_signals(resp.data, tr, pre, run_labels, block).astype(np.float32)
     return write_responses(out, resp, provenance(cfg, inputs, stage="responses", subject=subject))
 

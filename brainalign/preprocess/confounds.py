@@ -72,11 +72,12 @@ def load_fmriprep_confounds(
     names = [] if frame is None else [str(c) for c in frame.columns]
     if values.shape[0] != n_volumes:
         raise InputFileError(
-            bold, f"its confounds TSV has {values.shape[0]} rows but the image has {n_volumes} volumes."
+            _confounds_tsv(bold), f"has {values.shape[0]} rows but {bold.name} has {n_volumes} volumes "
+            "(header field dim[4]); one row per volume is expected."
         )
     if not np.isfinite(values).all():
         col = names[int(np.flatnonzero(~np.isfinite(values).all(axis=0))[0])]
-        raise InputFileError(bold, f"its confounds TSV column {col!r} has NaN values after loading.")
+        raise InputFileError(_confounds_tsv(bold), f"column {col!r} has NaN values after loading.")
     if sample_mask is not None:
         dropped = np.setdiff1d(np.arange(n_volumes), np.asarray(sample_mask))
         spikes = np.zeros((n_volumes, dropped.size))
@@ -84,6 +85,17 @@ def load_fmriprep_confounds(
         values = np.hstack([values, spikes])
         names += [f"scrub_{int(v)}" for v in dropped]
     return values, names
+
+
+def _confounds_tsv(bold: Path) -> Path:
+    """The confounds TSV fMRIPrep writes next to ``bold`` (named in messages)."""
+    keep = [part for part in bold.name.split("_")[:-1] if not part.startswith(("space-", "res-", "den-", "desc-"))]
+    stem = "_".join(keep)
+    for suffix in ("timeseries", "regressors"):
+        candidate = bold.with_name(f"{stem}_desc-confounds_{suffix}.tsv")
+        if candidate.exists():
+            return candidate
+    return bold.with_name(f"{stem}_desc-confounds_timeseries.tsv")
 
 
 def _preset_options(preset: str, options: dict[str, Any]) -> dict[str, Any]:

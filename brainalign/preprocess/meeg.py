@@ -45,6 +45,7 @@ from .._validation import (
     check_fname,
     check_option,
     check_range,
+    not_utf8_error,
 )
 
 __all__ = [
@@ -85,6 +86,47 @@ def _source_of(raw: mne.io.BaseRaw, source: str | os.PathLike | None) -> str | o
     return first if first else None
 
 
+def _check_edf_header(path: Path) -> None:
+    """Check the fixed header of an EDF/BDF file: numeric fields, and a file as long as the header says.
+
+    MNE reads a truncated EDF without complaint (it infers the number of data
+    records from the file size), so a cut-off recording would silently lose
+    its end; a header field that is not a number gives a bare ``ValueError``.
+    Here both name the file and the header field.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(256)
+        if len(head) < 256:
+            raise InputFileError(path, f"EDF header: the file has {len(head)} bytes, fewer than the 256 bytes of "
+                                       "the fixed header (truncated file?).")
+
+        def number(name: str, start: int, stop: int, kind: type = int) -> Any:
+            text = head[start:stop].decode("ascii", "replace").strip()
+            try:
+                return kind(text)
+            except ValueError:
+                raise InputFileError(path, f"EDF header field {name!r} (bytes {start}-{stop - 1}) is {text!r}, "
+                                           "not a number (corrupt header).") from None
+
+        header_bytes = number("number of bytes in header record", 184, 192)
+        n_records = number("number of data records", 236, 244)
+        number("duration of a data record", 244, 252, float)
+        n_signals = number("number of signals", 252, 256)
+        fh.seek(256 + 216 * n_signals)
+        fields = fh.read(8 * n_signals)
+    try:
+        samples = [int(fields[8 * k:8 * k + 8].decode("ascii")) for k in range(n_signals)]
+    except ValueError:
+        raise InputFileError(path, "EDF header field 'number of samples in each data record' is not a whole "
+                                   "number for every signal (corrupt header).") from None
+    sample_bytes = 3 if head[:1] == b"\xff" else 2  # BDF stores 24-bit samples
+    expected = header_bytes + n_records * sum(samples) * sample_bytes
+    size = path.stat().st_size
+    if n_records >= 0 and size < expected:
+        raise InputFileError(path, f"EDF header field 'number of data records' is {n_records} ({expected} bytes "
+                                   f"in all), but the file has {size} bytes: it is truncated.")
+
+
 def read_raw(source: str | os.PathLike | mne.io.BaseRaw, *, preload: bool = True) -> mne.io.BaseRaw:
     """Read a continuous recording, or copy one already in memory.
 
@@ -106,8 +148,9 @@ def read_raw(source: str | os.PathLike | mne.io.BaseRaw, *, preload: bool = True
     Raises
     ------
     InputFileError
-        The file is missing, or MNE cannot read it (MNE's message is
-        included).
+        The file is missing, MNE cannot read it (MNE's message is
+        included), or an EDF/BDF file is truncated or has a header field
+        that is not a number (the field is named).
     """
     if isinstance(source, mne.io.BaseRaw):
         raw = source.copy()
@@ -119,11 +162,14 @@ def read_raw(source: str | os.PathLike | mne.io.BaseRaw, *, preload: bool = True
             f"'source' must be a file path or an mne.io.BaseRaw, got {type(source).__name__}."
         )
     path = check_fname(source, "file", "recording")
+    if path.suffix.lower() in (".edf", ".bdf"):
+        _check_edf_header(path)
     try:
         return mne.io.read_raw(path, preload=preload, verbose="error")
     except Exception as err:  # MNE raises many types (ValueError, OSError, KeyError, ...)
         raise InputFileError(
-            path, f"MNE cannot read this file as a raw recording ({type(err).__name__}: {err})"
+            path, f"MNE cannot read this file as a raw recording ({type(err).__name__}: {err}); it is "
+            "truncated, corrupt or not a recording."
         ) from err
 
 
@@ -210,7 +256,9 @@ def _words_from_tsv(
         )
     except pd.errors.EmptyDataError:
         raise InputFileError(path, "events file is empty (no header, no rows).") from None
-    except (UnicodeDecodeError, pd.errors.ParserError) as err:
+    except UnicodeDecodeError:
+        raise not_utf8_error(path, "events file") from None
+    except pd.errors.ParserError as err:
         raise InputFileError(path, f"cannot be parsed as a tab-separated table ({err}).") from None
     for column in ("onset", word_column):
         if column not in table.columns:

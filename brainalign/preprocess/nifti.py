@@ -107,7 +107,9 @@ def _load_img(img: Any, what: str):
         try:
             loaded = nib.load(str(path))
         except Exception as err:  # nibabel raises several types for bad files
-            raise InputFileError(path, f"{what} is not a readable NIfTI image ({err}).") from err
+            raise InputFileError(
+                path, f"{what} is not a readable NIfTI image: its header cannot be read ({err})."
+            ) from err
         return loaded, path
     if not isinstance(img, nib.spatialimages.SpatialImage):
         raise InputFileError(
@@ -115,6 +117,17 @@ def _load_img(img: Any, what: str):
         )
     fname = img.get_filename()
     return img, (Path(fname) if fname else None)
+
+
+def _read_data(img, path: Path | None, what: str, dtype: Any = None) -> np.ndarray:
+    """The voxel values of ``img`` (float ``dtype``, or as stored when None), or an error naming the file."""
+    try:
+        return img.get_fdata(dtype=dtype) if dtype is not None else np.asanyarray(img.dataobj)
+    except Exception as err:  # EOFError, zlib.error, OSError, ValueError: truncated or corrupt data
+        raise InputFileError(
+            path, f"{what} data (the voxel values after the header) cannot be read: the file is truncated "
+            f"or corrupt ({type(err).__name__}: {err})."
+        ) from err
 
 
 def _label(path: Path | None, what: str) -> str:
@@ -184,7 +197,7 @@ def mask_on_grid(mask: Any, ref_img: Any, what: str = "mask image") -> tuple[np.
             f"{np.array2string(np.asarray(ref_img.affine), precision=3)}. Masks are not resampled; "
             "resample it to the BOLD grid first."
         )
-    marr = np.asanyarray(mimg.dataobj)
+    marr = _read_data(mimg, mpath, mname)
     values = np.unique(marr[np.isfinite(marr)]) if marr.size else np.array([])
     if not np.all(np.isin(values, (0, 1))) or not np.isfinite(marr).all():
         raise InputFileError(
@@ -208,7 +221,7 @@ def labels_on_grid(labels: Any, ref_img: Any) -> tuple[np.ndarray, Path | None]:
 
     limg, lpath = _load_img(labels, "label image")
     lname = _label(lpath, "label image")
-    larr = np.asanyarray(limg.dataobj)
+    larr = _read_data(limg, lpath, lname)
     if larr.ndim == 4 and larr.shape[3] == 1:
         larr = larr[..., 0]
     if larr.ndim != 3:
@@ -305,7 +318,7 @@ def load_bold_responses(
     tr = float(tr)
     shape3 = tuple(int(s) for s in img.shape[:3])
     affine = np.asarray(img.affine, dtype=np.float64)
-    data4 = img.get_fdata(dtype=np.float32)
+    data4 = _read_data(img, path, name, np.float32)
     n_vol = data4.shape[3]
 
     if labels is None:
@@ -453,5 +466,5 @@ def read_score_map(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         The map (0 outside the mask).
     affine : ndarray of shape (4, 4)
     """
-    img, _ = _load_img(path, "score map")
-    return img.get_fdata(dtype=np.float32), np.asarray(img.affine, dtype=np.float64)
+    img, path = _load_img(path, "score map")
+    return _read_data(img, path, "score map", np.float32), np.asarray(img.affine, dtype=np.float64)

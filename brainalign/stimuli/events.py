@@ -14,7 +14,8 @@ column        type        meaning
 and optionally ``stimulus_id`` (str), naming the stimulus the word comes from,
 and ``story`` (str): words of one story split across several runs share it, and
 the language model's context then continues across those runs.
-Other columns are kept as they are. Onsets never decrease within a run.
+Other columns are kept as they are. Onsets never decrease within a run, and
+no word appears twice at the same onset of a run (a repeated row).
 
 Row numbers in error messages count data rows from 0 (the header excluded),
 as pandas does; when the table was read from a file the file's line number is
@@ -31,7 +32,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._validation import InputFileError, check_fname, check_range, check_type
+from .._validation import (
+    InputFileError,
+    check_fname,
+    check_range,
+    check_type,
+    not_utf8_error,
+)
 from ..io import atomic_path, write_provenance
 from .textgrid import read_textgrid
 
@@ -103,7 +110,7 @@ def _to_run(column: pd.Series, where: _Where) -> np.ndarray:
     floats = _to_float(column, "run", where)
     for i, value in enumerate(floats):
         if value != np.floor(value):
-            raise where.error(f"column 'run' is not a whole number at {where.row(i)} ({value!r}).")
+            raise where.error(f"column 'run' is not a whole number at {where.row(i)} ({float(value)!r}).")
         if value < 1:
             raise where.error(f"column 'run' is {int(value)} at {where.row(i)}, expected >= 1.")
     return floats.astype(np.int64)
@@ -130,11 +137,27 @@ def _check_order(onsets: np.ndarray, runs: np.ndarray, where: _Where) -> None:
         previous = last.get(int(run))
         if previous is not None and onset < previous[0]:
             raise where.error(
-                f"column 'onset' decreases at {where.row(i)} in run {int(run)}: {onset!r} s comes "
-                f"after {previous[0]!r} s at {where.row(previous[1])} (sort the events by run "
+                f"column 'onset' decreases at {where.row(i)} in run {int(run)}: {float(onset)!r} s comes "
+                f"after {float(previous[0])!r} s at {where.row(previous[1])} (sort the events by run "
                 "and onset)."
             )
         last[int(run)] = (onset, i)
+
+
+def _check_duplicates(events: pd.DataFrame, where: _Where) -> None:
+    """Raise if a word appears twice at the same onset of the same run (a repeated row)."""
+    key = ["run", "onset", "word"]
+    duplicated = events.duplicated(key, keep=False).to_numpy()
+    if not duplicated.any():
+        return
+    first = int(np.flatnonzero(duplicated)[0])
+    run, onset, word = (events[c].iat[first] for c in key)
+    same = [where.row(int(i)) for i in np.flatnonzero(duplicated)
+            if events["run"].iat[i] == run and events["onset"].iat[i] == onset and events["word"].iat[i] == word]
+    raise where.error(
+        f"column 'word': {word!r} at onset {float(onset)!r} s in run {int(run)} appears more than once "
+        f"({', '.join(same)}); {int(duplicated.sum())} row(s) are duplicated in all (remove the repeats)."
+    )
 
 
 def _validate(
@@ -158,7 +181,7 @@ def _validate(
     if negative.size:
         i = int(negative[0])
         raise where.error(
-            f"column 'duration' is negative at {where.row(i)} ({out['duration'].iat[i]!r} s), "
+            f"column 'duration' is negative at {where.row(i)} ({float(out['duration'].iat[i])!r} s), "
             "expected >= 0."
         )
     out["word"] = _to_text(out["word"], "word", where)
@@ -166,6 +189,7 @@ def _validate(
     if "stimulus_id" in out.columns:
         out["stimulus_id"] = _to_text(out["stimulus_id"], "stimulus_id", where)
     _check_order(out["onset"].to_numpy(), out["run"].to_numpy(), where)
+    _check_duplicates(out, where)
     extra = [c for c in out.columns if c not in EVENT_COLUMNS]
     return out[EVENT_COLUMNS + extra]
 
@@ -195,7 +219,8 @@ def validate_events(df: pd.DataFrame, path: str | os.PathLike | None = None) -> 
         Naming the file, the column and the row, for a missing column, an
         empty table, a NaN, infinite or non-numeric ``onset``/``duration``/
         ``run``, a negative duration, a run that is not a whole number >= 1,
-        an empty word, or onsets that decrease within a run.
+        an empty word, onsets that decrease within a run, or the same word twice
+        at the same onset of a run.
     """
     return _validate(df, path, None)
 
@@ -222,10 +247,8 @@ def read_events(path: str | os.PathLike) -> pd.DataFrame:
         )
     except pd.errors.EmptyDataError:
         raise InputFileError(path, "events file is empty (no header, no rows).") from None
-    except UnicodeDecodeError as err:
-        raise InputFileError(
-            path, f"events file is not UTF-8 text ({err.reason} at byte {err.start})."
-        ) from None
+    except UnicodeDecodeError:
+        raise not_utf8_error(path, "events file") from None
     except pd.errors.ParserError as err:
         raise InputFileError(path, f"cannot be parsed as a tab-separated table ({err}).") from None
     # Data row i is on line i + 2 (line 1 is the header).

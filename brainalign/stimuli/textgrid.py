@@ -78,16 +78,20 @@ def _decode(raw: bytes, path: Path) -> str:
         candidates = ["utf-16-be"]
     else:
         candidates = ["utf-8"]
+    where = ""
     for encoding in candidates:
         try:
             text = raw.decode(encoding)
-        except UnicodeDecodeError:
+        except UnicodeDecodeError as err:
+            if encoding == "utf-8":
+                line = raw.count(b"\n", 0, err.start) + 1
+                where = f" (byte 0x{raw[err.start]:02x} at line {line}, byte offset {err.start})"
             continue
         if "\x00" not in text:
             return text
     raise InputFileError(
         path,
-        "not UTF-8/UTF-16 text: the TextGrid cannot be decoded (binary TextGrid, or a legacy "
+        f"not UTF-8/UTF-16 text{where}: the TextGrid cannot be decoded (binary TextGrid, or a legacy "
         "encoding such as Latin-1?). Re-save it from Praat as a text file.",
     )
 
