@@ -141,3 +141,75 @@ def _digest(results: Path) -> dict[str, str]:
 def results_digest():
     """``results_digest(folder)``: see :func:`_digest`."""
     return _digest
+
+
+def _seed_fields() -> list[tuple[str, ...]]:
+    """Every ``seed`` field of the config schema, as key paths (e.g. ("decoding", "generator", "seed"))."""
+    import json
+
+    schema = json.loads((REPO / "brainalign" / "schemas" / "config.schema.json").read_text())
+    found: list[tuple[str, ...]] = []
+
+    def walk(node, path):
+        for key, sub in node.get("properties", {}).items():
+            if key == "seed":
+                found.append((*path, key))
+            elif isinstance(sub, dict):
+                walk(sub, (*path, key))
+
+    walk(schema, ())
+    return found
+
+
+def _unrecorded_seeds(results: Path) -> list[str]:
+    """Outputs under ``results`` whose provenance is missing or lacks a seed of the config.
+
+    Tables carry ``<name>.json``, HDF5 files a ``provenance`` attribute; a folder
+    of other files (FIF recordings, checkpoints) needs one provenance record in it.
+    """
+    import json
+
+    import h5py
+
+    seeds = _seed_fields()
+    problems: list[str] = []
+
+    def check(where: str, text: str | None) -> None:
+        if text is None:
+            problems.append(f"{where}: no provenance")
+            return
+        config = json.loads(text).get("config", {})
+        for path in seeds:
+            node = config
+            for key in path:
+                node = node.get(key) if isinstance(node, dict) else None
+            if not isinstance(node, int):
+                problems.append(f"{where}: seed {'.'.join(path)} not recorded")
+
+    folders: set[Path] = set()
+    for path in sorted(results.rglob("*")):
+        rel = path.relative_to(results).as_posix()
+        if not path.is_file() or rel.split("/")[0] in ("logs", "benchmarks", "figures") or path.suffix == ".json":
+            continue
+        if path.suffix in (".csv", ".tsv"):
+            sidecar = path.with_name(path.name + ".json")
+            check(rel, sidecar.read_text() if sidecar.exists() else None)
+        elif path.suffix == ".h5":
+            with h5py.File(path, "r") as f:
+                check(rel, f.attrs.get("provenance"))
+        elif path.suffix in (".fif", ".safetensors", ".gz"):
+            folders.add(path.parent)
+    for folder in sorted(folders):
+        # The nearest record in the folder or a parent folder below results/ (a folder output).
+        chain = [folder, *folder.parents[: len(folder.relative_to(results).parts) - 1]] if folder != results \
+            else [results]
+        records = [p for d in chain for p in sorted(d.glob("*.json"))
+                   if json.loads(p.read_text()).get("config") is not None]
+        check(folder.relative_to(results).as_posix() + "/", records[0].read_text() if records else None)
+    return problems
+
+
+@pytest.fixture(scope="session")
+def unrecorded_seeds():
+    """``unrecorded_seeds(results)``: see :func:`_unrecorded_seeds` (an empty list is a pass)."""
+    return _unrecorded_seeds

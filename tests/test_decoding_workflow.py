@@ -79,18 +79,23 @@ def test_retrieval_captions_and_images(images_run: Path):
 
 def test_sigkill_twice_then_resume_matches_a_run_from_scratch(images_run: Path, tmp_path: Path, kill_workflow,
                                                               results_digest):
-    """Killed mid-HDF5 write of the image set, then mid-HDF5 write of a subject's reconstructions (its
-    tables already written: an incomplete job); resumed: identical to ``images_run``."""
+    """A second run from scratch, killed mid-HDF5 write of subj02's betas (the job's other outputs
+    already written: an incomplete job), then once the captioner is trained; resumed, it matches
+    ``images_run`` table for table and array for array."""
     config = CONFIGS / "simulated_images_ci.yaml"
     workdir = tmp_path / "images ' ü"
     results = workdir / "results" / "simulated_images_ci"
-    part = kill_workflow(_command(workdir, config), _env(), stall="images.h5")
-    assert part.exists() and not (results / "images.h5").exists()
+    part = kill_workflow(_command(workdir, config), _env(), stall="subj02.h5")
+    assert part.exists() and part.parent == results / "betas" and not (results / "betas" / "subj02.h5").exists()
+    assert (results / "images.h5").exists() and (results / "betas" / "subj01.h5").exists()
     _snakemake(workdir, config, "--unlock")
-    part = kill_workflow(_command(workdir, config, "--rerun-incomplete"), _env(), stall="reconstructions.h5")
-    assert part.exists() and part.parent.parent == results / "decoding"
-    assert (part.parent / "scores.csv").exists() and not (part.parent / "reconstructions.h5").exists()
+    kill_workflow(_command(workdir, config, "--rerun-incomplete"), _env(), when=results / "captioner")
+    assert not (results / "decoding" / "scores.csv").exists()
     _snakemake(workdir, config, "--unlock")
     _snakemake(workdir, config, "--rerun-incomplete")
     assert not list(results.rglob("*.part"))
     assert results_digest(results) == results_digest(images_run)
+
+
+def test_every_output_records_its_seeds(images_run: Path, unrecorded_seeds):
+    assert unrecorded_seeds(images_run) == []

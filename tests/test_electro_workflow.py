@@ -144,6 +144,10 @@ def test_meg_sigkill_twice_then_resume_matches_a_run_from_scratch(meg_run: Path,
     assert results_digest(results) == results_digest(meg_run)
 
 
+def test_meg_outputs_record_their_seeds(meg_run: Path, unrecorded_seeds):
+    assert unrecorded_seeds(meg_run) == []
+
+
 # --------------------------------------------------------------------------- sEEG
 def test_seeg_workflow_decodes_words(seeg_run: Path):
     scores = pd.read_csv(seeg_run / "decoding" / "scores.csv")

@@ -296,7 +296,8 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
     # Two-way identification on a fixed random CNN (torchvision's AlexNet/Inception weights cannot be
     # shipped; metrics.images loads a user's AlexNet state dict for the published definition).
     extractors = {"random_cnn": random_cnn_features(seed=dec["seed"])}
-    measured = image_metrics(nearest, true_images, extractors=extractors) if dec["image_metrics"] else {}
+    measured = (image_metrics(nearest, true_images, extractors=extractors, size=dec["image_metrics_size"])
+                if dec["image_metrics"] else {})
     for metric, value in measured.items():
         score_rows.append({"subject": subject, "decoder": best, "target": "image",
                            "metric": f"retrieved_image_{metric}",
@@ -328,6 +329,7 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
         if generated is not None:
             f.create_dataset("generated", data=generated)
         f.attrs["generator_seed"] = dec["generator"]["seed"]
+        f.attrs["provenance"] = json.dumps(prov, sort_keys=True, default=str)
     return out_dir
 
 

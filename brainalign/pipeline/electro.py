@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import ConfigError, InputFileError
-from ..io import _open_h5, atomic_path, provenance, read_features, write_table
+from ..io import _open_h5, atomic_path, provenance, read_features, write_table, write_text
 
 __all__ = [
     "ELECTRO_KINDS",
@@ -144,6 +144,10 @@ def run_simulate_electro(cfg: dict[str, Any], events_path: str | os.PathLike, fe
             raw = sm.simulate_seeg_run(events[rows], Z[rows], n_shafts=spec["n_shafts"],
                                        contacts_per_shaft=spec["contacts_per_shaft"], **common)
         sm.write_raw_fif(out_dir / f"sub-{s + 1:02d}" / f"run-{int(run)}_raw.fif", raw)
+    # FIF files hold no provenance: the config (with the simulation's seed) and inputs sit beside them.
+    write_text(out_dir / "provenance.json",
+               json.dumps(provenance(cfg, [events_path, features_path], stage="simulate_electro"),
+                          sort_keys=True, default=str) + "\n")
     return out_dir
 
 

@@ -8,6 +8,7 @@
 
 import copy
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -67,8 +68,8 @@ if not os.path.exists(CONFIG_FILE) or Path(CONFIG_FILE).read_text(encoding="utf-
 
 
 wildcard_constraints:
-    fs="|".join(INSTANCES),
-    subject="|".join(SUBJECTS),
+    fs="|".join(map(re.escape, INSTANCES)),
+    subject="|".join(map(re.escape, SUBJECTS)),
 
 
 def bids_input(wildcards):

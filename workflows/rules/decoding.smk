@@ -80,7 +80,7 @@ rule decode:
         captioner=captioner_argument,
         threads=THREADS,
     shell:
-        "brainalign decode --config {input.cfg:q} --subject {wildcards.subject} --images {input.images:q} "
+        "brainalign decode --config {input.cfg:q} --subject {wildcards.subject:q} --images {input.images:q} "
         "--betas {input.betas:q} {params.captioner} --threads {params.threads} --no-progress "
         "--out-dir {params.out_dir:q} 2> {log:q}"
 

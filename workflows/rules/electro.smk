@@ -59,7 +59,7 @@ rule epochs:
     params:
         raw=electro_raw_argument,
     shell:
-        "brainalign epochs --config {input.cfg:q} --subject {wildcards.subject} --events {input.events:q} "
+        "brainalign epochs --config {input.cfg:q} --subject {wildcards.subject:q} --events {input.events:q} "
         "{params.raw} --out {output:q} 2> {log:q}"
 
 

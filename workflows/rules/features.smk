@@ -16,7 +16,7 @@ rule features:
     params:
         threads=THREADS,
     shell:
-        "brainalign features --config {input.cfg:q} --events {input.events:q} --feature-set {wildcards.fs} "
+        "brainalign features --config {input.cfg:q} --events {input.events:q} --feature-set {wildcards.fs:q} "
         "--threads {params.threads} --out {output:q} 2> {log:q}"
 
 

@@ -73,7 +73,7 @@ if VOLUME:
         resources:
             mem_mb=8000,
         shell:
-            "brainalign responses --config {input.cfg:q} --subject {wildcards.subject} --mask {input.mask:q} "
+            "brainalign responses --config {input.cfg:q} --subject {wildcards.subject:q} --mask {input.mask:q} "
             "--out {output:q} 2> {log:q}"
 
 else:
@@ -93,5 +93,5 @@ else:
         params:
             raw=raw_argument,
         shell:
-            "brainalign responses --config {input.cfg:q} --subject {wildcards.subject} {params.raw} "
+            "brainalign responses --config {input.cfg:q} --subject {wildcards.subject:q} {params.raw} "
             "--out {output:q} 2> {log:q}"
