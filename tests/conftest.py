@@ -20,6 +20,30 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _without_slurm_probe() -> None:
+    """Put a failing ``scontrol`` first on PATH for the tests' subprocesses.
+
+    No test talks to SLURM (``.ci/slurm`` does, after the tests). But the SLURM
+    executor plugin runs ``scontrol show config`` when Snakemake starts, and on a
+    machine with SLURM's client tools and no controller that waits for its 10 s
+    timeout: 10 s of idling per Snakemake call. A failing ``scontrol`` is what
+    the plugin sees on a machine without SLURM.
+    """
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="brainalign-no-slurm-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    stub = folder / "scontrol"
+    stub.write_text("#!/bin/sh\nexit 1\n")
+    stub.chmod(0o755)
+    os.environ["PATH"] = f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+_without_slurm_probe()
 SHARED_DATA = Path(os.environ.get("BRAINALIGN_SHARED_DATA", REPO.parent / "shared" / "data"))
 STRICT = os.environ.get("BRAINALIGN_STRICT", "0") == "1"
 
