@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -87,46 +88,66 @@ def repo_root() -> Path:
 FAULT_INJECTION = Path(__file__).resolve().parent / "fault_injection"
 
 
-def _kill_workflow(cmd: list[str], env: dict[str, str], *, stall: str | None = None,
-                   when: Path | None = None, scratch: Path, timeout: float = 900.0) -> Path | None:
-    """Start ``cmd`` (a Snakemake run) and SIGKILL its whole process group mid-run.
+class Snakemake:
+    """The workflow (``Snakefile``, 2 cores) run in a subprocess with this interpreter's tools on PATH.
 
-    Either ``stall``: the name of an HDF5 output; its writer stalls with the file
-    half-written (``fault_injection/sitecustomize.py``) and the kill lands there;
-    the temporary file's path is returned. Or ``when``: a path; the run is killed
-    as soon as it exists. Fails if the run ends by itself before the kill.
+    ``scratch`` holds the markers of :meth:`kill`.
     """
-    env = dict(env)
-    marker = scratch / f"stall-{time.monotonic_ns()}.txt"
-    if stall is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(FAULT_INJECTION), env.get("PYTHONPATH")]))
-        env["BRAINALIGN_STALL_WRITE"] = stall
-        env["BRAINALIGN_STALL_MARKER"] = str(marker)
-    watched = marker if stall is not None else when
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, env=env)
-    deadline = time.monotonic() + timeout
-    try:
-        while not watched.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert proc.poll() is None, f"the run ended (status {proc.returncode}) before {watched.name} appeared"
-        assert watched.exists(), f"{watched} did not appear within {timeout:.0f} s"
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and every job it started
-        proc.wait()
-    return Path(marker.read_text(encoding="utf-8")) if stall is not None else None
+
+    def __init__(self, scratch: Path):
+        self.scratch = scratch
+
+    def command(self, workdir: Path, *args: str) -> list[str]:
+        return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2",
+                "-d", str(workdir), *args]
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+
+    def __call__(self, workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run to the end; with ``check``, fail the test with Snakemake's stderr if it fails."""
+        proc = subprocess.run(self.command(workdir, *args), capture_output=True, text=True, env=self.env(),
+                              check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+        return proc
+
+    def kill(self, workdir: Path, *args: str, stall: str | None = None, when: Path | None = None,
+             timeout: float = 900.0) -> Path | None:
+        """Start a run and SIGKILL its whole process group mid-run.
+
+        Either ``stall``: the name of an HDF5 output; its writer stalls with the file
+        half-written (``fault_injection/sitecustomize.py``) and the kill lands there;
+        the temporary file's path is returned. Or ``when``: a path; the run is killed
+        as soon as it exists. Fails if the run ends by itself before the kill.
+        """
+        env = self.env()
+        marker = self.scratch / f"stall-{time.monotonic_ns()}.txt"
+        if stall is not None:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(FAULT_INJECTION), env.get("PYTHONPATH")]))
+            env["BRAINALIGN_STALL_WRITE"] = stall
+            env["BRAINALIGN_STALL_MARKER"] = str(marker)
+        watched = marker if stall is not None else when
+        proc = subprocess.Popen(self.command(workdir, *args), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+        deadline = time.monotonic() + timeout
+        try:
+            while not watched.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert proc.poll() is None, f"the run ended (status {proc.returncode}) before {watched.name} appeared"
+            assert watched.exists(), f"{watched} did not appear within {timeout:.0f} s"
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and every job it started
+            proc.wait()
+        return Path(marker.read_text(encoding="utf-8")) if stall is not None else None
 
 
-@pytest.fixture
-def kill_workflow(tmp_path_factory):
-    """``kill_workflow(cmd, env, stall=... | when=...)``: see :func:`_kill_workflow`."""
-    scratch = tmp_path_factory.mktemp("kill markers")
-
-    def kill(cmd: list[str], env: dict[str, str], **kwargs) -> Path | None:
-        return _kill_workflow(cmd, env, scratch=scratch, **kwargs)
-
-    return kill
+@pytest.fixture(scope="session")
+def snakemake(tmp_path_factory) -> Snakemake:
+    """``snakemake(workdir, *args)``, ``snakemake.kill(workdir, *args, stall=... | when=...)``,
+    ``snakemake.command(...)``, ``snakemake.env()``: see :class:`Snakemake`."""
+    return Snakemake(tmp_path_factory.mktemp("kill markers"))
 
 
 def _digest(results: Path) -> dict[str, str]:

@@ -6,7 +6,6 @@ Needs ../shared/data/brennan2016_alice (skipped without it, failed under BRAINAL
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,13 +67,10 @@ def test_ceilings(usable, cleaning, expected):
 
 
 @pytest.fixture(scope="module")
-def alice_run(alice_dir, tmp_path_factory) -> Path:
+def alice_run(alice_dir, tmp_path_factory, snakemake) -> Path:
     """The whole Alice workflow (every MiniLM layer, 5 random seeds, word rate)."""
     workdir = tmp_path_factory.mktemp("alice")
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2",
-                           "-d", str(workdir), "--configfile", str(CONFIG)], capture_output=True, text=True, env=env)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    snakemake(workdir, "--configfile", str(CONFIG))
     return workdir / "results" / "brennan2016"
 
 

@@ -9,10 +9,7 @@ regression, and the Narratives config on data written in Narratives' layout.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -33,21 +30,13 @@ pytestmark = pytest.mark.workflow
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "workflows" / "configs" / "simulated_bids_ci.yaml"
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
 NAME = "simulated_bids_ci"
 
 
-def _snakemake(workdir: Path, *args: str) -> None:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    proc = subprocess.run([*SNAKEMAKE, "-d", str(workdir), *args], capture_output=True, text=True, env=env, check=False)
-    if proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-
-
 @pytest.fixture(scope="module")
-def bids_run(tmp_path_factory, shared_data) -> Path:
+def bids_run(tmp_path_factory, shared_data, snakemake) -> Path:
     workdir = tmp_path_factory.mktemp("bids run")
-    _snakemake(workdir, "--configfile", str(CONFIG))
+    snakemake(workdir, "--configfile", str(CONFIG))
     return workdir / "results" / NAME
 
 
@@ -183,7 +172,7 @@ def _narratives_layout(src: Path, dst: Path, task: str) -> None:
     align.write_text("\n".join(rows) + "\n")
 
 
-def test_narratives_config_on_data_in_narratives_layout(tmp_path_factory, shared_data: Path):
+def test_narratives_config_on_data_in_narratives_layout(tmp_path_factory, shared_data: Path, snakemake):
     """The documented Narratives config, pointed at simulated data written in its layout."""
     work = tmp_path_factory.mktemp("narratives")
     sim_cfg = yaml.safe_load(CONFIG.read_text())
@@ -193,7 +182,7 @@ def test_narratives_config_on_data_in_narratives_layout(tmp_path_factory, shared
     sim_cfg["simulation"]["bids"]["n_runs"] = 1
     sim_cfg["feature_sets"]["minilm"]["layers"] = [1]
     (work / "sim.yaml").write_text(yaml.safe_dump(sim_cfg))
-    _snakemake(work, "--configfile", str(work / "sim.yaml"), "--until", "simulate_bids")
+    snakemake(work, "--configfile", str(work / "sim.yaml"), "--until", "simulate_bids")
     _narratives_layout(work / "results" / "narr_sim" / "bids", work / "narratives", "pieman")
 
     cfg = yaml.safe_load((REPO / "workflows" / "configs" / "narratives_pieman.yaml").read_text())
@@ -205,7 +194,7 @@ def test_narratives_config_on_data_in_narratives_layout(tmp_path_factory, shared
     cfg["encoder"].update(inner_folds=2, alphas=[1.0, 100.0, 10000.0], outer_folds=3)
     cfg["threads"] = 1
     (work / "narratives.yaml").write_text(yaml.safe_dump(cfg))
-    _snakemake(work, "--configfile", str(work / "narratives.yaml"))
+    snakemake(work, "--configfile", str(work / "narratives.yaml"))
     root = work / "results" / "narratives_pieman"
     events = pd.read_csv(root / "stimuli" / "events.tsv", sep="\t")
     assert len(events) == 500 and "mumbled" not in set(events["word"])

@@ -7,9 +7,6 @@ tests/test_nsd.py).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -23,26 +20,10 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "workflows" / "configs"
 
 
-def _env() -> dict[str, str]:
-    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-
-
-def _command(workdir: Path, config: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2",
-            "-d", str(workdir), "--configfile", str(config), *args]
-
-
-def _snakemake(workdir: Path, config: Path, *args: str) -> None:
-    proc = subprocess.run(_command(workdir, config, *args), capture_output=True, text=True, env=_env(),
-                          check=False)
-    if proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-
-
 @pytest.fixture(scope="module")
-def images_run(tmp_path_factory) -> Path:
+def images_run(tmp_path_factory, snakemake) -> Path:
     workdir = tmp_path_factory.mktemp("images run")
-    _snakemake(workdir, CONFIGS / "simulated_images_ci.yaml")
+    snakemake(workdir, "--configfile", str(CONFIGS / "simulated_images_ci.yaml"))
     return workdir / "results" / "simulated_images_ci"
 
 
@@ -77,22 +58,22 @@ def test_retrieval_captions_and_images(images_run: Path):
     assert "BrainSCUBA" in report and report.count("data:image/png;base64,") >= 3
 
 
-def test_sigkill_twice_then_resume_matches_a_run_from_scratch(images_run: Path, tmp_path: Path, kill_workflow,
+def test_sigkill_twice_then_resume_matches_a_run_from_scratch(images_run: Path, tmp_path: Path, snakemake,
                                                               results_digest):
     """A second run from scratch, killed mid-HDF5 write of subj02's betas (the job's other outputs
     already written: an incomplete job), then once the captioner is trained; resumed, it matches
     ``images_run`` table for table and array for array."""
-    config = CONFIGS / "simulated_images_ci.yaml"
+    config = ("--configfile", str(CONFIGS / "simulated_images_ci.yaml"))
     workdir = tmp_path / "images ' ü"
     results = workdir / "results" / "simulated_images_ci"
-    part = kill_workflow(_command(workdir, config), _env(), stall="subj02.h5")
+    part = snakemake.kill(workdir, *config, stall="subj02.h5")
     assert part.exists() and part.parent == results / "betas" and not (results / "betas" / "subj02.h5").exists()
     assert (results / "images.h5").exists() and (results / "betas" / "subj01.h5").exists()
-    _snakemake(workdir, config, "--unlock")
-    kill_workflow(_command(workdir, config, "--rerun-incomplete"), _env(), when=results / "captioner")
+    snakemake(workdir, *config, "--unlock")
+    snakemake.kill(workdir, *config, "--rerun-incomplete", when=results / "captioner")
     assert not (results / "decoding" / "scores.csv").exists()
-    _snakemake(workdir, config, "--unlock")
-    _snakemake(workdir, config, "--rerun-incomplete")
+    snakemake(workdir, *config, "--unlock")
+    snakemake(workdir, *config, "--rerun-incomplete")
     assert not list(results.rglob("*.part"))
     assert results_digest(results) == results_digest(images_run)
 

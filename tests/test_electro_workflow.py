@@ -9,9 +9,6 @@ SNR 0 they must stay inside the 99 % binomial interval of chance.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,31 +28,19 @@ pytestmark = pytest.mark.workflow
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "workflows" / "configs"
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
-
-
-def _env() -> dict[str, str]:
-    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-
-
-def _snakemake(workdir: Path, *args: str) -> None:
-    proc = subprocess.run([*SNAKEMAKE, "-d", str(workdir), *args], capture_output=True, text=True, env=_env(),
-                          check=False)
-    if proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
 
 
 @pytest.fixture(scope="module")
-def meg_run(tmp_path_factory) -> Path:
+def meg_run(tmp_path_factory, snakemake) -> Path:
     workdir = tmp_path_factory.mktemp("meg run")
-    _snakemake(workdir, "--configfile", str(CONFIGS / "simulated_meg_ci.yaml"))
+    snakemake(workdir, "--configfile", str(CONFIGS / "simulated_meg_ci.yaml"))
     return workdir / "results" / "simulated_meg_ci"
 
 
 @pytest.fixture(scope="module")
-def seeg_run(tmp_path_factory) -> Path:
+def seeg_run(tmp_path_factory, snakemake) -> Path:
     workdir = tmp_path_factory.mktemp("seeg run")
-    _snakemake(workdir, "--configfile", str(CONFIGS / "simulated_seeg_ci.yaml"))
+    snakemake(workdir, "--configfile", str(CONFIGS / "simulated_seeg_ci.yaml"))
     return workdir / "results" / "simulated_seeg_ci"
 
 
@@ -126,20 +111,19 @@ def test_meg_second_seed_and_snr_zero(meg_run: Path, tmp_path: Path):
         assert null["chance_low"] <= null["value"] <= null["chance_high"], null.to_dict()
 
 
-def test_meg_sigkill_twice_then_resume_matches_a_run_from_scratch(meg_run: Path, tmp_path: Path, kill_workflow,
+def test_meg_sigkill_twice_then_resume_matches_a_run_from_scratch(meg_run: Path, tmp_path: Path, snakemake,
                                                                   results_digest):
     """Killed mid-HDF5 write of an epochs file, then mid-training; resumed: identical to ``meg_run``."""
     workdir = tmp_path / "meg ' ö"
     config = ("--configfile", str(CONFIGS / "simulated_meg_ci.yaml"))
-    cmd = [*SNAKEMAKE, "-d", str(workdir), *config]
     results = workdir / "results" / "simulated_meg_ci"
-    part = kill_workflow(cmd, _env(), stall="sub-01.h5")
+    part = snakemake.kill(workdir, *config, stall="sub-01.h5")
     assert part.name.endswith(".part") and part.exists() and not (part.parent / "sub-01.h5").exists()
-    _snakemake(workdir, *config, "--unlock")
-    kill_workflow([*cmd, "--rerun-incomplete"], _env(), when=results / "logs" / "contrastive.log")
+    snakemake(workdir, *config, "--unlock")
+    snakemake.kill(workdir, *config, "--rerun-incomplete", when=results / "logs" / "contrastive.log")
     assert not (results / "decoding" / "scores.csv").exists()
-    _snakemake(workdir, *config, "--unlock")
-    _snakemake(workdir, *config, "--rerun-incomplete")
+    snakemake(workdir, *config, "--unlock")
+    snakemake(workdir, *config, "--rerun-incomplete")
     assert not list(results.rglob("*.part"))
     assert results_digest(results) == results_digest(meg_run)
 

@@ -7,9 +7,6 @@ captioner and generator are switched to the offline ones.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -28,15 +25,6 @@ from brainalign.pipeline.decoding import read_betas
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "workflows" / "configs"
-
-
-def _snakemake(workdir: Path, config: Path) -> None:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2",
-                           "-d", str(workdir), "--configfile", str(config)], capture_output=True, text=True,
-                          env=env, check=False)
-    if proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
 
 
 def _rows(scores: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -99,7 +87,7 @@ def test_nsd_reader_averages_repetitions(tmp_path):
 
 
 @pytest.mark.workflow
-def test_nsd_config_on_a_miniature_nsd(tmp_path):
+def test_nsd_config_on_a_miniature_nsd(tmp_path, snakemake):
     root = tmp_path / "NSD copy"
     _write_mini_nsd(root)
     cfg = yaml.safe_load((CONFIGS / "nsd.yaml").read_text())
@@ -112,7 +100,7 @@ def test_nsd_config_on_a_miniature_nsd(tmp_path):
     cfg["threads"] = 1
     config = tmp_path / "nsd_mini.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    _snakemake(tmp_path / "work", config)
+    snakemake(tmp_path / "work", "--configfile", str(config))
     results = tmp_path / "work" / "results" / "nsd"
     betas, _, rois = read_betas(results / "betas" / "subj02.h5")
     assert betas.shape == (400, 200) and set(rois) == {"nsdgeneral"}

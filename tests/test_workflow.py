@@ -7,9 +7,6 @@ HTML report, and a bad config that must fail before anything is written.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -22,34 +19,13 @@ pytestmark = pytest.mark.workflow
 
 REPO = Path(__file__).resolve().parent.parent
 CI_CONFIG = REPO / "workflows" / "configs" / "simulated_ci.yaml"
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
 RESULTS = Path("results") / "simulated_ci"
 
 
-def _snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*SNAKEMAKE, "-d", str(workdir), *args], capture_output=True, text=True,
-                          env=_env())
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    return proc
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
-def _tables(workdir: Path) -> dict[str, bytes]:
-    root = workdir / RESULTS
-    return {p.name: p.read_bytes() for p in sorted(root.glob("*.csv"))} | {
-        f"scores/{p.name}": p.read_bytes() for p in sorted((root / "scores").glob("*.csv"))}
-
-
 @pytest.fixture(scope="module")
-def ci_run(tmp_path_factory) -> Path:
+def ci_run(tmp_path_factory, snakemake) -> Path:
     workdir = tmp_path_factory.mktemp("ci run with space ' and é")
-    _snakemake(workdir, "--configfile", str(CI_CONFIG))
+    snakemake(workdir, "--configfile", str(CI_CONFIG))
     return workdir
 
 
@@ -85,22 +61,23 @@ def _assert_half_written(part: Path, final: Path) -> None:
     assert not final.exists(), final
 
 
-def test_second_run_killed_twice_and_resumed_is_bit_identical(ci_run: Path, tmp_path: Path, kill_workflow):
+def test_second_run_killed_twice_and_resumed_is_bit_identical(ci_run: Path, tmp_path: Path, snakemake,
+                                                              results_digest):
     """A second run from scratch, SIGKILLed mid-HDF5 write and again mid-scoring, resumed with the
-    documented commands: its tables equal the first run's byte for byte (determinism and resume)."""
-    cmd = [*SNAKEMAKE, "-d", str(tmp_path), "--configfile", str(CI_CONFIG)]
+    documented commands: its outputs equal the first run's bit for bit (determinism and resume)."""
+    config = ("--configfile", str(CI_CONFIG))
     results = tmp_path / RESULTS
     # 1. SIGKILL in the middle of the HDF5 write of the first model's features.
-    part = kill_workflow(cmd, _env(), stall="minilm.h5")
+    part = snakemake.kill(tmp_path, *config, stall="minilm.h5")
     _assert_half_written(part, part.parent / "minilm.h5")
     # 2. The documented resume (unlock, then --rerun-incomplete), killed again once scoring has begun.
-    _snakemake(tmp_path, "--configfile", str(CI_CONFIG), "--unlock")
-    kill_workflow([*cmd, "--rerun-incomplete"], _env(), when=results / "scores" / "minilm.csv")
+    snakemake(tmp_path, *config, "--unlock")
+    snakemake.kill(tmp_path, *config, "--rerun-incomplete", when=results / "scores" / "minilm.csv")
     assert not (results / "scores.csv").exists()
     # 3. Resume to the end.
-    _snakemake(tmp_path, "--configfile", str(CI_CONFIG), "--unlock")
-    _snakemake(tmp_path, "--configfile", str(CI_CONFIG), "--rerun-incomplete")
-    assert _tables(tmp_path) == _tables(ci_run)
+    snakemake(tmp_path, *config, "--unlock")
+    snakemake(tmp_path, *config, "--rerun-incomplete")
+    assert results_digest(results) == results_digest(ci_run / RESULTS)
     assert not list(results.rglob("*.part")) and not part.exists()
     for h5 in results.rglob("*.h5"):
         with h5py.File(h5, "r") as f:  # every HDF5 output opens and names its contract
@@ -111,19 +88,19 @@ def test_every_output_records_its_seeds(ci_run: Path, unrecorded_seeds):
     assert unrecorded_seeds(ci_run / RESULTS) == []
 
 
-def test_snakemake_report(ci_run: Path):
+def test_snakemake_report(ci_run: Path, snakemake):
     report = ci_run / "snakemake-report.html"
-    _snakemake(ci_run, "--configfile", str(CI_CONFIG), "--report", str(report))
+    snakemake(ci_run, "--configfile", str(CI_CONFIG), "--report", str(report))
     text = report.read_text(errors="replace")
     assert "layer_curves.png" in text and "subject_scores.png" in text
 
 
-def test_bad_config_fails_before_writing_anything(tmp_path: Path):
+def test_bad_config_fails_before_writing_anything(tmp_path: Path, snakemake):
     bad = tmp_path / "bad.yaml"
     bad.write_text(CI_CONFIG.read_text().replace("encoder:\n", "encoder:\n  n_folds: 3\n"))
     workdir = tmp_path / "run"
     workdir.mkdir()
-    proc = _snakemake(workdir, "--configfile", str(bad), check=False)
+    proc = snakemake(workdir, "--configfile", str(bad), check=False)
     assert proc.returncode != 0
     assert "bad.yaml" in proc.stderr and "encoder.n_folds" in proc.stderr
     assert not (workdir / "results").exists()

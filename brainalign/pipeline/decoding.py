@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import InputFileError
-from ..io import _open_h5, atomic_path, provenance, read_table, write_table
+from ..io import _json, _open_h5, atomic_path, provenance, read_table, write_table
 
 __all__ = ["DECODING_KINDS", "decoding_subjects", "run_decoding_data", "run_captioner", "run_decode",
            "run_decoding_report", "read_images", "read_betas"]
@@ -57,7 +57,7 @@ def _write_images(path: Path, images: np.ndarray, captions: list[str], tokens: n
         f.create_dataset("test", data=np.asarray(test, bool), track_times=False)
         f.attrs["captions"] = json.dumps(list(captions))
         f.attrs["contract"] = "images/1"
-        f.attrs["provenance"] = json.dumps(prov, sort_keys=True, default=str)
+        f.attrs["provenance"] = _json(prov)
     return path
 
 
@@ -75,7 +75,7 @@ def _write_betas(path: Path, betas: np.ndarray, ids: np.ndarray, rois: np.ndarra
         f.create_dataset("image_id", data=np.asarray(ids, np.int64), track_times=False)
         f.attrs["rois"] = json.dumps([str(r) for r in rois])
         f.attrs["contract"] = "betas/1"
-        f.attrs["provenance"] = json.dumps(prov, sort_keys=True, default=str)
+        f.attrs["provenance"] = _json(prov)
     return path
 
 
@@ -329,7 +329,7 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
         if generated is not None:
             f.create_dataset("generated", data=generated)
         f.attrs["generator_seed"] = dec["generator"]["seed"]
-        f.attrs["provenance"] = json.dumps(prov, sort_keys=True, default=str)
+        f.attrs["provenance"] = _json(prov)
     return out_dir
 
 

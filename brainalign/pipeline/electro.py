@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import ConfigError, InputFileError
-from ..io import _open_h5, atomic_path, provenance, read_features, write_table, write_text
+from ..io import _json, _open_h5, atomic_path, provenance, read_features, write_table, write_text
 
 __all__ = [
     "ELECTRO_KINDS",
@@ -146,8 +146,7 @@ def run_simulate_electro(cfg: dict[str, Any], events_path: str | os.PathLike, fe
         sm.write_raw_fif(out_dir / f"sub-{s + 1:02d}" / f"run-{int(run)}_raw.fif", raw)
     # FIF files hold no provenance: the config (with the simulation's seed) and inputs sit beside them.
     write_text(out_dir / "provenance.json",
-               json.dumps(provenance(cfg, [events_path, features_path], stage="simulate_electro"),
-                          sort_keys=True, default=str) + "\n")
+               _json(provenance(cfg, [events_path, features_path], stage="simulate_electro")) + "\n")
     return out_dir
 
 
@@ -190,7 +189,7 @@ def write_epochs(path: str | os.PathLike, ep: Epochs, prov: dict[str, Any]) -> P
         f.attrs["ch_names"] = json.dumps(ep.ch_names)
         f.attrs["sfreq"] = ep.sfreq
         f.attrs["subject"] = ep.subject
-        f.attrs["provenance"] = json.dumps(prov, sort_keys=True, default=str)
+        f.attrs["provenance"] = _json(prov)
     return Path(path)
 
 
