@@ -10,14 +10,43 @@ checkpoint; reading checks the format and version before any tensor is used.
 from __future__ import annotations
 
 import json
+import math
 import os
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ._validation import BrainalignError, check_fname
 from .io import atomic_path
 
-__all__ = ["checkpoint_paths", "write_checkpoint", "read_checkpoint"]
+__all__ = [
+    "checkpoint_paths",
+    "finite_or_none",
+    "history_from_json",
+    "history_to_json",
+    "read_checkpoint",
+    "write_checkpoint",
+]
+
+
+def finite_or_none(value: float) -> float | None:
+    """``float(value)``, or None (JSON null) for NaN and infinities, which JSON cannot hold."""
+    return float(value) if math.isfinite(value) else None
+
+
+def history_to_json(history: Mapping[str, Sequence[Any]], labels: Collection[str]) -> dict[str, list[Any]]:
+    """A training history (column name -> per-epoch values) in JSON form.
+
+    Columns named in ``labels`` (``"epoch"``, ``"phase"``) are kept as they are;
+    the others are floats, with NaN and infinities stored as null.
+    """
+    return {k: [v if k in labels else finite_or_none(float(v)) for v in vals] for k, vals in history.items()}
+
+
+def history_from_json(history: Mapping[str, Sequence[Any]], labels: Collection[str]) -> dict[str, list[Any]]:
+    """Invert :func:`history_to_json` (null becomes NaN)."""
+    return {k: [v if k in labels else (math.nan if v is None else float(v)) for v in vals]
+            for k, vals in history.items()}
 
 
 def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:

@@ -45,6 +45,24 @@ class EstimatorMixin:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
+    @classmethod
+    def _from_checkpoint(cls, path: Any, fmt: str, version: int,
+                         device: str | None = None) -> tuple[Any, dict[str, Any], dict[str, Any], Any, Any]:
+        """An unfitted estimator with the parameters saved in a checkpoint, and the checkpoint.
+
+        ``device`` (if given) overrides the saved one. Returns ``(estimator, state,
+        meta, sidecar, weights)`` (see :func:`brainalign.checkpoints.read_checkpoint`).
+        """
+        from ..checkpoints import checkpoint_paths, read_checkpoint
+
+        state, meta, sidecar = read_checkpoint(path, fmt, version, cls.__name__)
+        params = dict(meta["params"])
+        if device is not None:
+            params["device"] = device
+        est = cls(**params)
+        est._validate_params()
+        return est, state, meta, sidecar, checkpoint_paths(path)[0]
+
     def _check_fitted(self) -> None:
         if not hasattr(self, self._fitted_attribute):
             raise BrainalignError(f"This {type(self).__name__} instance is not fitted yet; call 'fit' first.")

@@ -49,7 +49,13 @@ from numpy.typing import ArrayLike
 from torch import nn
 
 from brainalign._validation import BrainalignError, check_random_state
-from brainalign.checkpoints import checkpoint_paths, read_checkpoint, write_checkpoint
+from brainalign.checkpoints import (
+    checkpoint_paths,
+    finite_or_none,
+    history_from_json,
+    history_to_json,
+    write_checkpoint,
+)
 from brainalign.encoders._base import EstimatorMixin
 from brainalign.metrics.identification import identification_topk
 
@@ -791,10 +797,6 @@ def _train_val_split(
     return train, val
 
 
-def _json_float(v: float) -> float | None:
-    return float(v) if math.isfinite(v) else None
-
-
 # --------------------------------------------------------------------------- #
 # estimator
 # --------------------------------------------------------------------------- #
@@ -1461,17 +1463,14 @@ class ContrastiveEncoder(EstimatorMixin):
             "positions": None
             if self.positions_ is None
             else [
-                [[_json_float(v) for v in row] for row in self.positions_[s]]
+                [[finite_or_none(v) for v in row] for row in self.positions_[s]]
                 for s in self.subjects_
             ],
             "n_times": self.n_times_,
             "n_targets": self.n_targets_,
             "target_mean": [float(v) for v in self.target_mean_],
             "target_scale": [float(v) for v in self.target_scale_],
-            "history": {
-                k: [_json_float(float(v)) if k != "epoch" else int(v) for v in vals]
-                for k, vals in self.history_.items()
-            },
+            "history": history_to_json(self.history_, labels=("epoch",)),
             "best_epoch": self.best_epoch_,
             "torch_version": torch.__version__,
         }
@@ -1495,13 +1494,7 @@ class ContrastiveEncoder(EstimatorMixin):
         ContrastiveEncoder
             Fitted, in eval mode; ``train_index_``/``val_index_`` are not saved.
         """
-        state, meta, sidecar = read_checkpoint(path, _FORMAT, _FORMAT_VERSION, "ContrastiveEncoder")
-        weights = checkpoint_paths(path)[0]
-        params = dict(meta["params"])
-        if device is not None:
-            params["device"] = device
-        est = cls(**params)
-        est._validate_params()
+        est, state, meta, sidecar, weights = cls._from_checkpoint(path, _FORMAT, _FORMAT_VERSION, device)
         subjects = [s for s in meta["subjects"]]
         est.subjects_ = subjects
         est.n_channels_ = {s: int(c) for s, c in zip(subjects, meta["n_channels"])}
@@ -1520,13 +1513,7 @@ class ContrastiveEncoder(EstimatorMixin):
         est.n_targets_ = int(meta["n_targets"])
         est.target_mean_ = np.asarray(meta["target_mean"], dtype=np.float64)
         est.target_scale_ = np.asarray(meta["target_scale"], dtype=np.float64)
-        est.history_ = {
-            k: [
-                v if k == "epoch" else (math.nan if v is None else float(v))
-                for v in vals
-            ]
-            for k, vals in meta["history"].items()
-        }
+        est.history_ = history_from_json(meta["history"], labels=("epoch",))
         est.best_epoch_ = int(meta["best_epoch"])
         model, loss_fn = est._build_model()
         try:

@@ -60,14 +60,18 @@ from numpy.typing import ArrayLike
 from torch import nn
 
 from brainalign._validation import BrainalignError, check_random_state
-from brainalign.checkpoints import checkpoint_paths, read_checkpoint, write_checkpoint
+from brainalign.checkpoints import (
+    checkpoint_paths,
+    history_from_json,
+    history_to_json,
+    write_checkpoint,
+)
 from brainalign.encoders._base import EstimatorMixin
 from brainalign.encoders.contrastive import (
     MAX_LOGIT_SCALE,
     _check_constraint,
     _fmt_subject,
     _is_int,
-    _json_float,
     _python_label,
     _sort_labels,
 )
@@ -1126,10 +1130,7 @@ class BrainToEmbedding(EstimatorMixin):
             "n_voxels": [self.n_voxels_[s] for s in self.subjects_],
             "target_shape": list(self.target_shape_),
             "n_mixco_epochs": self.n_mixco_epochs_,
-            "history": {
-                k: [v if k in ("epoch", "phase") else _json_float(float(v)) for v in vals]
-                for k, vals in self.history_.items()
-            },
+            "history": history_to_json(self.history_, labels=("epoch", "phase")),
             "best_epoch": self.best_epoch_,
             "torch_version": torch.__version__,
         }
@@ -1151,13 +1152,7 @@ class BrainToEmbedding(EstimatorMixin):
         BrainToEmbedding
             Fitted, in eval mode; ``train_index_``/``val_index_`` are not saved.
         """
-        state, meta, sidecar = read_checkpoint(path, _FORMAT, _FORMAT_VERSION, "BrainToEmbedding")
-        weights = checkpoint_paths(path)[0]
-        params = dict(meta["params"])
-        if device is not None:
-            params["device"] = device
-        est = cls(**params)
-        est._validate_params()
+        est, state, meta, sidecar, weights = cls._from_checkpoint(path, _FORMAT, _FORMAT_VERSION, device)
         subjects = list(meta["subjects"])
         est.subjects_ = subjects
         est.n_voxels_ = {s: int(v) for s, v in zip(subjects, meta["n_voxels"])}
@@ -1173,13 +1168,7 @@ class BrainToEmbedding(EstimatorMixin):
         est.target_shape_ = tuple(int(v) for v in meta["target_shape"])
         est.n_targets_ = int(np.prod(est.target_shape_))
         est.n_mixco_epochs_ = int(meta["n_mixco_epochs"])
-        est.history_ = {
-            k: [
-                v if k in ("epoch", "phase") else (math.nan if v is None else float(v))
-                for v in vals
-            ]
-            for k, vals in meta["history"].items()
-        }
+        est.history_ = history_from_json(meta["history"], labels=("epoch", "phase"))
         est.best_epoch_ = int(meta["best_epoch"])
         model, scale_mod = est._build_model()
         try:
