@@ -4,9 +4,13 @@ The score stage of the volume path (:func:`brainalign.pipeline.volumes.run_volum
 on one subject and one layer: 4 runs of 250 volumes, leave-one-run-out outer
 folds, leave-one-run-out inner folds over the 3 training runs, 17 alphas, one
 alpha per voxel, voxels in batches of ``encoder.target_batch_size`` (20,000),
-held-out Pearson r per voxel; once without and once with the circular-shift
-significance test (1,000 shifts per voxel). Data: float32 responses in which
-5,000 voxels carry a linear map of the features plus noise, the rest noise.
+held-out Pearson r per voxel; without and with the per-voxel significance
+test (the refit circular-shift test of docs/method.md, at most 1,000
+permutations with sequential stopping after 10 exceedances), once shifting
+the responses (the workflow's choice without confound regressors) and once
+shifting the design and refitting every fold (its choice with them). Data: float32
+responses in which 5,000 voxels carry a linear map of the features plus
+noise, the rest noise.
 
 Anchor, same data and folds: himalaya's ``RidgeCV`` (numpy backend, float32,
 ``solver="svd"``, with intercept, the same alphas, the same inner leave-one-run-out splits,
@@ -63,15 +67,15 @@ def _make_data(folder: Path, n_voxels: int, n_runs: int, run_len: int, n_feature
     return rpath, dpath
 
 
-def _config(n_permutations: int) -> dict:
+def _config(n_permutations: int, null: str = "auto") -> dict:
     from brainalign.config import validate_config
 
     return validate_config({
         "dataset": {"name": "bench", "kind": "bids", "bids_dir": ".", "task": "bench"},
         "feature_sets": {"bench": {"kind": "word_rate"}},
-        "preprocessing": {"detrend": False, "high_pass": None, "standardize": False},
+        "preprocessing": {"detrend": False, "high_pass": None, "standardize": False, "confounds": "none"},
         "encoder": {"alphas": ALPHAS.tolist(), "target_batch_size": 20000},
-        "statistics": {"n_permutations": n_permutations},
+        "statistics": {"n_permutations": n_permutations, "null": null},
     })
 
 
@@ -97,7 +101,7 @@ def _row(name: str, folder: Path) -> dict:
     if name.startswith("ours"):
         from brainalign.pipeline.volumes import read_unit_scores, run_volume_score
 
-        cfg = _config(1000 if name == "ours_perm" else 0)
+        cfg = _config(0 if name == "ours" else 1000, "design" if name == "ours_perm_design" else "responses")
         _reset_peak()
         t0 = time.perf_counter()
         run_volume_score(cfg, dpath, [rpath], folder / f"{name}.csv", folder / f"{name}.h5", threads=THREADS)
@@ -136,7 +140,10 @@ def _row(name: str, folder: Path) -> dict:
 NAMES = {
     "himalaya": "himalaya RidgeCV, numpy backend, float32 (anchor)",
     "ours": "**ours** score stage (batched RidgeCV, float32), no permutations",
-    "ours_perm": "**ours** score stage + 1,000 circular shifts per voxel",
+    "ours_perm": "**ours** score stage + refit shift test, responses shifted (≤ 1,000 permutations, "
+                 "sequential stop at 10)",
+    "ours_perm_design": "**ours** score stage + refit shift test, design shifted and refitted (as with "
+                        "confound regressors)",
 }
 
 

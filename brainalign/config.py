@@ -3,7 +3,9 @@
 A config is validated before any rule runs: an unknown key, a wrong type or
 an out-of-range value raises :class:`~brainalign._validation.ConfigError`
 naming the file and the field (``encoder.outer_folds``), with a "did you
-mean" hint for misspelt keys. Defaults from the schema are filled in, and
+mean" hint for misspelt keys. Defaults from the schema are filled in (and the
+few that depend on ``dataset.kind``: ``preprocessing.confounds`` is
+``fmriprep`` for ``bids`` and ``simulated_bids``, ``none`` otherwise), and
 relative paths are resolved against the config file's folder.
 """
 
@@ -24,6 +26,16 @@ from ._validation import ConfigError, InputFileError, not_utf8_error
 __all__ = ["load_config", "validate_config", "feature_set_instances", "comparison_sets", "SCHEMA_PATH"]
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.json"
+
+# Defaults that depend on ``dataset.kind``, which a JSON Schema ``default``
+# cannot express: field path -> ({kind: value}, value for the other kinds).
+# The schema gives these fields no ``default``; their descriptions state these.
+# fMRIPrep data default to its confounds (with ``fmriprep_confounds``' defaults:
+# 24 motion parameters, white matter and CSF): head motion left in the data
+# lowers the planted voxels' scores and spreads the others' (docs/bids.md).
+_KIND_DEFAULTS: dict[tuple[str, ...], tuple[dict[str, Any], Any]] = {
+    ("preprocessing", "confounds"): ({"bids": "fmriprep", "simulated_bids": "fmriprep"}, "none"),
+}
 
 
 @lru_cache(maxsize=1)
@@ -46,6 +58,18 @@ def _fill_defaults(instance: Any, schema: dict[str, Any]) -> Any:
             if key not in schema.get("properties", {}):
                 instance[key] = _fill_defaults(instance[key], extra)
     return instance
+
+
+def _fill_kind_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Fill the fields of ``_KIND_DEFAULTS`` that ``cfg`` leaves out (after the schema's defaults)."""
+    kind = cfg["dataset"]["kind"]
+    for path, (by_kind, other) in _KIND_DEFAULTS.items():
+        node = cfg
+        for key in path[:-1]:
+            node = node[key]
+        if path[-1] not in node:
+            node[path[-1]] = copy.deepcopy(by_kind.get(kind, other))
+    return cfg
 
 
 def _field(path: Any) -> str:
@@ -99,7 +123,7 @@ def validate_config(config: dict[str, Any], path: str | os.PathLike | None = Non
     if errors:
         field, message = _describe(errors[0])
         raise ConfigError(path, field, message)
-    cfg = _fill_defaults(copy.deepcopy(config), _schema())
+    cfg = _fill_kind_defaults(_fill_defaults(copy.deepcopy(config), _schema()))
     base = Path(path).resolve().parent if path is not None else Path.cwd()
     ds = cfg["dataset"]
     for key in ("data_dir", "bids_dir", "fmriprep_dir", "atlas"):

@@ -61,6 +61,8 @@ SCORE_COLUMNS = [
     "score",
     "ceiling",
     "normalized_score",
+    "normalized_score_unclipped",
+    "exceeds_ceiling",
 ]
 
 _TRACKED_PACKAGES = (

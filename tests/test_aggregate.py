@@ -91,7 +91,6 @@ def _instances() -> dict[str, list[dict]]:
 def scores() -> pd.DataFrame:
     table = pd.DataFrame([r for rows in _instances().values() for r in rows])
     table["ceiling"] = table["roi"].map(CEILING)
-    table["normalized_score"] = table["score"] / table["ceiling"]
     return table
 
 
@@ -107,7 +106,10 @@ def test_subject_scores_averages_seeds_and_ignores_folds(per_subject):
     for roi, table in RANDOM_MEAN.items():
         for subject, value in table.items():
             assert rnd.loc[(roi, subject), "score"] == pytest.approx(value, abs=1e-12)
+            # Brain-Score's normalization: clipped to [0, 1], the ratio kept beside it.
             assert rnd.loc[(roi, subject), "normalized_score"] == pytest.approx(
+                min(max(value / CEILING[roi], 0.0), 1.0), abs=1e-12)
+            assert rnd.loc[(roi, subject), "normalized_score_unclipped"] == pytest.approx(
                 value / CEILING[roi], abs=1e-12)
             assert rnd.loc[(roi, subject), "n_seeds"] == 2
     mini = per_subject[per_subject.model == "minilm"].set_index(["roi", "subject", "layer"])
@@ -127,7 +129,11 @@ def test_nested_best_layer_uses_other_subjects(per_subject):
         for subject, (layer, score) in expected.items():
             assert got.loc[subject, "chosen_layer"] == layer, (roi, subject)
             assert got.loc[subject, "score"] == pytest.approx(score, abs=1e-12)
-            assert got.loc[subject, "normalized_score"] == pytest.approx(score / CEILING[roi])
+            assert got.loc[subject, "normalized_score"] == pytest.approx(min(score / CEILING[roi], 1.0))
+            assert got.loc[subject, "normalized_score_unclipped"] == pytest.approx(score / CEILING[roi])
+    # ROI B: 0.30 / 0.25 = 1.2 is clipped to 1 and kept unclipped.
+    b1 = nested[(nested.model == "minilm") & (nested.roi == "B")].set_index("subject").loc["s1"]
+    assert b1["normalized_score"] == 1.0 and b1["normalized_score_unclipped"] == pytest.approx(1.2)
     # The subject's own best layer differs from the chosen one for s1, s2 and s3 in ROI A.
     for subject in ("s1", "s2", "s3"):
         own_best = str(int(np.argmax(MINILM["A"][subject])))
@@ -142,7 +148,7 @@ def test_nested_best_layer_sorts_layers_numerically():
     for subject in SUBJECTS:
         for layer, score in (("2", 0.5), ("10", 0.5), ("1", 0.1)):
             rows.append({"model": "m", "subject": subject, "layer": layer, "roi": "A",
-                         "score": score, "normalized_score": score})
+                         "score": score, "normalized_score": score, "normalized_score_unclipped": score})
     nested = nested_best_layer(pd.DataFrame(rows))
     assert set(nested["chosen_layer"]) == {"2"}
 
@@ -268,10 +274,20 @@ def test_run_aggregate_end_to_end(tmp_path, config):
     assert scores.columns.tolist()[:len(SCORE_COLUMNS)] == SCORE_COLUMNS
     a = scores[scores.roi == "A"]
     np.testing.assert_allclose(a["ceiling"], ROI_A_CEILING)
-    np.testing.assert_allclose(a["normalized_score"], a["score"] / ROI_A_CEILING, rtol=1e-12)
+    np.testing.assert_allclose(a["normalized_score_unclipped"], a["score"] / ROI_A_CEILING, rtol=1e-12)
+    np.testing.assert_allclose(a["normalized_score"], np.clip(a["score"] / ROI_A_CEILING, 0, 1), rtol=1e-12)
+    assert a["exceeds_ceiling"].tolist() == (a["score"] / ROI_A_CEILING > 1).tolist()
+    # minilm s1 layer 2 (0.9), s2 and s3 layer 1 (0.5, 0.6) exceed the ceiling 0.475.
+    assert (a[a.fold == "mean"]["exceeds_ceiling"]).sum() == 3
     b = scores[scores.roi == "B"]
     assert b["ceiling"].to_numpy() == pytest.approx(-0.025)
     assert b["normalized_score"].isna().all()  # no normalisation by a non-positive ceiling
+    assert b["normalized_score_unclipped"].isna().all() and not b["exceeds_ceiling"].any()
+    from brainalign.pipeline.aggregate import normalization_counts
+
+    n_mean_rows = int((scores.fold == "mean").sum())
+    assert normalization_counts(scores) == {"n_scores": n_mean_rows, "n_exceeding": 3,
+                                            "n_without_ceiling": n_mean_rows // 2}
 
     best = read_table(out["best_layer"])
     best["chosen_layer"] = best["chosen_layer"].astype(str)
@@ -279,7 +295,7 @@ def test_run_aggregate_end_to_end(tmp_path, config):
     for subject, (layer, score) in EXPECTED_A.items():
         assert mini.loc[subject, "chosen_layer"] == layer
         assert mini.loc[subject, "score"] == pytest.approx(score)
-        assert mini.loc[subject, "normalized_score"] == pytest.approx(score / ROI_A_CEILING)
+        assert mini.loc[subject, "normalized_score"] == pytest.approx(min(score / ROI_A_CEILING, 1.0))
 
     comps = read_table(out["comparisons"])
     assert sorted(set(comps.baseline)) == ["random", "word_rate"]
@@ -294,6 +310,9 @@ def test_run_aggregate_end_to_end(tmp_path, config):
     c = curve[(curve.model == "minilm") & (curve.roi == "A")].set_index("layer").loc["1"]
     assert c["mean"] == pytest.approx(0.425)
     assert c["normalized_mean"] == pytest.approx(0.425 / ROI_A_CEILING)
+    # Layer 2 of ROI A: mean 0.375 over subjects; one subject alone (0.9) exceeds the ceiling.
+    c2 = curve[(curve.model == "minilm") & (curve.roi == "A")].set_index("layer").loc["2"]
+    assert c2["normalized_mean_unclipped"] == pytest.approx(0.375 / ROI_A_CEILING)
 
     ceil = read_table(out["ceiling"])
     assert ceil["roi"].tolist() == ["A", "B"]
@@ -317,7 +336,7 @@ def test_best_layer_summary_ci_and_group_test(tmp_path):
 
     nested = pd.DataFrame({"model": "m", "roi": np.repeat(["A", "B"], 5), "subject": list("abcde") * 2,
                            "chosen_layer": "1", "score": [0.2, 0.3, 0.1, 0.25, 0.15, 0.0, 0.05, -0.05, 0.02, -0.01],
-                           "normalized_score": np.nan})
+                           "normalized_score": np.nan, "normalized_score_unclipped": np.nan})
     cfg = {"n_bootstraps": 2000, "ci_level": 0.9, "seed": 3}
     out = best_layer_summary(nested, cfg).set_index("roi")
     for k, roi in enumerate(["A", "B"]):
@@ -341,3 +360,20 @@ def test_run_aggregate_names_a_missing_score_column(tmp_path):
     with pytest.raises(InputFileError, match=r"minilm\.csv.*missing column.*'dataset'"):
         run_aggregate(cfg, [bad], ceiling, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_minimum_ceiling_applies_to_every_table(tmp_path, config):
+    """Below statistics.min_ceiling the normalized scores are missing in scores, curves and summaries."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    paths = []
+    for name, rows in _instances().items():
+        pd.DataFrame(rows).to_csv(inputs / f"{name}.csv", index=False)
+        paths.append(inputs / f"{name}.csv")
+    _ceiling_table().to_csv(inputs / "ceiling.csv", index=False)
+    cfg = dict(config, statistics=dict(config["statistics"], min_ceiling=0.5))  # ROI A's 0.475 is below
+    out = run_aggregate(cfg, paths, inputs / "ceiling.csv", tmp_path / "out")
+    for key, column in (("scores", "normalized_score"), ("scores", "normalized_score_unclipped"),
+                        ("layer_curve", "normalized_mean"), ("best_layer", "normalized_score"),
+                        ("best_layer_summary", "normalized_mean")):
+        assert read_table(out[key])[column].isna().all(), (key, column)

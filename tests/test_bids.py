@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainalign._validation import ConfigError
+from brainalign._validation import ConfigError, InputFileError
 from brainalign.config import validate_config
 from brainalign.datasets.bids import (
     find_bids_runs,
@@ -139,6 +139,82 @@ def test_confounds_through_nilearn_and_scrub_spikes(tmp_path):
     assert [int(n.split("_")[1]) for n in spikes] == flagged
     spike_cols = values_s[:, [names_s.index(n) for n in spikes]]
     assert np.array_equal(spike_cols.sum(axis=0), np.ones(len(spikes)))
+
+
+@pytest.mark.parametrize("n_vol, motion, n_confounds, minimum", [
+    (60, "basic", 8, 30),   # 6 motion + WM + CSF: half of the run (30) binds
+    (40, "full", 26, 29),   # 24 motion + WM + CSF: more than 26 + mean + trend (29) binds
+])
+def test_scrubbing_must_leave_enough_volumes(tmp_path, n_vol, motion, n_confounds, minimum):
+    root = write_tiny_bids(tmp_path / "ds", runs=(1,), n_vol=n_vol)
+    bold = find_bids_runs(_cfg(root)["dataset"], "sub-01")[0].bold
+    tsv = bold.with_name("sub-01_task-story_run-1_desc-confounds_timeseries.tsv")
+    fd = pd.read_csv(tsv, sep="\t")["framewise_displacement"].to_numpy()
+    ranked = np.sort(fd[1:])[::-1]  # volume 0 has no FD (n/a) and is never flagged
+
+    def settings(n_flagged):
+        threshold = float(ranked[n_flagged - 1] + ranked[n_flagged]) / 2  # flags the n_flagged largest
+        return {"strategy": ["motion", "wm_csf", "scrub"], "motion": motion, "wm_csf": "basic",
+                "fd_threshold": threshold, "std_dvars_threshold": 100.0, "scrub": 0}
+
+    # At the limit: the spikes are added; one volume more is an error naming the TSV and the fields.
+    values, names = load_fmriprep_confounds(bold, settings(n_vol - minimum), n_vol)
+    assert values.shape == (n_vol, n_confounds + n_vol - minimum)
+    assert sum(n.startswith("scrub_") for n in names) == n_vol - minimum
+    too_many = settings(n_vol - minimum + 1)
+    with pytest.raises(InputFileError) as info:
+        load_fmriprep_confounds(bold, too_many, n_vol)
+    message = str(info.value)
+    assert info.value.path == tsv
+    for text in (f"preprocessing.fmriprep_confounds.fd_threshold = {too_many['fd_threshold']:g} mm",
+                 "std_dvars_threshold = 100",
+                 f"censors {n_vol - minimum + 1} of the run's {n_vol} volumes, leaving {minimum - 1}",
+                 f"at least {minimum} must remain", "dataset.subjects"):
+        assert text in message, (text, message)
+    assert ("half of the run" in message) == (minimum == n_vol // 2)
+    assert (f"its {n_confounds} other confound(s)" in message) == (minimum != n_vol // 2)
+
+
+def test_scrubbing_every_volume_is_not_blamed_on_a_nan_column(tmp_path):
+    # Nilearn demeans the confounds over the kept volumes: with none kept, every
+    # column is NaN. The error says what happened instead.
+    root = write_tiny_bids(tmp_path / "ds", runs=(1,))
+    bold = find_bids_runs(_cfg(root)["dataset"], "sub-01")[0].bold
+    fd = pd.read_csv(bold.with_name("sub-01_task-story_run-1_desc-confounds_timeseries.tsv"),
+                     sep="\t")["framewise_displacement"]
+    settings = {"strategy": ["motion", "wm_csf", "scrub"], "motion": "full", "wm_csf": "basic",
+                "fd_threshold": float(fd.quantile(0.005)), "std_dvars_threshold": 1.5, "scrub": 5}
+    with pytest.raises(InputFileError, match="censors 60 of the run's 60 volumes, leaving 0") as info:
+        load_fmriprep_confounds(bold, settings, 60)
+    assert "NaN" not in str(info.value)
+
+
+def test_non_steady_state_volumes_count_as_censored(tmp_path):
+    root = write_tiny_bids(tmp_path / "ds", runs=(1,))
+    bold = find_bids_runs(_cfg(root)["dataset"], "sub-01")[0].bold
+    tsv = bold.with_name("sub-01_task-story_run-1_desc-confounds_timeseries.tsv")
+    table = pd.read_csv(tsv, sep="\t")
+    for k in range(31):  # fMRIPrep's one-hot columns, here for the first 31 of 60 volumes
+        table[f"non_steady_state_outlier{k:02d}"] = (np.arange(60) == k).astype(float)
+    table.to_csv(tsv, sep="\t", index=False, na_rep="n/a")
+    with pytest.raises(InputFileError, match="non_steady_state_outlier columns censor 31 of the run's 60 volumes, "
+                                             "leaving 29; at least 30 must remain"):
+        load_fmriprep_confounds(bold, {"strategy": ["motion"], "motion": "basic"}, 60)
+
+
+def test_report_states_the_confounds_regressed(tmp_path):
+    from brainalign.report.html import _fmriprep_confounds_text
+
+    raw = {"dataset": {"name": "x", "kind": "bids", "bids_dir": str(tmp_path), "task": TASK},
+           "feature_sets": {"w": {"kind": "word_rate"}}}
+    pre = validate_config(raw, tmp_path / "c.yaml")["preprocessing"]  # the default
+    assert _fmriprep_confounds_text(pre) == ", fMRIPrep confounds: motion (full), wm_csf (basic)"
+    pre["fmriprep_confounds"].update(strategy=["motion", "scrub"], motion="basic", fd_threshold=0.3)
+    assert _fmriprep_confounds_text(pre) == (
+        ", fMRIPrep confounds: motion (basic), scrub (FD > 0.3 mm or std DVARS > 1.5, segments < 5 volumes)")
+    pre["fmriprep_confounds"]["preset"] = "compcor"
+    assert _fmriprep_confounds_text(pre) == ", fMRIPrep confounds: nilearn preset 'compcor'"
+    assert _fmriprep_confounds_text(dict(pre, confounds="none")) == ""
 
 
 def test_responses_clean_each_run_with_its_own_confounds(tmp_path):

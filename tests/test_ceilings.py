@@ -79,9 +79,19 @@ def test_loso_isc_errors_name_the_parameter():
 
 # --------------------------------------------------------------------------- normalized_score
 def test_normalized_score():
-    out = normalized_score([0.2, 0.3, 0.5, 0.1, 0.4], [0.4, 0.0, -0.1, np.nan, 0.25])
-    np.testing.assert_allclose(out[[0, 4]], [0.5, 1.6])  # unclipped above 1
+    scores, ceilings = [0.2, 0.3, 0.5, 0.1, 0.4, -0.05], [0.4, 0.0, -0.1, np.nan, 0.25, 0.5]
+    out = normalized_score(scores, ceilings, clip=False)
+    np.testing.assert_allclose(out[[0, 4, 5]], [0.5, 1.6, -0.1])  # the ratio itself
     assert np.isnan(out[1:4]).all()
+    clipped = normalized_score(scores, ceilings)  # Brain-Score's clip to [0, 1]
+    np.testing.assert_allclose(clipped[[0, 4, 5]], [0.5, 1.0, 0.0])
+    assert np.isnan(clipped[1:4]).all()
+    # Below the minimum ceiling both are missing (0.28 / 0.015 = 18.7 is not a score).
+    assert math.isnan(normalized_score(0.28, 0.015, min_ceiling=0.1))
+    assert math.isnan(normalized_score(0.28, 0.015, min_ceiling=0.1, clip=False))
+    assert normalized_score(0.05, 0.1, min_ceiling=0.1) == pytest.approx(0.5)  # the bound is inclusive
+    with pytest.raises(BrainalignError, match="min_ceiling"):
+        normalized_score(0.1, 0.2, min_ceiling=-1)
     assert normalized_score(0.3, 0.6) == pytest.approx(0.5)
     assert isinstance(normalized_score(0.3, 0.6), float)
     assert math.isnan(normalized_score(0.3, 0.0))
@@ -108,7 +118,7 @@ def test_analytic_hand_computed_cases():
     # Many subjects: the ISC tends to the model limit; a perfect model's normalized
     # score is sqrt(1 + 1/((N-1) snr)) >= 1.
     assert analytic_isc(1.0, 10**9) == pytest.approx(analytic_model_r(1.0), rel=1e-8)
-    ratio = normalized_score(analytic_model_r(0.4), analytic_isc(0.4, 6))
+    ratio = normalized_score(analytic_model_r(0.4), analytic_isc(0.4, 6), clip=False)
     assert ratio == pytest.approx(math.sqrt(1 + 1 / (5 * 0.4)), rel=1e-12)
 
 

@@ -74,6 +74,27 @@ def test_validate_config_does_not_mutate_and_keeps_given_values():
     assert validate_config(raw)["design"]["fir_lags"] == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.parametrize("kind, dataset, expected", [
+    ("bids", {"bids_dir": "ds", "task": "story"}, "fmriprep"),
+    ("simulated_bids", {"atlas": "atlas.nii.gz"}, "fmriprep"),
+    ("simulated", {}, "none"),
+    ("alice", {"data_dir": "alice"}, "none"),
+])
+def test_confounds_default_depends_on_the_dataset_kind(tmp_path, kind, dataset, expected):
+    (tmp_path / "atlas.nii.gz").write_bytes(b"")  # only its existence is checked here
+    fields = {"dataset__kind": kind, **{f"dataset__{k}": v for k, v in dataset.items()}}
+    cfg = validate_config(_with(**fields), tmp_path / "c.yaml")
+    assert cfg["preprocessing"]["confounds"] == expected
+    # fMRIPrep's confounds by default: 24 motion parameters, white matter and CSF, no scrubbing.
+    settings = cfg["preprocessing"]["fmriprep_confounds"]
+    assert (settings["preset"], settings["strategy"], settings["motion"], settings["wm_csf"]) == (
+        None, ["motion", "wm_csf"], "full", "basic")
+    # A value the config gives is kept, whatever the kind.
+    other = "none" if expected == "fmriprep" else "motion"
+    given = validate_config(_with(preprocessing__confounds=other, **fields), tmp_path / "c.yaml")
+    assert given["preprocessing"]["confounds"] == other
+
+
 def test_repository_configs_are_valid(repo_root):
     for path in sorted((repo_root / "workflows" / "configs").glob("*.yaml")):
         cfg = load_config(path)

@@ -278,8 +278,13 @@ def test_planted_identification_beats_chance_and_shuffled(data, fitted):
     assert acc[10] - acc_shuffled[10] >= 0.5, (acc, acc_shuffled)
     # fitted attributes
     assert fitted.target_mean_.shape == fitted.target_scale_.shape == (16,)
-    assert set(fitted.history_) == {"epoch", "train_loss", "val_loss", "temperature"}
+    assert set(fitted.history_) == {"epoch", "train_loss", "val_loss", "val_top10", "temperature"}
     assert 1 <= fitted.best_epoch_ <= len(fitted.history_["epoch"]) <= FAST["epochs"]
+    # The recorded validation top-10 is the identification of the kept weights' validation windows.
+    val = train[fitted.val_index_]
+    val_top10 = identification_topk(fitted.predict(X[val], subjects=subjects[val]),
+                                    fitted.transform_targets(Y[val]), k=10)["accuracy"][10]
+    assert fitted.history_["val_top10"][fitted.best_epoch_ - 1] == pytest.approx(val_top10, abs=1.5 / val.size)
     val_groups = set(groups[train][fitted.val_index_])
     assert val_groups.isdisjoint(
         groups[train][fitted.train_index_]
@@ -324,6 +329,26 @@ def test_determinism_and_torch_rng_untouched(data):
         X[idx], Y[idx], subjects=subjects[idx], groups=groups[idx], positions=positions
     )
     assert not np.array_equal(other.predict(X[idx], subjects=subjects[idx]), preds[0])
+
+
+def test_refit_trains_on_every_window_for_the_chosen_epochs(data):
+    X, Y, subjects, groups, positions = data
+    train, _ = split(groups)
+    kw = dict(FAST, epochs=6)
+    fits = [ContrastiveEncoder(**kw, refit=refit).fit(X[train], Y[train], subjects=subjects[train],
+                                                      groups=groups[train], positions=positions)
+            for refit in (False, True, True)]
+    plain, refit, again = fits
+    # Early stopping sees the same split and training either way; the refit then runs best_epoch_ epochs.
+    assert refit.history_["val_loss"] == plain.history_["val_loss"]
+    assert refit.best_epoch_ == plain.best_epoch_
+    assert len(refit.history_["refit_loss"]) == len(refit.history_["refit_temperature"]) == refit.best_epoch_
+    val = train[refit.val_index_]
+    preds = [est.predict(X[val], subjects=subjects[val]) for est in fits]
+    assert np.array_equal(preds[1], preds[2])  # deterministic
+    # The refit trained on the validation windows: it identifies them better than the model that did not.
+    top1 = [identification_topk(p, plain.transform_targets(Y[val]), k=1)["accuracy"][1] for p in preds[:2]]
+    assert top1[1] > top1[0], top1
 
 
 def test_save_load_round_trip(data, fitted, tmp_path):

@@ -3,14 +3,17 @@
 The CI configs run once through Snakemake (seed 0 at the default SNR); further
 seeds, and SNR 0, rerun the simulation, epoching and decoding stages in
 Python on the same word table and features. At the default SNR top-10
-identification (MEG/EEG) and word accuracy (sEEG) must reach 5x chance; at
-SNR 0 they must stay inside the 99 % binomial interval of chance.
+identification (MEG/EEG) and word accuracy (sEEG) must reach 5x chance, and
+the contrastive brain module's top-10 at least 0.9x its ridge baseline's
+(issue #15), which must equal an independent scikit-learn computation; at
+SNR 0 both decoders must stay inside the 99 % binomial interval of chance.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -44,10 +47,19 @@ def seeg_run(tmp_path_factory, snakemake) -> Path:
     return workdir / "results" / "simulated_seeg_ci"
 
 
-def _pooled(scores: pd.DataFrame, metric: str) -> pd.Series:
-    row = scores[(scores["subject"] == "pooled") & (scores["metric"] == metric)]
+def _pooled(scores: pd.DataFrame, metric: str, decoder: str | None = None) -> pd.Series:
+    """The pooled row of ``decoder`` (default: the brain module, or the Du-IN classifier for accuracy)."""
+    decoder = decoder or ("duin" if metric == "accuracy" else "brain_module")
+    row = scores[(scores["subject"] == "pooled") & (scores["metric"] == metric) & (scores["decoder"] == decoder)]
     assert len(row) == 1
     return row.iloc[0]
+
+
+def _assert_brain_module_near_ridge(scores: pd.DataFrame) -> None:
+    """Issue #15: top-10 of the brain module >= 0.9x the ridge baseline's, pooled and per subject."""
+    top10 = scores[scores["metric"] == "top10"].pivot(index="subject", columns="decoder", values="value")
+    assert set(top10.columns) == {"brain_module", "ridge"}
+    assert (top10["brain_module"] >= 0.9 * top10["ridge"]).all(), top10
 
 
 def _rerun(results: Path, config: str, tmp: Path, seed: int, snr: float) -> pd.DataFrame:
@@ -71,20 +83,26 @@ def _rerun(results: Path, config: str, tmp: Path, seed: int, snr: float) -> pd.D
 # --------------------------------------------------------------------------- MEG/EEG
 def test_meg_workflow_identifies_segments(meg_run: Path):
     scores = pd.read_csv(meg_run / "decoding" / "scores.csv")
+    assert list(scores.columns[:5]) == ["dataset", "decoder", "subject", "feature_set", "layer"]
     top10 = _pooled(scores, "top10")
     # 800 words in 4 runs: the held-out run has 200 unique segments.
     assert top10["n_candidates"] == 200
     assert top10["chance"] == pytest.approx(10 / 200)
     assert top10["value"] >= 5 * top10["chance"]
     for subject in ("sub-01", "sub-02"):
-        row = scores[(scores["subject"] == subject) & (scores["metric"] == "top10")].iloc[0]
-        assert row["value"] > row["chance_high"]
+        for decoder in ("brain_module", "ridge"):
+            row = scores[(scores["subject"] == subject) & (scores["metric"] == "top10")
+                         & (scores["decoder"] == decoder)].iloc[0]
+            assert row["value"] > row["chance_high"]
+    _assert_brain_module_near_ridge(scores)
     curve = pd.read_csv(meg_run / "decoding" / "topk.csv")
-    pooled = curve[curve["subject"] == "pooled"]
-    assert (np.diff(pooled["accuracy"]) >= 0).all()  # top-k accuracy cannot fall with k
-    assert pooled.set_index("k").loc[10, "accuracy"] == pytest.approx(top10["value"])
+    for decoder in ("brain_module", "ridge"):
+        pooled = curve[(curve["subject"] == "pooled") & (curve["decoder"] == decoder)]
+        assert (np.diff(pooled["accuracy"]) >= 0).all()  # top-k accuracy cannot fall with k
+        assert pooled.set_index("k").loc[10, "accuracy"] == pytest.approx(_pooled(scores, "top10", decoder)["value"])
     report = (meg_run / "report.html").read_text()
     assert "Segment identification" in report and "data:image/png;base64," in report
+    assert "<td>brain_module</td>" in report and "<td>ridge</td>" in report
     assert (meg_run / "decoding" / "contrastive.safetensors").stat().st_size > 0
 
 
@@ -103,12 +121,75 @@ def test_meg_epochs_follow_the_config(meg_run: Path):
 
 
 def test_meg_second_seed_and_snr_zero(meg_run: Path, tmp_path: Path):
-    planted = _pooled(_rerun(meg_run, "simulated_meg_ci.yaml", tmp_path / "s1", seed=1, snr=2.0), "top10")
+    scores = _rerun(meg_run, "simulated_meg_ci.yaml", tmp_path / "s1", seed=1, snr=2.0)
+    planted = _pooled(scores, "top10")
     assert planted["value"] >= 5 * planted["chance"]
+    _assert_brain_module_near_ridge(scores)
     for seed in (0, 1):
-        null = _pooled(_rerun(meg_run, "simulated_meg_ci.yaml", tmp_path / f"null{seed}", seed=seed, snr=0.0),
-                       "top10")
-        assert null["chance_low"] <= null["value"] <= null["chance_high"], null.to_dict()
+        scores = _rerun(meg_run, "simulated_meg_ci.yaml", tmp_path / f"null{seed}", seed=seed, snr=0.0)
+        for decoder in ("brain_module", "ridge"):
+            null = _pooled(scores, "top10", decoder)
+            assert null["chance_low"] <= null["value"] <= null["chance_high"], null.to_dict()
+
+
+def test_meg_ridge_baseline_matches_scikit_learn(meg_run: Path):
+    """The ridge rows, recomputed independently: scikit-learn's RobustScaler and Ridge, ranks by hand."""
+    import json
+
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import RobustScaler
+
+    decoding = meg_run / "decoding"
+    scores = pd.read_csv(decoding / "scores.csv")
+    alphas = json.loads((decoding / "scores.csv.json").read_text())["settings"]["ridge_alpha"]
+    # The targets, z-scored with the brain module's training statistics (its checkpoint's sidecar).
+    sidecar = json.loads((decoding / "contrastive.json").read_text())
+    mean, scale = np.asarray(sidecar["target_mean"]), np.asarray(sidecar["target_scale"])
+    events = pd.read_csv(meg_run / "stimuli" / "events.tsv", sep="\t")
+    cfg = load_config(CONFIGS / "simulated_meg_ci.yaml")
+    with h5py.File(meg_run / "features" / "minilm.h5") as f:
+        Y_all = f["layers"]["3"][()]  # read independently of brainalign.io
+    pooled_ranks = []
+    for subject in ("sub-01", "sub-02"):
+        ep = read_epochs(meg_run / "epochs" / f"{subject}.h5")
+        test = ep.run == ep.run.max()
+        n, c, t = ep.X.shape
+        X = ep.X.astype(np.float64).transpose(0, 2, 1).reshape(-1, c)  # per-channel statistics over epochs x time
+        scaler = RobustScaler().fit(X.reshape(n, t, c)[~test].reshape(-1, c))
+        X = np.clip(scaler.transform(X), -cfg["electrophysiology"]["clamp"], cfg["electrophysiology"]["clamp"])
+        # The decoding stage keeps the scaled windows in float32, as the brain module reads them.
+        X = X.reshape(n, t, c).transpose(0, 2, 1).reshape(n, -1).astype(np.float32).astype(np.float64)
+        Y = (Y_all[ep.word_index] - mean) / scale
+        pred = Ridge(alpha=alphas[subject]).fit(X[~test], Y[~test]).predict(X[test])
+        if subject == "sub-01":
+            # The penalty: the lowest 5-fold CV error (folds of whole sentences, in order) among its grid neighbours.
+            sentence = events["sentence"].to_numpy()[ep.word_index[~test]]
+            rank = np.unique(sentence, return_inverse=True)[1].reshape(-1)  # sentence ids increase with time
+            fold = rank * cfg["encoder"]["inner_folds"] // (rank.max() + 1)
+            grid = list(cfg["encoder"]["alphas"])
+            k = grid.index(alphas[subject])
+            errors = {}
+            for alpha in grid[max(k - 1, 0):k + 2]:
+                errors[alpha] = np.mean([np.mean((Ridge(alpha=alpha).fit(X[~test][fold != f], Y[~test][fold != f])
+                                                  .predict(X[~test][fold == f]) - Y[~test][fold == f]) ** 2)
+                                         for f in np.unique(fold)])
+            assert min(errors, key=errors.get) == alphas[subject], errors
+        # Rank every prediction's segment among the unique test segments by cosine; ties count against.
+        words = ep.word_index[test]
+        _, first, inverse = np.unique(Y[test], axis=0, return_index=True, return_inverse=True)
+        cand = Y[test][first]
+        sim = (pred / np.linalg.norm(pred, axis=1, keepdims=True)) @ (
+            cand / np.linalg.norm(cand, axis=1, keepdims=True)).T
+        own = sim[np.arange(len(words)), inverse.reshape(-1)]
+        ranks = (sim >= own[:, None]).sum(axis=1) - 1
+        pooled_ranks.append(ranks)
+        for k in (1, 5, 10):
+            row = scores[(scores["decoder"] == "ridge") & (scores["subject"] == subject)
+                         & (scores["metric"] == f"top{k}")].iloc[0]
+            assert row["value"] == pytest.approx(np.mean(ranks < k), abs=1e-12)
+            assert row["n_candidates"] == len(first)
+    ranks = np.concatenate(pooled_ranks)
+    assert _pooled(scores, "top10", "ridge")["value"] == pytest.approx(np.mean(ranks < 10), abs=1e-12)
 
 
 def test_meg_sigkill_twice_then_resume_matches_a_run_from_scratch(meg_run: Path, tmp_path: Path, snakemake,
@@ -138,6 +219,8 @@ def test_seeg_workflow_decodes_words(seeg_run: Path):
     acc = _pooled(scores, "accuracy")
     assert acc["chance"] == pytest.approx(1 / 8)
     assert acc["value"] >= 5 * acc["chance"]
+    ridge = _pooled(scores, "accuracy", "ridge")
+    assert ridge["value"] >= 5 * ridge["chance"] and ridge["n_windows"] == acc["n_windows"]
     confusion = pd.read_csv(seeg_run / "decoding" / "confusion.csv").set_index("true")
     assert confusion.to_numpy().sum() == acc["n_windows"]
     assert np.trace(confusion.to_numpy()) == pytest.approx(acc["value"] * acc["n_windows"])
@@ -154,6 +237,7 @@ def test_seeg_second_seed_and_snr_zero(seeg_run: Path, tmp_path: Path):
     planted = _pooled(_rerun(seeg_run, "simulated_seeg_ci.yaml", tmp_path / "s1", seed=1, snr=1.5), "accuracy")
     assert planted["value"] >= 5 * planted["chance"]
     for seed in (0, 1):
-        null = _pooled(_rerun(seeg_run, "simulated_seeg_ci.yaml", tmp_path / f"null{seed}", seed=seed, snr=0.0),
-                       "accuracy")
-        assert null["chance_low"] <= null["value"] <= null["chance_high"], null.to_dict()
+        scores = _rerun(seeg_run, "simulated_seeg_ci.yaml", tmp_path / f"null{seed}", seed=seed, snr=0.0)
+        for decoder in ("duin", "ridge"):
+            null = _pooled(scores, "accuracy", decoder)
+            assert null["chance_low"] <= null["value"] <= null["chance_high"], null.to_dict()

@@ -464,6 +464,14 @@ def _(w):
     return Failure(_epochs(config, events, w), _edf_path(w, 1), ("header field 'number of signals'", "'ab'"))
 
 
+@case("fif-epoch-crosses-recording-edge", "electro")
+def _(w):
+    events, raw_dir = _fif(w)  # run 1 lasts 13.04 s; its last word is at 9.04 s
+    config = _electro_config(w, tmax=4.5, drop_edge_epochs=False)
+    return Failure(_epochs(config, events, w, raw_dir), _fif_path(w, 1),
+                   ("event 2", "outside the recording", "1 of 3", "electrophysiology.drop_edge_epochs: true"))
+
+
 # =========================================================================== Alice: ROI time courses, TextGrid
 N_ALICE = 362  # volumes of an Alice time course
 
@@ -749,6 +757,33 @@ def _(w):
                    ("'word' column", "dataset.word_column"))
 
 
+def _tagged_edf(w: Workspace, category: str, **dataset) -> tuple[Path, Path]:
+    """The BIDS iEEG dataset with mne-bids-style tags ``<category>/<word>`` in trial_type (no word column)."""
+    _edf(w)
+    for run in (1, 2):
+        events = _edf_path(w, run).with_name(f"sub-01_task-words_run-{run}_events.tsv")
+        table = pd.read_csv(events, sep="\t")
+        table["trial_type"] = category + "/" + table.pop("word")
+        table.to_csv(events, sep="\t", index=False)
+    config = _electro_config(w, "meeg_bids", {"bids_dir": str(w.inputs / "ieeg bids"), "datatype": "ieeg",
+                                              "extension": ".edf", **dataset}, target_feature_set="m")
+    return config, _edf_path(w, 1).with_name("sub-01_task-words_run-1_events.tsv")
+
+
+@case("meeg-events-tags-without-category", "events")
+def _(w):
+    config, events = _tagged_edf(w, "word", word_column="trial_type")
+    return Failure(["stimuli", "--config", config, "--out", w.results / "electro" / "events.tsv"], events,
+                   ("column 'trial_type'", "'word/music'", "categories found: ['word']", "dataset.event_category"))
+
+
+@case("meeg-events-no-word-category", "events")
+def _(w):
+    config, events = _tagged_edf(w, "stim", event_category="word")
+    return Failure(["stimuli", "--config", config, "--out", w.results / "electro" / "events.tsv"], events,
+                   ("column 'trial_type'", "category 'word'", "categories found: ['stim']"))
+
+
 # =========================================================================== configs
 def _valid_config() -> dict:
     return {"dataset": {"name": "x", "kind": "simulated"},
@@ -847,6 +882,19 @@ def _(w):
                    workflow=True)
 
 
+@case("config-single-run-single-sentence", "config")
+def _(w):
+    _edf(w)
+    events = _edf_path(w, 1).with_name("sub-01_task-words_run-1_events.tsv")
+    table = pd.read_csv(events, sep="\t")
+    table["onset"] = [2.0, 2.5, 3.0]  # no pause longer than 1 s: one sentence
+    table.to_csv(events, sep="\t", index=False)
+    config = _electro_config(w, "meeg_bids", {"bids_dir": str(w.inputs / "ieeg bids"), "datatype": "ieeg",
+                                              "extension": ".edf", "runs": [1]}, target_feature_set="m")
+    return Failure(["stimuli", "--config", config, "--out", w.results / "electro" / "events.tsv"], config,
+                   ("field 'electrophysiology.test_runs'", "single run (run 1, 3 words", "single sentence"))
+
+
 # =========================================================================== other text files
 def _alice_responses(config: Path, w: Workspace) -> list:
     return ["responses", "--config", config, "--subject", "s1", "--out", w.results / "alice" / "s1.h5"]
@@ -893,6 +941,21 @@ def _(w):
     tsv = _confounds(w.inputs / "bids", run=2)
     pd.read_csv(tsv, sep="\t").iloc[:-3].to_csv(tsv, sep="\t", index=False)
     return Failure(_responses(config, w), tsv, (f"{N_VOL - 3} rows", f"{N_VOL} volumes"))
+
+
+@case("tsv-confounds-scrubbed-away", "text")
+def _(w):
+    cfg = yaml.safe_load(_bids(w).read_text(encoding="utf-8"))
+    cfg["preprocessing"]["fmriprep_confounds"].update(strategy=["motion", "scrub"], fd_threshold=0.5)
+    for run in (1, 2):  # the head moves 0.9 mm at every volume: scrubbing flags them all
+        tsv = _confounds(w.inputs / "bids", run=run)
+        table = pd.read_csv(tsv, sep="\t")
+        table["framewise_displacement"] = [np.nan] + [0.9] * (N_VOL - 1)
+        table["std_dvars"] = [np.nan] + [1.0] * (N_VOL - 1)
+        table.to_csv(tsv, sep="\t", index=False, na_rep="n/a")
+    return Failure(_responses(w.config(cfg), w), _confounds(w.inputs / "bids", run=1),
+                   ("fd_threshold = 0.5 mm", "std_dvars_threshold", f"censors {N_VOL} of the run's {N_VOL} volumes",
+                    "leaving 0", f"at least {N_VOL // 2} must remain"))
 
 
 # =========================================================================== the tests

@@ -324,7 +324,7 @@ def test_fit_predict_errors():
 def test_cross_validated_pearson_matches_manual_nested_loop():
     X, Y = planted(n=200, seed=16)
     res = cross_validated_pearson(X, Y, outer_cv=4, gap=3, inner_cv=3, alphas=ALPHAS)
-    assert set(res) == {"fold_scores", "score", "alphas", "predictions"}
+    assert set(res) == {"fold_scores", "score", "pooled_score", "alphas", "predictions", "folds"}
     assert res["fold_scores"].shape == (4, 5) and res["alphas"].shape == (4, 5)
     assert res["score"].shape == (5,) and res["predictions"].shape == (200, 5)
     assert not np.isnan(res["predictions"]).any()  # every sample is tested once

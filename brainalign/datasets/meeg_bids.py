@@ -6,7 +6,10 @@ split holds out whole recordings, i.e. whole stories). Words come from each
 recording's ``*_events.tsv``: the column ``dataset.word_column``, or, as in
 MEG-MASC, a ``trial_type`` column of Python-dict strings
 (``"{'kind': 'word', 'word': 'Tara', ...}"``) whose ``word_column`` key is read
-for the rows of kind ``word``.
+for the rows of kind ``word``. With ``dataset.event_category`` set, the column
+holds MNE's hierarchical event tags as mne-bids writes annotation descriptions
+(``word/Alice``): rows tagged ``<event_category>/<word>`` are the words, other
+rows are other events.
 """
 
 from __future__ import annotations
@@ -98,14 +101,39 @@ def find_recordings(ds: dict[str, Any], subject: str) -> list[Recording]:
     return out
 
 
-def read_bids_words(path: str | os.PathLike, word_column: str = "word") -> pd.DataFrame:
+def read_bids_words(path: str | os.PathLike, word_column: str = "word",
+                    event_category: str | None = None) -> pd.DataFrame:
     """Word onsets (s) and words of one BIDS events TSV.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``*_events.tsv``.
+    word_column : str
+        Column holding the words. When the file has no such column, ``trial_type``
+        is read instead: MEG-MASC's dict strings (the key ``word_column`` of the
+        rows of kind ``word``), or tags (with ``event_category``).
+    event_category : str or None
+        The values are MNE hierarchical event tags ``<category>/<word>``, as
+        mne-bids writes annotation descriptions such as ``word/Alice`` into
+        ``trial_type``: only rows tagged ``<event_category>/...`` are words, and
+        the word is what follows that prefix (it may itself hold a ``/``). None:
+        the values are the words, and a column most of whose values look like
+        tags is refused rather than read as words.
 
     Returns
     -------
     words : DataFrame
         Columns ``onset`` (s from the recording's first sample) and ``word``, sorted by onset.
+
+    Raises
+    ------
+    InputFileError
+        No usable column, no word in it (the categories found are listed), tags
+        read without ``event_category``, or a word without a finite onset.
     """
+    from ..preprocess.meeg import tagged_word
+
     path = Path(path)
     try:
         table = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False, dtype={word_column: str},
@@ -117,12 +145,28 @@ def read_bids_words(path: str | os.PathLike, word_column: str = "word") -> pd.Da
     if "onset" not in table.columns:
         raise InputFileError(path, f"no 'onset' column; columns: {list(table.columns)}.")
     if word_column in table.columns:
-        words = table[word_column]
+        column = word_column
     elif "trial_type" in table.columns:
-        words = table["trial_type"].map(lambda v: _dict_word(v, word_column))
+        column = "trial_type"
     else:
         raise InputFileError(path, f"no {word_column!r} column (field dataset.word_column) and no trial_type "
                                    f"column to read it from; columns: {list(table.columns)}.")
+    values = table[column]
+    if event_category is not None:
+        words = values.map(lambda v: tagged_word(v, event_category))
+        if not words.notna().any():
+            raise InputFileError(path, f"column {column!r}: no event of category {event_category!r} (values "
+                                       f"'{event_category}/<word>', field dataset.event_category); "
+                                       f"{_found_values(values)}.")
+    elif column == word_column:
+        words = values
+    else:
+        words = values.map(lambda v: _dict_word(v, word_column))
+    if event_category is None and _looks_tagged(values if words.isna().all() else words):
+        raise InputFileError(path, f"column {column!r} holds hierarchical event tags such as "
+                                   f"{_first_tag(values)!r} (<category>/<word>, as mne-bids writes annotation "
+                                   f"descriptions), not words; set dataset.event_category to the category of "
+                                   f"the word events ({_found_values(values)}).")
     onsets = pd.to_numeric(table["onset"], errors="coerce")
     keep = words.notna() & (words.astype(str).str.strip() != "")
     bad = keep & ~np.isfinite(onsets)
@@ -133,6 +177,27 @@ def read_bids_words(path: str | os.PathLike, word_column: str = "word") -> pd.Da
     if out.empty:
         raise InputFileError(path, f"no words in column {word_column!r} (field dataset.word_column).")
     return out.sort_values("onset", kind="stable").reset_index(drop=True)
+
+
+def _looks_tagged(values: pd.Series) -> bool:
+    """Whether most values have the form ``<category>/<rest>`` (transcripts rarely hold a ``/``)."""
+    text = values.dropna().astype(str).str.strip()
+    text = text[(text != "") & ~text.str.startswith("{")]
+    return len(text) > 0 and text.str.contains(r"^[^/]+/.", regex=True).mean() > 0.5
+
+
+def _first_tag(values: pd.Series) -> str:
+    text = values.dropna().astype(str).str.strip()
+    return str(text[text.str.contains("/", regex=False)].iloc[0])
+
+
+def _found_values(values: pd.Series, limit: int = 10) -> str:
+    """The categories (prefixes before the first ``/``) of the values, or the values when none has one."""
+    text = sorted({str(v).strip() for v in values.dropna()} - {""})
+    categories = sorted({v.split("/", 1)[0] for v in text if "/" in v})
+    if categories:
+        return f"categories found: {categories[:limit]}" + (" ..." if len(categories) > limit else "")
+    return f"values found: {text[:limit]}" + (" ..." if len(text) > limit else "") + " (none has a '/')"
 
 
 def _dict_word(value: Any, key: str) -> str | None:

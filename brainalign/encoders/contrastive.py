@@ -846,6 +846,13 @@ class ContrastiveEncoder(EstimatorMixin):
     patience : int or None, default=8
         Stop after this many epochs without a lower validation loss (None:
         never stop early; the best epoch's weights are still restored).
+    refit : bool, default=False
+        After early stopping has chosen the best epoch on the validation
+        split, train again from the same initialisation on *all* windows
+        (training and validation) for that many epochs, and keep those
+        weights (the validation split then only chooses the number of epochs,
+        as the inner cross-validation of a ridge chooses its penalty). No
+        effect with ``val_fraction=0``.
     symmetric_loss : bool, default=False
         Use the symmetric CLIP loss instead of brain → target only.
     random_state : None, int or numpy Generator, default=0
@@ -878,11 +885,17 @@ class ContrastiveEncoder(EstimatorMixin):
         (scale 1 where the deviation is 0); targets are z-scored with them.
     history_ : dict of lists
         Per epoch: ``"epoch"`` (1-based), ``"train_loss"``, ``"val_loss"``
-        (NaN without validation), ``"temperature"`` (``1 / logit scale``).
+        and ``"val_top10"`` (NaN without validation), ``"temperature"``
+        (``1 / logit scale``);
+        with ``refit``, also ``"refit_loss"`` and ``"refit_temperature"``,
+        the training loss and temperature of the refit on all windows (its
+        ``best_epoch_`` epochs).
     best_epoch_ : int
-        Epoch (1-based, as in ``history_["epoch"]``) whose weights were kept.
+        Epoch (1-based, as in ``history_["epoch"]``) whose weights were kept,
+        or, with ``refit``, the number of epochs of the refit.
     train_index_, val_index_ : ndarray of int64
-        Windows used for training and for validation.
+        Windows used for training and for validation (early stopping); with
+        ``refit``, the final weights are trained on both.
 
     Notes
     -----
@@ -911,6 +924,7 @@ class ContrastiveEncoder(EstimatorMixin):
         "weight_decay": ("real", 0.0, None, False),
         "val_fraction": ("real", 0.0, 1.0, True),
         "patience": ("int_or_none", 1, None),
+        "refit": ("bool",),
         "symmetric_loss": ("bool",),
         "random_state": ("random_state",),
         "verbose": ("bool",),
@@ -935,6 +949,7 @@ class ContrastiveEncoder(EstimatorMixin):
         weight_decay: float = 0.0,
         val_fraction: float = 0.2,
         patience: int | None = 8,
+        refit: bool = False,
         symmetric_loss: bool = False,
         random_state: None | int | np.random.Generator = 0,
         verbose: bool = False,
@@ -955,6 +970,7 @@ class ContrastiveEncoder(EstimatorMixin):
         self.weight_decay = weight_decay
         self.val_fraction = val_fraction
         self.patience = patience
+        self.refit = refit
         self.symmetric_loss = symmetric_loss
         self.random_state = random_state
         self.verbose = verbose
@@ -1192,6 +1208,18 @@ class ContrastiveEncoder(EstimatorMixin):
             model.to(device)
             loss_fn.to(device)
             self._train(model, loss_fn, Xp, Yt, sidx, tid, train, val, rng, device)
+            if self.refit and val.size:
+                # Same initialisation, every window, the chosen number of epochs; no early stopping.
+                history, best_epoch = self.history_, self.best_epoch_
+                torch.manual_seed(torch_seed)
+                model, loss_fn = self._build_model()
+                model.to(device)
+                loss_fn.to(device)
+                self._train(model, loss_fn, Xp, Yt, sidx, tid, np.arange(n), np.zeros(0, dtype=np.int64), rng,
+                            device, n_epochs=max(best_epoch, 1))
+                history["refit_loss"] = self.history_["train_loss"]
+                history["refit_temperature"] = self.history_["temperature"]
+                self.history_, self.best_epoch_ = history, best_epoch
         return self
 
     def _run_batches(
@@ -1202,6 +1230,7 @@ class ContrastiveEncoder(EstimatorMixin):
         tensors: tuple[torch.Tensor, ...],
         device: torch.device,
         optimizer: torch.optim.Optimizer | None,
+        outputs: list[np.ndarray] | None = None,
     ) -> float:
         Xp, Yt, sidx, tid = tensors
         total, count = 0.0, 0
@@ -1219,7 +1248,10 @@ class ContrastiveEncoder(EstimatorMixin):
                 loss_fn.clamp_()
             else:
                 with torch.no_grad():
-                    loss = loss_fn(model(x, s), y, t)
+                    out = model(x, s)
+                    loss = loss_fn(out, y, t)
+                if outputs is not None:
+                    outputs.append(out.cpu().numpy().astype(np.float64))
             total += float(loss.detach()) * len(b)
             count += len(b)
         return total / count
@@ -1236,6 +1268,7 @@ class ContrastiveEncoder(EstimatorMixin):
         val: np.ndarray,
         rng: np.random.Generator,
         device: torch.device,
+        n_epochs: int | None = None,
     ) -> None:
         from tqdm.auto import tqdm
 
@@ -1262,12 +1295,14 @@ class ContrastiveEncoder(EstimatorMixin):
             "epoch": [],
             "train_loss": [],
             "val_loss": [],
+            "val_top10": [],
             "temperature": [],
         }
+        val_targets = Yt[torch.from_numpy(val.astype(np.int64))].numpy().astype(np.float64) if val.size else None
         best_loss, best_epoch, best_state, since_best = math.inf, 0, None, 0
         bar = tqdm(
-            range(1, int(self.epochs) + 1),
-            desc="ContrastiveEncoder",
+            range(1, int(self.epochs if n_epochs is None else n_epochs) + 1),
+            desc="ContrastiveEncoder" if n_epochs is None else "ContrastiveEncoder (refit)",
             unit="epoch",
             disable=not self.verbose,
         )
@@ -1281,14 +1316,23 @@ class ContrastiveEncoder(EstimatorMixin):
             )
             model.eval()
             loss_fn.eval()
+            outputs: list[np.ndarray] = []
             val_loss = (
-                self._run_batches(model, loss_fn, val_batches, tensors, device, None)
+                self._run_batches(model, loss_fn, val_batches, tensors, device, None, outputs)
                 if val_batches
+                else math.nan
+            )
+            # Recorded, not monitored: top-10 of the validation windows among their unique segments (as at test
+            # time). On small validation sets it is noisier than the loss and stops training too early.
+            val_top10 = (
+                identification_topk(np.concatenate(outputs), val_targets, k=10)["accuracy"][10]
+                if val_batches and len(np.unique(val_targets, axis=0)) >= 2
                 else math.nan
             )
             history["epoch"].append(epoch)
             history["train_loss"].append(train_loss)
             history["val_loss"].append(val_loss)
+            history["val_top10"].append(val_top10)
             history["temperature"].append(loss_fn.temperature)
             bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}")
             if not val_batches:

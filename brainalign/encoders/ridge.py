@@ -520,10 +520,15 @@ def cross_validated_pearson(
             Pearson r within each outer test fold.
         ``score`` : ndarray (n_targets,)
             Mean of ``fold_scores`` over folds, or the pooled r.
+        ``pooled_score`` : ndarray (n_targets,)
+            The r of all held-out predictions concatenated, whatever
+            ``pooled`` says (the report shows both).
         ``alphas`` : ndarray (n_folds, n_targets)
             Alpha chosen in each outer fold.
         ``predictions`` : ndarray (n_samples, n_targets)
             Held-out predictions; NaN for samples in no test fold.
+        ``folds`` : list of (train, test) index arrays
+            The outer folds (for :func:`brainalign.metrics.cv_permutation.refit_shift_test`).
     """
     Xf = _as_features(X, "X")
     Yf = _as_targets(Y, "Y")
@@ -565,13 +570,13 @@ def cross_validated_pearson(
         predictions[test] = pred
         fold_scores[k] = pearsonr_columns(Yf[test], pred)
         fold_alphas[k] = encoder.alpha_
-    if pooled:
-        score = pearsonr_columns(Yf[tested], predictions[tested])
-    else:
-        score = fold_scores.mean(axis=0)
+    pooled_score = pearsonr_columns(Yf[tested], predictions[tested])
+    score = pooled_score if pooled else fold_scores.mean(axis=0)
     return {
         "fold_scores": fold_scores,
         "score": score,
+        "pooled_score": pooled_score,
         "alphas": fold_alphas,
         "predictions": predictions,
+        "folds": folds,
     }

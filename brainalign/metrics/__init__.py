@@ -9,6 +9,7 @@ from .ceilings import (
 )
 from .cka import hsic_linear, linear_cka
 from .correlation import pearsonr_columns
+from .cv_permutation import refit_shift_test
 from .identification import (
     binomial_chance_interval,
     identification_topk,
@@ -29,6 +30,6 @@ __all__ = [
     "pearsonr_columns", "loso_isc", "isc_ceiling", "normalized_score", "analytic_model_r", "analytic_isc",
     "linear_cka", "hsic_linear", "rdm", "compare_rdms", "rsa_score", "squareform",
     "identification_topk", "two_way_identification", "retrieval_top1", "binomial_chance_interval",
-    "circular_shift_test", "block_permutation_test", "fdr_correction", "max_statistic_correction",
+    "refit_shift_test", "circular_shift_test", "block_permutation_test", "fdr_correction", "max_statistic_correction",
     "bootstrap_ci", "paired_comparison",
 ]

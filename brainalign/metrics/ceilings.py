@@ -126,11 +126,23 @@ def isc_ceiling(Y: ArrayLike | Sequence[ArrayLike]) -> np.ndarray:
     return loso_isc(Y).mean(axis=0)
 
 
-def normalized_score(score: ArrayLike, ceiling: ArrayLike) -> np.ndarray | float:
-    """Model score divided by the noise ceiling, unclipped.
+#: Ceilings below this make a normalized score meaningless (a ratio of two noisy numbers near 0).
+DEFAULT_MIN_CEILING = 0.1
 
-    ``normalized = r_model / ceiling_ROI``, where ``ceiling_ROI`` is the
-    leave-one-subject-out ISC averaged over subjects (:func:`isc_ceiling`).
+
+def normalized_score(
+    score: ArrayLike, ceiling: ArrayLike, *, min_ceiling: float = 0.0, clip: bool = True,
+) -> np.ndarray | float:
+    """Model score divided by the noise ceiling, as Brain-Score normalizes it.
+
+    ``normalized = clip(score / ceiling, 0, 1)`` (Brain-Score's
+    ``ceiling_normalize``); with ``clip=False`` the ratio itself, which
+    Brain-Score keeps beside it as the unclipped score. Both are NaN where the
+    ceiling is below ``min_ceiling`` (or ≤ 0, or NaN): with no reliable
+    stimulus-driven signal the ratio of two noisy numbers near 0 is
+    meaningless (a score of 0.28 against a ceiling of 0.015 gives 18.7).
+    The workflow uses ``statistics.min_ceiling`` everywhere (tables, maps,
+    report).
 
     Parameters
     ----------
@@ -138,23 +150,27 @@ def normalized_score(score: ArrayLike, ceiling: ArrayLike) -> np.ndarray | float
         Model correlation(s), e.g. ``cross_validated_pearson(...)["score"]``.
     ceiling : float or array-like, broadcastable with ``score``
         Ceiling(s), e.g. :func:`isc_ceiling`.
+    min_ceiling : float, default=0.0
+        Smallest ceiling for which a normalized score is reported (a ceiling
+        must also be > 0).
+    clip : bool, default=True
+        Clip to [0, 1].
 
     Returns
     -------
     normalized : float or ndarray of float64
-        ``score / ceiling``; NaN where ``ceiling <= 0`` or is NaN (no reliable
-        stimulus-driven signal, so the ratio is meaningless). A float if both
-        inputs are scalars.
+        A float if both inputs are scalars.
 
     Notes
     -----
-    The result is **not** clipped to [0, 1]. Values above 1 are expected: the
-    leave-one-out ISC correlates one noisy subject with a *noisy* group mean,
-    whereas a model predicts (at best) the noiseless signal. For the planted
-    model ``y_i = s + n_i``, a perfect model scores
+    Unclipped values above 1 are expected now and then: the leave-one-out
+    ISC correlates one noisy subject with a *noisy* group mean, whereas a
+    model predicts (at best) the noiseless signal. For the planted model
+    ``y_i = s + n_i``, a perfect model scores
     ``analytic_model_r(snr) / analytic_isc(snr, N) = sqrt(1 + 1/((N - 1) snr))
-    >= 1``. Clipping would hide this, and sampling noise can also push
-    ``score`` slightly past the ceiling.
+    >= 1``, and sampling noise can push a score past its ceiling too. The
+    workflow counts and flags such rows (``exceeds_ceiling`` in
+    ``scores.csv``) rather than hiding them.
     """
     s = np.asarray(score, dtype=np.float64)
     c = np.asarray(ceiling, dtype=np.float64)
@@ -164,9 +180,13 @@ def normalized_score(score: ArrayLike, ceiling: ArrayLike) -> np.ndarray | float
         raise BrainalignError(
             f"'score' and 'ceiling' must have broadcastable shapes, got {s.shape} and {c.shape}."
         ) from None
-    valid = c > 0  # False for NaN too
+    if not np.isfinite(min_ceiling) or min_ceiling < 0:
+        raise BrainalignError(f"'min_ceiling' must be a finite number >= 0, got {min_ceiling!r}.")
+    valid = (c > 0) & (c >= min_ceiling)  # False for NaN too
     out = np.full(s.shape, np.nan)
     np.divide(s, c, out=out, where=valid)
+    if clip:
+        out = np.clip(out, 0.0, 1.0)
     return float(out) if out.ndim == 0 else out
 
 

@@ -12,7 +12,10 @@ it is *identified* when the true row ranks high among the candidates.
 - :func:`retrieval_top1`: MindEye2's retrieval, top-1 among 300 random pairs,
   both directions, averaged over 30 draws.
 - :func:`binomial_chance_interval`: the range of accuracies expected by
-  chance, to read the above against.
+  chance for predictions that rank their target uniformly at random;
+- :func:`identification_shift_test`: a permutation test of top-k accuracy
+  (targets shifted along the stimulus sequence within each run), valid also
+  when a decoder learned the targets' frequencies.
 
 Ties are counted against the prediction everywhere (a candidate exactly as
 similar as the true one ranks above it), so a degenerate prediction -- the
@@ -24,6 +27,7 @@ This module imports only numpy and scipy.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import numpy as np
 import scipy.stats
@@ -37,7 +41,10 @@ from brainalign._validation import (
 )
 
 __all__ = [
+    "IdentificationTestResult",
+    "accuracy_shift_test",
     "binomial_chance_interval",
+    "identification_shift_test",
     "identification_topk",
     "retrieval_top1",
     "similarity_matrix",
@@ -357,3 +364,203 @@ def binomial_chance_interval(
     lo = scipy.stats.binom.ppf((1.0 - level) / 2.0, n_trials, p_chance)
     hi = scipy.stats.binom.ppf((1.0 + level) / 2.0, n_trials, p_chance)
     return float(lo) / n_trials, float(hi) / n_trials
+
+
+class IdentificationTestResult(NamedTuple):
+    """Result of :func:`identification_shift_test` (dicts keyed by ``k``).
+
+    Attributes
+    ----------
+    accuracy : dict of int -> float
+        The observed top-k accuracy (as :func:`identification_topk`).
+    pvalues : dict of int -> float
+        One-sided ``(1 + #{null >= observed}) / (1 + n_permutations)``.
+    null_mean : dict of int -> float
+        Mean accuracy under the shift null: the chance level of *these*
+        predictions and targets, which exceeds ``k / C`` when a decoder
+        learned the targets' frequencies (frequent words are both predicted
+        and presented more often).
+    null : ndarray of float64, shape (n_permutations, n_k)
+        Null accuracies, columns in the order of ``accuracy``.
+    """
+
+    accuracy: dict
+    pvalues: dict
+    null_mean: dict
+    null: np.ndarray
+
+
+def _candidate_ranks(P: np.ndarray, candidates: np.ndarray, metric: str) -> np.ndarray:
+    """rank[i, c] = #{c' != c : sim(p_i, c') >= sim(p_i, c)} (0 = best; ties count against)."""
+    center = metric == "correlation"
+    Pn = _normalize_rows(P, center)
+    Cn = _normalize_rows(candidates, center)
+    n, C = P.shape[0], candidates.shape[0]
+    rank = np.empty((n, C), dtype=np.int64)
+    for start in range(0, n, _BLOCK):
+        S = Pn[start:start + _BLOCK] @ Cn.T
+        ordered = np.sort(S, axis=1)
+        for row in range(S.shape[0]):
+            rank[start + row] = C - np.searchsorted(ordered[row], S[row], side="left") - 1
+    return rank
+
+
+def _shifted_values(
+    values: np.ndarray, stimulus: ArrayLike | None, runs: ArrayLike | None, n_permutations: int, min_shift: int,
+    random_state: None | int | np.random.Generator, what: str,
+) -> np.ndarray:
+    """Each row's value (target, label) after shifting the stimulus sequence, per permutation.
+
+    Returns an array of shape (n_permutations, n_rows): row ``i`` of
+    permutation ``b`` gets the value of the position its own position is
+    shifted to, within its run (:func:`brainalign.metrics.cv_permutation.circular_shift_indices`
+    over each run's sorted positions).
+    """
+    from brainalign.metrics.cv_permutation import circular_shift_indices
+
+    n = values.shape[0]
+    pos = np.arange(n) if stimulus is None else np.asarray(stimulus)
+    run = np.zeros(n, dtype=np.int64) if runs is None else np.asarray(runs)
+    if pos.shape != (n,) or run.shape != (n,):
+        raise BrainalignError(f"'stimulus' and 'runs' must have one value per row ({n}), got shapes "
+                              f"{pos.shape} and {run.shape}.")
+    positions, pos_index = np.unique(pos, return_inverse=True)
+    pos_index = pos_index.reshape(-1)
+    pos_run = np.empty(positions.size, dtype=run.dtype)
+    pos_value = np.empty(positions.size, dtype=values.dtype)
+    pos_run[pos_index] = run
+    pos_value[pos_index] = values
+    if np.any(pos_run[pos_index] != run) or np.any(pos_value[pos_index] != values):
+        raise BrainalignError(f"rows with the same 'stimulus' position must have the same run and the same {what}.")
+    # Positions in (run, position) order, so that each run is one contiguous block.
+    order = np.lexsort((positions, pos_run))
+    where = np.empty_like(order)
+    where[order] = np.arange(order.size)
+    shifted = circular_shift_indices(pos_run[order], n_permutations, min_shift, random_state)
+    return pos_value[order][shifted][:, where[pos_index]]
+
+
+def accuracy_shift_test(
+    predicted: ArrayLike,
+    true: ArrayLike,
+    *,
+    stimulus: ArrayLike | None = None,
+    runs: ArrayLike | None = None,
+    n_permutations: int = 1000,
+    min_shift: int = 1,
+    random_state: None | int | np.random.Generator = None,
+) -> tuple[float, float, float]:
+    """Permutation test of classification accuracy by circular shifts of the label sequence.
+
+    As :func:`identification_shift_test`, for predicted class labels: each
+    prediction is scored against the label of another position of its run,
+    so a classifier that learned the class frequencies is compared with what
+    those frequencies give by themselves, not with ``1 / n_classes``.
+
+    Parameters
+    ----------
+    predicted, true : array-like of shape (n_samples,)
+        Predicted and true labels.
+    stimulus, runs, n_permutations, min_shift, random_state
+        As :func:`identification_shift_test`.
+
+    Returns
+    -------
+    accuracy : float
+    pvalue : float
+        One-sided ``(1 + #{null >= accuracy}) / (1 + n_permutations)``.
+    null_mean : float
+        Mean accuracy under the shift null.
+    """
+    pred = np.asarray(predicted)
+    labels, codes = np.unique(np.asarray(true), return_inverse=True)
+    codes = codes.reshape(-1)
+    if pred.shape != codes.shape:
+        raise BrainalignError(f"'predicted' and 'true' must have the same length, got {pred.shape} and {codes.shape}.")
+    null_codes = _shifted_values(codes, stimulus, runs, n_permutations, min_shift, random_state, "label")
+    hit = labels[null_codes] == pred[None, :]
+    null = hit.mean(axis=1)
+    accuracy = float(np.mean(labels[codes] == pred))
+    return accuracy, float((1 + np.sum(null >= accuracy - 1e-12)) / (1 + null.size)), float(null.mean())
+
+
+def identification_shift_test(
+    predicted: ArrayLike,
+    true: ArrayLike,
+    k: int | Iterable[int] = (1, 5, 10),
+    *,
+    stimulus: ArrayLike | None = None,
+    runs: ArrayLike | None = None,
+    metric: str = "cosine",
+    n_permutations: int = 1000,
+    min_shift: int = 1,
+    random_state: None | int | np.random.Generator = None,
+) -> IdentificationTestResult:
+    """Permutation test of top-k identification by circular shifts of the stimulus sequence.
+
+    The binomial chance interval (:func:`binomial_chance_interval`) assumes
+    every prediction ranks its target uniformly at random under the null.
+    That fails when a decoder learns the targets' distribution: trained on
+    noise, a ridge decoder predicts the mean target, which is most similar to
+    the frequent words, which are also the most frequent targets, so its
+    accuracy exceeds ``k / C`` with no signal at all. It also ignores that
+    neighbouring windows overlap and that pooled subjects share their
+    targets. Here the null keeps all of that: the predictions stay fixed and
+    the sequence of targets is shifted circularly within each run (each run
+    by its own random amount), so every prediction is scored against the
+    target of another position of the same run, the candidates are unchanged,
+    and rows that share a stimulus position (the same word for several
+    subjects) move together.
+
+    Parameters
+    ----------
+    predicted : array-like of shape (n_samples, n_features)
+    true : array-like of shape (n_samples, n_features)
+        As :func:`identification_topk` (unique rows of ``true`` are the candidates).
+    k : int or iterable of int
+    stimulus : array-like of int, shape (n_samples,), optional
+        Position of each row's stimulus in the presentation order (e.g. the
+        word's row in the events table); rows with the same position share
+        it. Default: each row is its own position, in order.
+    runs : array-like, shape (n_samples,), optional
+        Run of each row (one run per position); positions are shifted within
+        their run. Default: one run.
+    metric : {"cosine", "correlation"}
+    n_permutations, min_shift, random_state
+        As :func:`brainalign.metrics.cv_permutation.circular_shift_indices`
+        (over each run's positions).
+
+    Returns
+    -------
+    IdentificationTestResult
+        The observed accuracies (equal to :func:`identification_topk`'s),
+        p-values, the null's mean accuracy, and the null accuracies.
+
+    Notes
+    -----
+    The test is valid when the predictions of the tested rows were made
+    without their targets (held-out runs) and the target sequence is
+    stationary over shifts (a story's words, a block of trials).
+    """
+    check_option("metric", metric, ("cosine", "correlation"))
+    P, T = _pair(predicted, true)
+    n = P.shape[0]
+    ks = [k] if isinstance(k, (int, np.integer)) else list(k)
+    for kk in ks:
+        if isinstance(kk, bool) or not isinstance(kk, (int, np.integer)) or kk < 1:
+            raise BrainalignError(f"'k' must hold positive ints, got {k!r}.")
+    base = identification_topk(P, T, k=ks, metric=metric)
+    rank = _candidate_ranks(P, T[base["first_index"]], metric)
+    null_cand = _shifted_values(base["candidate_index"], stimulus, runs, n_permutations, min_shift, random_state,
+                                "row of 'true'")
+    null_rank = rank[np.arange(n)[None, :], null_cand]
+    null = np.stack([np.mean(null_rank < kk, axis=1) for kk in ks], axis=1)
+    observed = np.array([base["accuracy"][int(kk)] for kk in ks])
+    exceed = (null >= observed - 1e-12).sum(axis=0)
+    pvalues = (1.0 + exceed) / (1.0 + null.shape[0])
+    return IdentificationTestResult(
+        {int(kk): float(observed[j]) for j, kk in enumerate(ks)},
+        {int(kk): float(pvalues[j]) for j, kk in enumerate(ks)},
+        {int(kk): float(null[:, j].mean()) for j, kk in enumerate(ks)},
+        null,
+    )

@@ -170,12 +170,20 @@ def circular_shift_test(
     null is valid for autocorrelated data and for
     :func:`max_statistic_correction`.
 
+    The test assumes ``y_pred`` is fixed: it is valid for a prediction made
+    without the responses (a model's output, another subject's data), **not**
+    for the held-out predictions of a cross-validated encoder, whose folds are
+    fitted on the responses being tested; for those use
+    :func:`brainalign.metrics.cv_permutation.refit_shift_test`, which refits
+    every fold on shifted data (on null voxels the present test gives 9-11 %
+    of p-values below .05 for cross-validated predictions; docs/method.md).
+
     Parameters
     ----------
     y_true : array-like of shape (n_samples, n_targets) or (n_samples,)
         Observed time series (e.g. one column per voxel), in time order.
     y_pred : array-like of the same shape
-        Predicted time series (e.g. cross-validated encoder predictions).
+        Predicted time series, fixed independently of ``y_true``.
     n_permutations : int
         Number of shifts drawn (with replacement among the allowed shifts).
     min_shift : int

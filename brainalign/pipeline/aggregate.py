@@ -5,7 +5,12 @@ Definitions (see docs/method.md):
 * **ceiling** of an ROI = the leave-one-subject-out inter-subject correlation
   averaged over the ROI's units, then over usable subjects;
 * scores of an ROI with several units (voxels) are averaged over its units;
-* **normalized score** = score / ceiling of the ROI (not clipped);
+* **normalized score** = Brain-Score's: score / ceiling of the ROI clipped to
+  [0, 1] (``normalized_score``), the ratio kept as
+  ``normalized_score_unclipped``; both missing where the ceiling is below
+  ``statistics.min_ceiling``; rows whose unclipped ratio exceeds 1 are flagged
+  (``exceeds_ceiling``) and counted in the log and the report. Group values
+  (layer curves, summaries) normalize the mean score the same way;
 * **layer curve** = mean ± SEM over subjects of each layer's score (random
   embeddings: averaged over seeds within a subject first);
 * **nested best layer** = for subject s, the layer with the highest mean score
@@ -19,9 +24,10 @@ Definitions (see docs/method.md):
   (``statistics.n_bootstraps`` resamples, seeded);
 * **group significance** = one-sided one-sample t-test of the subjects' scores
   against 0, FDR-corrected (BH) across layers and ROIs of each model;
-* **per-subject significance** (``p_value`` in ``scores.csv``) = circular-shift
-  test of the held-out predictions, FDR-corrected (``p_fdr``) across layers and
-  units within each subject and feature set.
+* **per-subject significance** (``p_value`` in ``scores.csv``) = refit
+  circular-shift test of the cross-validated score
+  (:func:`brainalign.metrics.cv_permutation.refit_shift_test`), FDR-corrected
+  (``p_fdr``) across layers and units within each subject and feature set.
 """
 
 from __future__ import annotations
@@ -37,8 +43,10 @@ from scipy import stats
 
 from ..config import comparison_sets
 from ..io import SCORE_COLUMNS, provenance, read_table, write_table
+from ..metrics.ceilings import DEFAULT_MIN_CEILING, normalized_score
 
-__all__ = ["run_aggregate", "ceiling_per_subject", "subject_scores", "best_layer_summary", "layer_curve", "nested_best_layer", "paired_comparisons"]
+__all__ = ["run_aggregate", "ceiling_per_subject", "subject_scores", "best_layer_summary", "layer_curve",
+           "nested_best_layer", "paired_comparisons", "normalization_counts"]
 
 
 def _layer_key(layer: Any) -> tuple[int, str]:
@@ -62,12 +70,21 @@ def _in_roi_order(table: pd.DataFrame, order: list[str], by: list[str]) -> pd.Da
             .drop(columns="_roi").reset_index(drop=True))
 
 
-def subject_scores(scores: pd.DataFrame) -> pd.DataFrame:
-    """One score per (model, subject, layer, roi): fold means, averaged over seeds."""
+def subject_scores(scores: pd.DataFrame, min_ceiling: float = DEFAULT_MIN_CEILING) -> pd.DataFrame:
+    """One score per (model, subject, layer, roi): fold means, averaged over seeds, then normalized."""
     means = scores[scores["fold"].astype(str) == "mean"]
-    return (means.groupby(["model", "subject", "layer", "roi"], as_index=False, sort=True)
-            .agg(score=("score", "mean"), normalized_score=("normalized_score", "mean"),
-                 ceiling=("ceiling", "first"), n_seeds=("seed", "nunique")))
+    extra = {"score_pooled": ("score_pooled", "mean")} if "score_pooled" in means else {}
+    out = (means.groupby(["model", "subject", "layer", "roi"], as_index=False, sort=True)
+           .agg(score=("score", "mean"), ceiling=("ceiling", "first"), n_seeds=("seed", "nunique"), **extra))
+    return _with_normalized(out, "score", "ceiling", "normalized_score", min_ceiling)
+
+
+def _with_normalized(table: pd.DataFrame, score: str, ceiling: str, name: str, min_ceiling: float) -> pd.DataFrame:
+    """Add ``name`` (clipped to [0, 1]) and ``name_unclipped`` = ``score / ceiling`` (NaN below ``min_ceiling``)."""
+    s, c = table[score].to_numpy(np.float64), table[ceiling].to_numpy(np.float64)
+    table[name] = normalized_score(s, c, min_ceiling=min_ceiling)
+    table[f"{name}_unclipped"] = normalized_score(s, c, min_ceiling=min_ceiling, clip=False)
+    return table
 
 
 def _group_stats(values: np.ndarray, stats_cfg: dict[str, Any], seed_key: int) -> dict[str, float]:
@@ -113,9 +130,9 @@ def layer_curve(per_subject: pd.DataFrame, stats_cfg: dict[str, Any] | None = No
         rows.append({"model": model, "layer": layer, "roi": roi, "mean": float(v.mean()),
                      "sem": float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else np.nan,
                      "n_subjects": len(v), **_group_stats(v, stats_cfg, k),
-                     "normalized_mean": float(grp["normalized_score"].mean()),
                      "ceiling": float(grp["ceiling"].iloc[0])})
-    out = pd.DataFrame(rows)
+    out = _with_normalized(pd.DataFrame(rows), "mean", "ceiling", "normalized_mean",
+                           float(stats_cfg.get("min_ceiling", DEFAULT_MIN_CEILING)))
     out["p_group_fdr"] = _fdr_within(out, "p_group", ["model"])
     out["layer_order"] = out["layer"].map(lambda v: _layer_key(v)[0])
     order = list(dict.fromkeys(per_subject["roi"]))
@@ -127,10 +144,14 @@ def best_layer_summary(nested: pd.DataFrame, stats_cfg: dict[str, Any]) -> pd.Da
     rows = []
     for k, ((model, roi), grp) in enumerate(nested.groupby(["model", "roi"], sort=False)):
         v = grp["score"].to_numpy()
+        # The ROI's ceiling is the same for every subject, so the mean unclipped ratio is the
+        # mean score over the ceiling: normalized like the layer curves (Brain-Score's order).
+        unclipped = float(grp["normalized_score_unclipped"].mean())
         rows.append({"model": model, "roi": roi, "mean": float(v.mean()),
                      "sem": float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else np.nan,
                      "n_subjects": len(v), **_group_stats(v, stats_cfg, 10_000 + k),
-                     "normalized_mean": float(grp["normalized_score"].mean()),
+                     "normalized_mean": float(np.clip(unclipped, 0.0, 1.0)),
+                     "normalized_mean_unclipped": unclipped,
                      "modal_layer": str(grp["chosen_layer"].astype(str).mode().iloc[0])})
     out = pd.DataFrame(rows)
     out["p_group_fdr"] = _fdr_within(out, "p_group", ["model"])
@@ -143,14 +164,20 @@ def nested_best_layer(per_subject: pd.DataFrame) -> pd.DataFrame:
     for (model, roi), grp in per_subject.groupby(["model", "roi"], sort=False):
         table = grp.pivot(index="subject", columns="layer", values="score")
         norm = grp.pivot(index="subject", columns="layer", values="normalized_score")
+        raw = grp.pivot(index="subject", columns="layer", values="normalized_score_unclipped")
+        pooled = grp.pivot(index="subject", columns="layer", values="score_pooled") if "score_pooled" in grp else None
         layers = sorted(table.columns, key=_layer_key)
-        table, norm = table[layers], norm[layers]
+        table, norm, raw = table[layers], norm[layers], raw[layers]
         for subject in table.index:
             others = table.drop(index=subject)
             chosen = layers[int(np.argmax(others.mean(axis=0).to_numpy()))] if len(others) else layers[0]
-            rows.append({"model": model, "roi": roi, "subject": subject, "chosen_layer": chosen,
-                         "score": float(table.loc[subject, chosen]),
-                         "normalized_score": float(norm.loc[subject, chosen])})
+            row = {"model": model, "roi": roi, "subject": subject, "chosen_layer": chosen,
+                   "score": float(table.loc[subject, chosen]),
+                   "normalized_score": float(norm.loc[subject, chosen]),
+                   "normalized_score_unclipped": float(raw.loc[subject, chosen])}
+            if pooled is not None:
+                row["score_pooled"] = float(pooled.loc[subject, chosen])
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -190,28 +217,62 @@ def paired_comparisons(nested: pd.DataFrame, model: str, baselines: Sequence[str
     return out
 
 
+def normalization_counts(scores: pd.DataFrame) -> dict[str, int]:
+    """How many subject-level scores (``fold == "mean"`` rows) exceed their ceiling or have none usable.
+
+    Returns
+    -------
+    dict
+        ``n_scores``, ``n_exceeding`` (unclipped ratio > 1, clipped to 1 in
+        ``normalized_score``) and ``n_without_ceiling`` (ceiling below
+        ``statistics.min_ceiling`` or not positive: both normalized columns
+        missing).
+    """
+    means = scores[scores["fold"].astype(str) == "mean"]
+    return {"n_scores": int(len(means)), "n_exceeding": int(means["exceeds_ceiling"].sum()),
+            "n_without_ceiling": int(means["normalized_score_unclipped"].isna().sum())}
+
+
+def _log_normalization(scores: pd.DataFrame, min_ceiling: float) -> None:
+    import logging
+
+    counts = normalization_counts(scores)
+    log = logging.getLogger("brainalign")
+    if counts["n_exceeding"]:
+        log.warning("%d of %d subject-level scores exceed their ROI's ceiling (normalized score > 1 before "
+                    "clipping; flagged in exceeds_ceiling, clipped to 1 in normalized_score)",
+                    counts["n_exceeding"], counts["n_scores"])
+    if counts["n_without_ceiling"]:
+        log.warning("%d of %d subject-level scores have no normalized score: their ROI's ceiling is below "
+                    "statistics.min_ceiling = %g", counts["n_without_ceiling"], counts["n_scores"], min_ceiling)
+
+
 def run_aggregate(
     cfg: dict[str, Any], score_paths: Sequence[str | os.PathLike], ceiling_path: str | os.PathLike,
     out_dir: str | os.PathLike,
 ) -> dict[str, Path]:
     """Write ``scores.csv``, ``layer_curve.csv``, ``best_layer.csv``, ``comparisons.csv`` and ``ceiling.csv`` summaries."""
     out_dir = Path(out_dir)
-    required = [c for c in SCORE_COLUMNS if c not in ("ceiling", "normalized_score")] + ["seed", "feature_set"]
+    derived = ("ceiling", "normalized_score", "normalized_score_unclipped", "exceeds_ceiling")
+    required = [c for c in SCORE_COLUMNS if c not in derived] + ["seed", "feature_set"]
     scores = pd.concat([read_table(p, required=required) for p in score_paths], ignore_index=True)
     scores["layer"] = scores["layer"].astype(str)
     ceiling = ceiling_per_subject(read_table(ceiling_path, required=["subject", "roi", "ceiling"]))
     roi_ceiling = ceiling.groupby("roi")["ceiling"].mean()
+    stats_cfg = cfg["statistics"]
+    min_ceiling = float(stats_cfg["min_ceiling"])
     scores["ceiling"] = scores["roi"].map(roi_ceiling)
-    scores["normalized_score"] = np.where(scores["ceiling"] > 0, scores["score"] / scores["ceiling"], np.nan)
+    scores = _with_normalized(scores, "score", "ceiling", "normalized_score", min_ceiling)
+    scores["exceeds_ceiling"] = scores["normalized_score_unclipped"] > 1
     extra = [c for c in scores.columns if c not in SCORE_COLUMNS]
     scores = scores[SCORE_COLUMNS + extra]
+    _log_normalization(scores, min_ceiling)
 
-    stats_cfg = cfg["statistics"]
     if "p_value" in scores.columns:
         means = scores["fold"].astype(str) == "mean"
         scores["p_fdr"] = np.nan
         scores.loc[means, "p_fdr"] = _fdr_within(scores[means], "p_value", ["subject", "feature_set"])
-    per_subject = _in_roi_order(subject_scores(scores), list(dict.fromkeys(scores["roi"])),
+    per_subject = _in_roi_order(subject_scores(scores, min_ceiling), list(dict.fromkeys(scores["roi"])),
                                 ["model", "roi", "subject", "layer"])
     curve = layer_curve(per_subject, stats_cfg)
     nested = nested_best_layer(per_subject)

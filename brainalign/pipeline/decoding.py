@@ -232,7 +232,8 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
     X_train, X_test = betas[~test], betas[test]
     Y_train, Y_test = pooled[~test], pooled[test]
     predictions: dict[str, np.ndarray] = {}
-    for name in dec["decoders"]:
+    # Ridge always runs: the linear baseline every decoder's retrieval is read against.
+    for name in dict.fromkeys(["ridge", *dec["decoders"]]):
         if name == "ridge":
             model = RidgeCVEncoder(cv=5, gap=0).fit(X_train, Y_train)
         else:

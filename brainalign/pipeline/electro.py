@@ -13,13 +13,17 @@ Data flow (docs/electrophysiology.md)::
          runs, Du-IN-style classifier, accuracy and confusion matrix      decoding/*
 
 Test data are whole runs (stories, or blocks of isolated-word trials), never
-random windows; the validation split for early stopping holds out whole
-sentences of the training runs.
+random windows; with a single run, the run's last whole sentences, after a gap
+that keeps every training window apart from every test window in time. The
+validation split for early stopping holds out whole sentences of the training
+data.
 """
 
 from __future__ import annotations
 
+import glob
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,7 @@ __all__ = [
     "ELECTRO_KINDS",
     "Epochs",
     "electro_events",
+    "electro_input_files",
     "electro_modality",
     "electro_subjects",
     "read_epochs",
@@ -48,6 +53,10 @@ __all__ = [
 #: Dataset kinds handled by this module.
 ELECTRO_KINDS = ("simulated_meeg", "simulated_seeg", "meeg_bids")
 EPOCHS_CONTRACT = "epochs/1"
+# Words in a row further apart than this start a new sentence (meeg_bids, whose events have no sentences).
+SENTENCE_PAUSE = 1.0
+
+logger = logging.getLogger("brainalign")
 
 
 def electro_modality(cfg: dict[str, Any]) -> str:
@@ -94,16 +103,49 @@ def electro_events(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[Path]]:
     for rec in find_recordings(ds, subject):
         if rec.events is None:
             raise InputFileError(rec.path, "no *_events.tsv beside the recording (word onsets are read from it).")
-        words = read_bids_words(rec.events, ds["word_column"])
+        words = read_bids_words(rec.events, ds["word_column"], ds["event_category"])
         words["duration"] = 0.0
         words["run"] = rec.run
         parts.append(words)
         inputs.append(rec.events)
     events = pd.concat(parts, ignore_index=True)
-    # Sentences are unknown in general: a new "sentence" after each pause > 1 s.
-    gap = events.groupby("run")["onset"].diff().fillna(np.inf).to_numpy() > 1.0
+    # Sentences are unknown in general: a new "sentence" after each pause > SENTENCE_PAUSE.
+    gap = events.groupby("run")["onset"].diff().fillna(np.inf).to_numpy() > SENTENCE_PAUSE
     events["sentence"] = np.cumsum(gap) - 1
-    return events[["onset", "duration", "word", "run", "sentence"]], inputs
+    events = events[["onset", "duration", "word", "run", "sentence"]]
+    # The test split depends on the word table only: refuse an impossible one before any recording is read.
+    _word_split(cfg, events)
+    return events, inputs
+
+
+def electro_input_files(cfg: dict[str, Any], subject: str | None = None) -> list[Path]:
+    """Files of a ``meeg_bids`` dataset that a stage reads, for the workflow to track (none for simulated data).
+
+    Parameters
+    ----------
+    cfg : dict
+        The validated config.
+    subject : str or None
+        None: the ``*_events.tsv`` files the word table is read from (the
+        first subject's; ``stimuli`` stage). A ``sub-XX`` label: that
+        subject's recordings and every sidecar sharing their entities
+        (events, channels, sidecar JSON, BrainVision/EEGLAB data files;
+        ``epochs`` stage).
+    """
+    ds = cfg["dataset"]
+    if ds["kind"] != "meeg_bids":
+        return []
+    from ..datasets.meeg_bids import find_recordings
+
+    if subject is None:
+        recordings = find_recordings(ds, electro_subjects(cfg)[0])
+        return [r.events for r in recordings if r.events is not None]
+    files: set[Path] = set()
+    for rec in find_recordings(ds, subject):
+        # sub-01_task-x_run-1 of sub-01_task-x_run-1[_split-01]_eeg.edf: every file of the recording's entities.
+        stem = rec.bids_path.copy().update(suffix=None, extension=None, split=None).basename
+        files.update(p for p in rec.path.parent.glob(f"{glob.escape(stem)}_*") if p.is_file())
+    return sorted(files)
 
 
 # --------------------------------------------------------------------------- simulation
@@ -169,11 +211,16 @@ class Epochs:
     sfreq : float
         Hz.
     subject : str
+    dropped_word_index : ndarray of shape (n_dropped,)
+        Rows of ``stimuli/events.tsv`` whose word has no epoch because its
+        window crosses the recording's start or end
+        (``electrophysiology.drop_edge_epochs``); empty when none was dropped.
     """
 
-    def __init__(self, X, times, word_index, run, ch_names, positions, sfreq, subject):
+    def __init__(self, X, times, word_index, run, ch_names, positions, sfreq, subject, dropped_word_index=()):
         self.X, self.times, self.word_index, self.run = X, times, word_index, run
         self.ch_names, self.positions, self.sfreq, self.subject = list(ch_names), positions, float(sfreq), subject
+        self.dropped_word_index = np.asarray(dropped_word_index, dtype=np.int64).reshape(-1)
 
 
 def write_epochs(path: str | os.PathLike, ep: Epochs, prov: dict[str, Any]) -> Path:
@@ -183,6 +230,7 @@ def write_epochs(path: str | os.PathLike, ep: Epochs, prov: dict[str, Any]) -> P
         f.create_dataset("times", data=ep.times, track_times=False)
         f.create_dataset("word_index", data=np.asarray(ep.word_index, np.int64), track_times=False)
         f.create_dataset("run", data=np.asarray(ep.run, np.int64), track_times=False)
+        f.create_dataset("dropped_word_index", data=ep.dropped_word_index, track_times=False)
         if ep.positions is not None:
             f.create_dataset("positions", data=np.asarray(ep.positions, np.float64), track_times=False)
         f.attrs["contract"] = EPOCHS_CONTRACT
@@ -202,8 +250,11 @@ def read_epochs(path: str | os.PathLike) -> Epochs:
         X = f["X"][()]
         if not np.isfinite(X).all():
             raise InputFileError(path, "dataset 'X' has non-finite values.")
+        # Files written before edge epochs could be dropped have no "dropped_word_index": none was dropped.
+        dropped = f["dropped_word_index"][()] if "dropped_word_index" in f else ()
         return Epochs(X, f["times"][()], f["word_index"][()], f["run"][()], json.loads(f.attrs["ch_names"]),
-                      f["positions"][()] if "positions" in f else None, f.attrs["sfreq"], str(f.attrs["subject"]))
+                      f["positions"][()] if "positions" in f else None, f.attrs["sfreq"], str(f.attrs["subject"]),
+                      dropped)
 
 
 def _recordings(cfg: dict[str, Any], subject: str,
@@ -281,13 +332,21 @@ def _check_run_words(got: list[str], expected: list[str], run: int, events_path:
 
 def run_epochs(cfg: dict[str, Any], subject: str, events_path: str | os.PathLike, out: str | os.PathLike,
                raw_dir: str | os.PathLike | None = None) -> Path:
-    """Preprocess every recording of ``subject`` and cut word-locked epochs (:class:`Epochs`)."""
+    """Preprocess every recording of ``subject`` and cut word-locked epochs (:class:`Epochs`).
+
+    A word whose window crosses the recording's start or end has no epoch
+    when ``electrophysiology.drop_edge_epochs`` is true (it is logged, and
+    listed in the file's ``dropped_word_index`` and, counted per run, in its
+    provenance); otherwise, or when no window of a recording fits, it is an
+    error naming the word.
+    """
     from ..preprocess import meeg
     from ..stimuli.events import read_events
 
     ep = cfg["electrophysiology"]
+    ds = cfg["dataset"]
     events = read_events(events_path)
-    parts, inputs = [], []
+    parts, inputs, dropped = [], [], {}
     reference: tuple[Path, float, list[str], list[str]] | None = None
     for run, path, events_tsv, read in _recordings(cfg, subject, raw_dir):
         raw = read()
@@ -299,18 +358,28 @@ def run_epochs(cfg: dict[str, Any], subject: str, events_path: str | os.PathLike
             from ..datasets.meeg_bids import read_bids_words
 
             # BIDS onsets count from the recording's first sample, as epoch_words expects.
-            words = read_bids_words(events_tsv, cfg["dataset"]["word_column"])
+            words = read_bids_words(events_tsv, ds["word_column"], ds["event_category"])
         expected = events[events["run"] == run]
         if expected.empty:
             raise InputFileError(path, f"run {run} has no words in {events_path}.")
         _check_run_words(list(words["word"]), list(expected["word"].astype(str)), run, events_path,
                          path if events_tsv is None else events_tsv,
-                         "annotations" if events_tsv is None else f"column {cfg['dataset']['word_column']!r}")
+                         "annotations" if events_tsv is None else f"column {ds['word_column']!r}")
         sfreq_in = raw.info["sfreq"]
         raw, bads = _preprocess_run(cfg, raw, path)
-        X, times = meeg.epoch_words(raw, words["onset"].to_numpy(), tmin=ep["tmin"], tmax=ep["tmax"],
+        onsets = words["onset"].to_numpy()
+        keep = _edge_mask(cfg, raw, onsets, path)
+        X, times = meeg.epoch_words(raw, onsets[keep], tmin=ep["tmin"], tmax=ep["tmax"],
                                     baseline=None if ep["baseline"] is None else tuple(ep["baseline"]),
                                     shift=ep["shift"], source=path)
+        if not keep.all():
+            lost = words[~keep]
+            logger.warning("%s run %d (%s): %d of %d word(s) dropped, their window crossing the recording's edge "
+                           "(electrophysiology.drop_edge_epochs): %s", subject, run, path.name, len(lost),
+                           len(words), ", ".join(f"{w!r} at {t:.3f} s" for w, t in
+                                                 zip(lost["word"][:5], lost["onset"][:5]))
+                           + (" ..." if len(lost) > 5 else ""))
+        dropped[str(run)] = expected.index.to_numpy()[~keep]
         if reference is not None and raw.ch_names != reference[2]:
             missing = [c for c in reference[2] if c not in raw.ch_names]
             extra = [c for c in raw.ch_names if c not in reference[2]]
@@ -322,36 +391,122 @@ def run_epochs(cfg: dict[str, Any], subject: str, events_path: str | os.PathLike
         if reference is None:
             reference = (path, sfreq_in, list(raw.ch_names), bads)
             positions = None if electro_modality(cfg) == "seeg" else meeg.sensor_positions_2d(raw.info)
-        parts.append((X, expected.index.to_numpy(), np.full(len(X), run)))
-        inputs.append(path)
+        parts.append((X, expected.index.to_numpy()[keep], np.full(len(X), run)))
+        inputs += [path] if events_tsv is None else [path, events_tsv]
     X = np.concatenate([p[0] for p in parts])
     ep_out = Epochs(X, times, np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts]),
-                    reference[2], positions, ep["sfreq"], subject)
-    return write_epochs(out, ep_out, provenance(cfg, [events_path, *inputs], stage="epochs", subject=subject))
+                    reference[2], positions, ep["sfreq"], subject, np.concatenate(list(dropped.values())))
+    prov = provenance(cfg, [events_path, *inputs], stage="epochs", subject=subject,
+                      edge_epochs_dropped={run: len(rows) for run, rows in dropped.items()})
+    return write_epochs(out, ep_out, prov)
+
+
+def _edge_mask(cfg: dict[str, Any], raw, onsets: np.ndarray, source: Path) -> np.ndarray:
+    """The words whose window lies inside the (preprocessed) recording; raise when none may be dropped."""
+    from ..preprocess.meeg import check_epochs_in_recording, windows_inside_recording
+
+    ep = cfg["electrophysiology"]
+    bounds = (raw.n_times, raw.info["sfreq"], ep["tmin"], ep["tmax"])
+    inside = windows_inside_recording(onsets, *bounds, shift=ep["shift"])
+    if not inside.all() and not (ep["drop_edge_epochs"] and inside.any()):
+        hint = ("No window fits in the recording: shorten electrophysiology.tmin…tmax (or shift)."
+                if ep["drop_edge_epochs"] else
+                "Set electrophysiology.drop_edge_epochs: true to leave out the words whose window crosses the "
+                "recording's edge.")
+        try:
+            check_epochs_in_recording(onsets, *bounds, source, shift=ep["shift"])
+        except InputFileError as err:
+            raise InputFileError(err.path, f"{err.detail} {hint}") from None
+    return inside
 
 
 # --------------------------------------------------------------------------- decoding
-def _test_runs(cfg: dict[str, Any], runs: np.ndarray) -> list[int]:
-    wanted = cfg["electrophysiology"]["test_runs"]
+def _word_split(cfg: dict[str, Any], events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, str]:
+    """Training and test words (boolean masks over the rows of the word table) and the split in words.
+
+    The test words are whole runs (``electrophysiology.test_runs``; null: the
+    last run). When the dataset has a single run and ``test_runs`` is null,
+    they are the run's last whole sentences, starting at the sentence start
+    nearest ``1 - test_fraction`` of its words; the training words are the
+    earlier words whose window ends at least two samples (at
+    ``electrophysiology.sfreq``) before the first test window starts, so that
+    no training window shares a sample with a test window. The words in
+    between are in neither set.
+    """
+    ep = cfg["electrophysiology"]
+    runs = events["run"].to_numpy()
     available = sorted(int(r) for r in np.unique(runs))
-    if wanted is None:
-        return available[-1:]
+    wanted = ep["test_runs"]
+    if wanted is None and len(available) == 1:
+        return _within_run_split(cfg, events)
+    wanted = available[-1:] if wanted is None else list(wanted)
     missing = [r for r in wanted if r not in available]
     if missing:
         raise ConfigError(None, "electrophysiology.test_runs", f"run(s) {missing} not found; runs: {available}.")
     if len(set(wanted)) == len(available):
-        raise ConfigError(None, "electrophysiology.test_runs", "leaves no run for training.")
-    return list(wanted)
+        single = " (a single run: set test_runs to null to hold out its last sentences)" if len(available) == 1 else ""
+        raise ConfigError(None, "electrophysiology.test_runs", f"leaves no run for training{single}.")
+    test = np.isin(runs, wanted)
+    return ~test, test, f"whole run(s) {sorted(set(wanted))} of {available}"
 
 
-def _scaled(cfg: dict[str, Any], epochs: list[Epochs], test_runs: list[int]) -> list[np.ndarray]:
+def _within_run_split(cfg: dict[str, Any], events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, str]:
+    ep = cfg["electrophysiology"]
+    n, run, fraction = len(events), int(events["run"].iloc[0]), ep["test_fraction"]
+    sentence = events["sentence"].to_numpy() if "sentence" in events else np.arange(n)
+    onsets = events["onset"].to_numpy(dtype=np.float64)
+    starts = np.flatnonzero(sentence[1:] != sentence[:-1]) + 1  # first word of every sentence but the first
+    where = f"the dataset has a single run (run {run}, {n} words"
+    if cfg["dataset"]["kind"] == "meeg_bids":
+        where += f"; a sentence ends at each pause longer than {SENTENCE_PAUSE:g} s"
+    if starts.size == 0:
+        raise ConfigError(None, "electrophysiology.test_runs", f"{where}) holding a single sentence: no block of "
+                                                                "whole sentences can be held out for testing; "
+                                                                "give the dataset a second run.")
+    first = int(starts[np.argmin(np.abs(starts - (1.0 - fraction) * n))])
+    span = ep["tmax"] - ep["tmin"] + 2.0 / ep["sfreq"]
+    index = np.arange(n)
+    test = index >= first
+    train = (index < first) & (onsets + span <= onsets[first])
+    if not train.any():
+        raise ConfigError(None, "electrophysiology.test_fraction",
+                          f"{where}): holding out its last {int(test.sum())} words (from {onsets[first]:.3f} s, "
+                          f"test_fraction {fraction:g}) leaves no training word whose window "
+                          f"({ep['tmin']:g}…{ep['tmax']:g} s) ends before the first test window; lower "
+                          "test_fraction, or shorten the window.")
+    gap = int((index < first).sum() - train.sum())
+    return train, test, (f"within run {run}, the only run: the last {int(test.sum())} of {n} words (whole "
+                         f"sentences, test_fraction {fraction:g}) for testing; {gap} word(s) before them in neither "
+                         "set, so that no training window overlaps a test window")
+
+
+def _split(cfg: dict[str, Any], epochs: list[Epochs], events: pd.DataFrame,
+           epoch_paths: list[str | os.PathLike]) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
+    """(training, test) epoch masks of each subject (:func:`_word_split`), and their record for the provenance."""
+    train_words, test_words, description = _word_split(cfg, events)
+    masks = []
+    for e, path in zip(epochs, epoch_paths):
+        train, test = train_words[e.word_index], test_words[e.word_index]
+        for name, mask in (("training", train), ("test", test)):
+            if not mask.any():
+                raise InputFileError(path, f"dataset 'word_index': subject {e.subject} has no {name} epoch "
+                                           f"({description}; {e.dropped_word_index.size} word(s) without an epoch "
+                                           "at the recording's edges).")
+        masks.append((train, test))
+    record = {"test_split": description,
+              "n_train_epochs": {e.subject: int(m[0].sum()) for e, m in zip(epochs, masks)},
+              "n_test_epochs": {e.subject: int(m[1].sum()) for e, m in zip(epochs, masks)},
+              "edge_epochs_dropped": {e.subject: int(e.dropped_word_index.size) for e in epochs}}
+    return masks, record
+
+
+def _scaled(cfg: dict[str, Any], epochs: list[Epochs], split: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
     """Per-subject scaling fitted on the training epochs only, then clamping."""
     from ..preprocess.meeg import RobustScaler, clamp
 
     ep = cfg["electrophysiology"]
     out = []
-    for e in epochs:
-        train = ~np.isin(e.run, test_runs)
+    for e, (train, _) in zip(epochs, split):
         X = e.X.astype(np.float64)
         if ep["scaling"] == "robust":
             X = RobustScaler().fit(X[train]).transform(X)
@@ -367,9 +522,13 @@ def run_contrastive(cfg: dict[str, Any], epoch_paths: list[str | os.PathLike], e
                     features_path: str | os.PathLike, out_dir: str | os.PathLike, progress: bool = True) -> Path:
     """Train the contrastive brain module on the training runs; top-k segment identification on the test runs.
 
-    Writes ``scores.csv`` (one row per subject, pooled and k), ``topk.csv`` (the
-    accuracy curve for k = 1..50 with its chance level) and the checkpoint
-    ``contrastive.safetensors`` (+ ``.json``) to ``out_dir``.
+    Writes ``scores.csv`` (one row per decoder, subject, pooled and k),
+    ``topk.csv`` (the accuracy curve for k = 1..50 with its chance level) and
+    the checkpoint ``contrastive.safetensors`` (+ ``.json``) to ``out_dir``.
+    The ``decoder`` column tells the brain module (``brain_module``) from its
+    linear baseline (``ridge``, :func:`_ridge_decoder`: one ridge per subject
+    from the same scaled, clamped windows to the same z-scored targets), both
+    scored by the same identification among the same candidates.
     """
     from ..encoders.contrastive import ContrastiveEncoder
     from ..metrics.identification import binomial_chance_interval, identification_topk
@@ -380,12 +539,11 @@ def run_contrastive(cfg: dict[str, Any], epoch_paths: list[str | os.PathLike], e
     events = read_events(events_path)
     Y_all = read_features(features_path, [layer]).layers[layer]
     epochs = [read_epochs(p) for p in epoch_paths]
-    test_runs = _test_runs(cfg, np.concatenate([e.run for e in epochs]))
-    Xs = _scaled(cfg, epochs, test_runs)
+    split, split_record = _split(cfg, epochs, events, epoch_paths)
+    Xs = _scaled(cfg, epochs, split)
     sentence = events["sentence"].to_numpy() if "sentence" in events else np.arange(len(events))
     train_X, train_Y, train_s, train_g = [], [], [], []
-    for e, X in zip(epochs, Xs):
-        train = ~np.isin(e.run, test_runs)
+    for e, X, (train, _) in zip(epochs, Xs, split):
         train_X += list(X[train])
         train_Y.append(Y_all[e.word_index[train]])
         train_s += [e.subject] * int(train.sum())
@@ -395,33 +553,47 @@ def run_contrastive(cfg: dict[str, Any], epoch_paths: list[str | os.PathLike], e
     model = ContrastiveEncoder(front_end=front, spatial_channels=cc["spatial_channels"], hidden=cc["hidden"],
                                depth=cc["depth"], dropout=cc["dropout"], spatial_dropout=cc["spatial_dropout"],
                                epochs=cc["epochs"], batch_size=cc["batch_size"], lr=cc["lr"],
-                               weight_decay=cc["weight_decay"], n_time_bins=cc["n_time_bins"],
-                               patience=cc["patience"], val_fraction=cc["val_fraction"], random_state=cc["seed"],
-                               verbose=progress)
+                               weight_decay=cc["weight_decay"],
+                               n_time_bins=None if cc["n_time_bins"] is None else min(cc["n_time_bins"],
+                                                                                      epochs[0].X.shape[2]),
+                               patience=cc["patience"], refit=cc["refit"], val_fraction=cc["val_fraction"],
+                               random_state=cc["seed"], verbose=progress)
     same_channels = len({x.shape[0] for x in train_X}) == 1
     model.fit(np.stack(train_X) if same_channels else train_X, np.concatenate(train_Y), subjects=np.asarray(train_s),
               groups=np.concatenate(train_g), positions=positions or None)
     ks = sorted(set(ep["topk"]))
     rows, curves = [], []
-    pooled_pred, pooled_true = [], []
-    for e, X in zip(epochs, Xs):
-        test = np.isin(e.run, test_runs)
-        pred = model.predict(X[test], subjects=np.asarray([e.subject] * int(test.sum())))
-        true = (Y_all[e.word_index[test]] - model.target_mean_) / model.target_scale_
-        pooled_pred.append(pred)
-        pooled_true.append(true)
-        rows += _identification_rows(cfg, e.subject, pred, true, ks, identification_topk, binomial_chance_interval)
-        curves.append(_topk_curve(e.subject, pred, true, identification_topk))
-    # Pooled over subjects: every window ranks the same unique test segments.
-    pred, true = np.concatenate(pooled_pred), np.concatenate(pooled_true)
-    rows += _identification_rows(cfg, "pooled", pred, true, ks, identification_topk, binomial_chance_interval)
-    curves.append(_topk_curve("pooled", pred, true, identification_topk))
+    # Both decoders are scored against the same z-scored targets (the brain module's training statistics).
+    trues = [(Y_all[e.word_index[test]] - model.target_mean_) / model.target_scale_
+             for e, (_, test) in zip(epochs, split)]
+    preds = {"brain_module": [model.predict(X[test], subjects=np.asarray([e.subject] * int(test.sum())))
+                              for e, X, (_, test) in zip(epochs, Xs, split)]}
+    preds["ridge"], ridge_alpha = [], {}
+    for e, X, (train, test) in zip(epochs, Xs, split):
+        ridge = _ridge_decoder(cfg, X[train], (Y_all[e.word_index[train]] - model.target_mean_) / model.target_scale_,
+                               sentence[e.word_index[train]], e.subject)
+        preds["ridge"].append(ridge.predict(_flat(X[test])))
+        ridge_alpha[e.subject] = float(ridge.alpha_[0])
+    # The shift tests move targets along each run's word sequence; windows of one word share it.
+    word_run = events["run"].to_numpy()
+    positions = [e.word_index[test] for e, (_, test) in zip(epochs, split)]
+    for decoder, subject_preds in preds.items():
+        for e, pred, true, pos in zip(epochs, subject_preds, trues, positions):
+            rows += _identification_rows(cfg, e.subject, pred, true, ks, identification_topk, binomial_chance_interval,
+                                         decoder, stimulus=pos, runs=word_run[pos])
+            curves.append(_topk_curve(e.subject, pred, true, identification_topk, decoder))
+        # Pooled over subjects: every window ranks the same unique test segments.
+        pred, true, pos = np.concatenate(subject_preds), np.concatenate(trues), np.concatenate(positions)
+        rows += _identification_rows(cfg, "pooled", pred, true, ks, identification_topk, binomial_chance_interval,
+                                     decoder, stimulus=pos, runs=word_run[pos])
+        curves.append(_topk_curve("pooled", pred, true, identification_topk, decoder))
     out_dir = Path(out_dir)
-    prov = provenance(cfg, [events_path, features_path, *epoch_paths], stage="contrastive")
+    prov = provenance(cfg, [events_path, features_path, *epoch_paths], stage="contrastive", **split_record,
+                      ridge_alpha=ridge_alpha)
     scores = pd.DataFrame(rows)
     scores.insert(0, "dataset", cfg["dataset"]["name"])
-    scores.insert(2, "feature_set", name)
-    scores.insert(3, "layer", layer)
+    scores.insert(3, "feature_set", name)
+    scores.insert(4, "layer", layer)
     write_table(out_dir / "scores.csv", scores, prov)
     write_table(out_dir / "topk.csv", pd.concat(curves, ignore_index=True), prov)
     _write_history(out_dir / "history.csv", model.history_, prov)
@@ -429,24 +601,103 @@ def run_contrastive(cfg: dict[str, Any], epoch_paths: list[str | os.PathLike], e
     return out_dir
 
 
-def _identification_rows(cfg, subject, pred, true, ks, identification_topk, interval) -> list[dict[str, Any]]:
+def _shift_null(cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """Settings of the identification/accuracy shift tests (None when ``statistics.n_permutations`` is 0)."""
+    stats_cfg = cfg["statistics"]
+    if int(stats_cfg["n_permutations"]) == 0:
+        return None
+    return {"n_permutations": int(stats_cfg["n_permutations"]), "min_shift": int(stats_cfg["min_shift"]),
+            "random_state": np.random.default_rng([int(stats_cfg["seed"]), 2])}
+
+
+def _identification_rows(cfg, subject, pred, true, ks, identification_topk, interval,
+                         decoder: str = "brain_module", stimulus=None, runs=None) -> list[dict[str, Any]]:
+    """Top-k rows with the binomial chance interval and the shift test (``p_value``, ``chance_null``).
+
+    ``chance`` = k / C assumes a prediction ranks its target uniformly at
+    random; ``chance_null`` is the mean accuracy when the targets are shifted
+    along the word sequence within each run
+    (:func:`brainalign.metrics.identification.identification_shift_test`),
+    which also counts what a decoder gains from the words' frequencies, and
+    ``p_value`` is that test's one-sided p.
+    """
+    from ..metrics.identification import identification_shift_test
+
     res = identification_topk(pred, true, k=ks)
     n_cand = int(res["n_candidates"])
+    settings = _shift_null(cfg)
+    test = (identification_shift_test(pred, true, k=ks, stimulus=stimulus, runs=runs, **settings)
+            if settings is not None else None)
     rows = []
     for k in ks:
         chance = float(res["chance"][k])
         lo, hi = interval(len(pred), chance)
-        rows.append({"subject": subject, "metric": f"top{k}", "value": float(res["accuracy"][k]), "chance": chance,
-                     "chance_low": lo, "chance_high": hi, "n_windows": len(pred), "n_candidates": n_cand})
+        rows.append({"decoder": decoder, "subject": subject, "metric": f"top{k}", "value": float(res["accuracy"][k]),
+                     "chance": chance, "chance_low": lo, "chance_high": hi, "n_windows": len(pred),
+                     "n_candidates": n_cand, "chance_null": np.nan if test is None else test.null_mean[k],
+                     "p_value": np.nan if test is None else test.pvalues[k]})
     return rows
 
 
-def _topk_curve(subject, pred, true, identification_topk) -> pd.DataFrame:
+def _topk_curve(subject, pred, true, identification_topk, decoder: str = "brain_module") -> pd.DataFrame:
     n = len(np.unique(true, axis=0))
     ks = list(range(1, min(50, n) + 1))
     res = identification_topk(pred, true, k=ks)
-    return pd.DataFrame({"subject": subject, "k": ks, "accuracy": [float(res["accuracy"][k]) for k in ks],
+    return pd.DataFrame({"decoder": decoder, "subject": subject, "k": ks,
+                         "accuracy": [float(res["accuracy"][k]) for k in ks],
                          "chance": [float(res["chance"][k]) for k in ks]})
+
+
+def _flat(X: np.ndarray) -> np.ndarray:
+    """Windows (n_windows, n_channels, n_times) as rows of channels × samples, float64."""
+    return np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+
+
+def _group_folds(groups: np.ndarray, n_folds: int) -> np.ndarray:
+    """Fold of each window: whole groups (sentences, trials), in order of appearance, cut into contiguous blocks.
+
+    Parameters
+    ----------
+    groups : ndarray of shape (n_windows,)
+        Group label of each window (windows in time order).
+    n_folds : int
+        Number of blocks (at most the number of groups).
+
+    Returns
+    -------
+    ndarray of int64, shape (n_windows,)
+        Block ``0 … min(n_folds, n_groups) - 1`` of each window; a group never spans two blocks.
+    """
+    _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    rank = np.argsort(np.argsort(first, kind="stable"), kind="stable")[inverse.reshape(-1)]
+    n_groups = len(first)
+    return (rank * min(n_folds, n_groups) // n_groups).astype(np.int64)
+
+
+def _ridge_decoder(cfg: dict[str, Any], X: np.ndarray, Y: np.ndarray, groups: np.ndarray, subject: str):
+    """The linear baseline: ridge from one subject's flattened training windows to their targets.
+
+    One penalty, shared by all target columns, is chosen from ``encoder.alphas``
+    by ``encoder.inner_folds``-fold cross-validation over contiguous blocks of
+    whole sentences (trials) of the training data (mean squared error; the
+    test windows are never seen), then the model is refit on all training
+    windows (:class:`~brainalign.encoders.ridge_cv.RidgeCV`).
+    """
+    from ..encoders.cv import ContiguousKFold
+    from ..encoders.ridge_cv import RidgeCV
+
+    folds = _group_folds(groups, cfg["encoder"]["inner_folds"])
+    if folds.max() < 1:
+        raise InputFileError(None, f"subject {subject}: the training windows hold a single sentence; the ridge "
+                                   "baseline's inner cross-validation needs at least 2.")
+    alphas = np.asarray(cfg["encoder"]["alphas"], dtype=np.float64)
+    # With groups, ContiguousKFold leaves one block out at a time (n_splits is ignored).
+    model = RidgeCV(alphas=alphas, cv=ContiguousKFold(n_splits=2, gap=0), alpha_per_target=False, dtype="float64")
+    model.fit(_flat(X), Y, groups=folds)
+    if len(alphas) > 1 and model.alpha_[0] in (alphas.min(), alphas.max()):
+        logger.warning("%s: the ridge baseline's penalty %g is at the end of encoder.alphas; widen the grid.",
+                       subject, model.alpha_[0])
+    return model
 
 
 def _write_history(path: Path, history: dict[str, list[float]], prov: dict[str, Any]) -> None:
@@ -468,11 +719,10 @@ def run_word_decoding(cfg: dict[str, Any], epoch_paths: list[str | os.PathLike],
     events = read_events(events_path)
     labels = events["word"].astype(str).to_numpy()
     epochs = [read_epochs(p) for p in epoch_paths]
-    test_runs = _test_runs(cfg, np.concatenate([e.run for e in epochs]))
-    Xs = _scaled(cfg, epochs, test_runs)
+    split, split_record = _split(cfg, epochs, events, epoch_paths)
+    Xs = _scaled(cfg, epochs, split)
     train_X, train_y, train_s = [], [], []
-    for e, X in zip(epochs, Xs):
-        train = ~np.isin(e.run, test_runs)
+    for e, X, (train, _) in zip(epochs, Xs, split):
         train_X += list(X[train])
         train_y.append(labels[e.word_index[train]])
         train_s += [e.subject] * int(train.sum())
@@ -484,23 +734,41 @@ def run_word_decoding(cfg: dict[str, Any], epoch_paths: list[str | os.PathLike],
     model.fit(train_X, np.concatenate(train_y), subjects=np.asarray(train_s))
     rows, all_true, all_pred = [], [], []
     chance = 1.0 / len(model.classes_)
-    for e, X in zip(epochs, Xs):
-        test = np.isin(e.run, test_runs)
+    sentence = events["sentence"].to_numpy() if "sentence" in events else np.arange(len(events))
+    ridge_true, ridge_pred, ridge_alpha = [], [], {}
+    word_run = events["run"].to_numpy()
+    positions = []
+    for e, X, (train, test) in zip(epochs, Xs, split):
         subj = np.asarray([e.subject] * int(test.sum()))
         y = labels[e.word_index[test]]
+        pos = e.word_index[test]
+        positions.append(pos)
+        shift = {"cfg": cfg, "stimulus": pos, "runs": word_run[pos]}
         pred = model.predict(list(X[test]), subjects=subj)
         all_true.append(y)
         all_pred.append(pred)
-        rows.append(_accuracy_row(e.subject, y, pred, chance, binomial_chance_interval))
+        rows.append(_accuracy_row(e.subject, y, pred, chance, binomial_chance_interval, **shift))
+        # Linear baseline: a ridge classifier (ridge to ±1 class codes, arg-max), one per subject.
+        codes = np.where(labels[e.word_index[train]][:, None] == model.classes_[None, :], 1.0, -1.0)
+        ridge = _ridge_decoder(cfg, X[train], codes, sentence[e.word_index[train]], e.subject)
+        ridge_pred.append(model.classes_[np.argmax(ridge.predict(_flat(X[test])), axis=1)])
+        ridge_true.append(y)
+        ridge_alpha[e.subject] = float(ridge.alpha_[0])
+        rows.append(_accuracy_row(e.subject, y, ridge_pred[-1], chance, binomial_chance_interval, "ridge", **shift))
     y, pred = np.concatenate(all_true), np.concatenate(all_pred)
-    rows.append(_accuracy_row("pooled", y, pred, chance, binomial_chance_interval))
+    pos = np.concatenate(positions)
+    shift = {"cfg": cfg, "stimulus": pos, "runs": word_run[pos]}
+    rows.append(_accuracy_row("pooled", y, pred, chance, binomial_chance_interval, **shift))
+    rows.append(_accuracy_row("pooled", np.concatenate(ridge_true), np.concatenate(ridge_pred), chance,
+                              binomial_chance_interval, "ridge", **shift))
     classes = list(model.classes_)
     index = {c: i for i, c in enumerate(classes)}
     confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
     np.add.at(confusion, ([index[v] for v in y], [index[v] for v in pred]), 1)
     out_dir = Path(out_dir)
-    prov = provenance(cfg, [events_path, *epoch_paths], stage="word_decoding")
-    scores = pd.DataFrame(rows)
+    prov = provenance(cfg, [events_path, *epoch_paths], stage="word_decoding", **split_record,
+                      ridge_alpha=ridge_alpha)
+    scores = pd.DataFrame(rows).sort_values("decoder", kind="stable", key=lambda d: d != "duin")
     scores.insert(0, "dataset", cfg["dataset"]["name"])
     write_table(out_dir / "scores.csv", scores, prov)
     write_table(out_dir / "confusion.csv", pd.DataFrame(confusion, index=classes, columns=classes)
@@ -510,7 +778,17 @@ def run_word_decoding(cfg: dict[str, Any], epoch_paths: list[str | os.PathLike],
     return out_dir
 
 
-def _accuracy_row(subject, y, pred, chance, interval) -> dict[str, Any]:
+def _accuracy_row(subject, y, pred, chance, interval, decoder: str = "duin", cfg=None, stimulus=None,
+                  runs=None) -> dict[str, Any]:
+    """Accuracy with the binomial chance interval and, given ``cfg``, the label-shift test (as the top-k rows)."""
+    from ..metrics.identification import accuracy_shift_test
+
     lo, hi = interval(len(y), chance)
-    return {"subject": subject, "metric": "accuracy", "value": float(np.mean(np.asarray(y) == np.asarray(pred))),
-            "chance": chance, "chance_low": lo, "chance_high": hi, "n_windows": len(y), "n_candidates": None}
+    settings = None if cfg is None else _shift_null(cfg)
+    null_mean = p_value = np.nan
+    if settings is not None:
+        _, p_value, null_mean = accuracy_shift_test(pred, y, stimulus=stimulus, runs=runs, **settings)
+    return {"decoder": decoder, "subject": subject, "metric": "accuracy",
+            "value": float(np.mean(np.asarray(y) == np.asarray(pred))), "chance": chance, "chance_low": lo,
+            "chance_high": hi, "n_windows": len(y), "n_candidates": None, "chance_null": null_mean,
+            "p_value": p_value}

@@ -47,6 +47,9 @@ __all__ = [
     "cv_label",
     "convolve_runs",
     "is_volume_dataset",
+    "null_shift",
+    "refit_pvalues",
+    "warn_fdr_resolution",
     "run_ceiling",
     "partition_pair",
     "run_partition",
@@ -382,25 +385,105 @@ def _load_subjects(paths: Sequence[str | os.PathLike]) -> tuple[list[Responses],
     return [r for _, r in usable], [r for r in loaded if r.excluded]
 
 
-def _shift_pvalues(y: np.ndarray, predictions: np.ndarray, stats_cfg: dict[str, Any], layer: str) -> np.ndarray:
-    """One-sided circular-shift p-values of the held-out predictions, per target.
+def refit_pvalues(
+    cfg: dict[str, Any], y: np.ndarray, fits: dict[str, tuple[np.ndarray, dict[str, Any]]], ref: Responses,
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Per-target p-values of each layer's cross-validated score (refit circular-shift test).
 
-    The held-out predictions (every sample predicted by the fold that held it
-    out) are shifted circularly against the responses, which keeps both
-    series' autocorrelation; the p-value is ``(1 + #{null r >= observed r}) /
-    (1 + n_permutations)``. The seed is derived from the config's seed and the
-    layer, so reruns are identical.
+    Each run of the raw design is shifted circularly, cleaned exactly as the
+    fitted design was (the subject's cleaning and confounds), and each
+    layer's cross-validated score is recomputed with the penalties its folds
+    chose (:func:`brainalign.metrics.cv_permutation.refit_shift_tests`;
+    docs/method.md, "Per-unit significance"); without confound regressors
+    the cleaned responses are shifted and cleaned again instead
+    (:func:`null_shift`). Permutations stop early for a
+    target once ``statistics.stop_after`` null scores reached its observed
+    score (Besag–Clifford). The shifts are seeded by ``statistics.seed`` only,
+    so every layer and subject sees the same shifts and reruns are identical.
+
+    Parameters
+    ----------
+    cfg : dict
+        The validated config.
+    y : ndarray of shape (n_samples, n_targets)
+        Cleaned responses of the targets (one subject, or several subjects
+        sharing ``ref``'s runs and cleaning).
+    fits : dict of layer -> (raw design, result of the nested CV)
+        The design before cleaning; the result holds the outer ``folds`` and
+        the ``alphas`` per fold and target.
+    ref : Responses
+        The subject whose runs, TR and confounds define the cleaning.
+
+    Returns
+    -------
+    dict of layer -> ndarray of shape (n_targets,)
+        NaN everywhere when ``statistics.n_permutations`` is 0.
     """
-    from ..metrics.stats import circular_shift_test
+    from ..metrics.cv_permutation import refit_shift_tests
+    from ..preprocess.fmri import LinearCleaner, clean_signals
 
+    stats_cfg = cfg["statistics"]
     n_perm = int(stats_cfg["n_permutations"])
     if n_perm == 0:
-        return np.full(y.shape[1], np.nan)
-    tested = ~np.isnan(predictions).any(axis=1)
-    seed = [int(stats_cfg["seed"]), int.from_bytes(layer.encode()[:8].ljust(8, b"\0"), "little")]
-    min_shift = min(int(stats_cfg["min_shift"]), int(tested.sum()) // 2)
-    return circular_shift_test(y[tested], predictions[tested], n_permutations=n_perm,
-                               min_shift=min_shift, random_state=np.random.default_rng(seed)).pvalues
+        return {layer: np.full(y.shape[1], np.nan) for layer in fits}
+    pre = cfg["preprocessing"]
+    folds = next(iter(fits.values()))[1]["folds"]
+    if LinearCleaner.supports(pre):
+        clean = LinearCleaner(ref.sampling, pre, ref.runs, ref.confounds)
+    else:
+        def clean(x: np.ndarray) -> np.ndarray:
+            return clean_signals(x, ref.sampling, pre, ref.runs, ref.confounds)
+    stop = int(stats_cfg["stop_after"])
+    tests = refit_shift_tests(
+        y, {layer: (raw_x, res["alphas"]) for layer, (raw_x, res) in fits.items()}, folds, runs=ref.runs,
+        clean=clean, shift=null_shift(cfg, ref), pooled=bool(cfg["encoder"]["pooled"]), n_permutations=n_perm,
+        min_shift=int(stats_cfg["min_shift"]), stop_after=stop or None,
+        random_state=np.random.default_rng([int(stats_cfg["seed"]), 1]), progress=progress,
+    )
+    return {layer: t.pvalues for layer, t in tests.items()}
+
+
+def null_shift(cfg: dict[str, Any], ref: Responses) -> str:
+    """What the per-unit test shifts (``statistics.null``; ``auto``: see below).
+
+    ``"design"`` (refit every fold on a shifted, re-cleaned design) whenever
+    confound regressors are regressed out of the responses, where shifting
+    the responses is liberal (docs/method.md); ``"responses"`` otherwise
+    (detrending and filtering only), where both are calibrated and shifting
+    the responses costs no decomposition per permutation.
+    """
+    choice = cfg["statistics"]["null"]
+    if choice != "auto":
+        return choice
+    regressed = cfg["preprocessing"]["confounds"] != "none" and ref.confounds is not None and ref.confounds.size
+    return "design" if regressed else "responses"
+
+
+def warn_fdr_resolution(stats_cfg: dict[str, Any], n_tests: int, family: str, q: float = 0.05) -> str | None:
+    """Warn (and return the message) when Monte-Carlo p-values are too coarse for the FDR.
+
+    With ``B`` permutations no p-value is below ``1 / (B + 1)``, and the
+    Benjamini–Hochberg procedure at level ``q`` over ``m`` tests rejects the
+    ``k`` smallest p-values only if ``p_(k) <= q k / m``; so nothing can be
+    rejected unless at least ``m / (q (B + 1))`` tests reach that floor.
+    Returns None (no warning) when a single test at the floor would pass.
+    """
+    import math
+
+    n_perm = int(stats_cfg["n_permutations"])
+    if n_perm == 0 or n_tests == 0:
+        return None
+    floor = 1.0 / (n_perm + 1)
+    if floor <= q / n_tests * (1 + 1e-12):
+        return None
+    need = min(n_tests, math.ceil(n_tests * floor / q - 1e-9))
+    message = (f"statistics.n_permutations = {n_perm}: no p-value can be below 1/{n_perm + 1} = {floor:.2g}, so "
+               f"Benjamini-Hochberg at q = {q:g} over the {n_tests} tests of {family} rejects nothing unless at "
+               f"least {need} of them ({need / n_tests:.1%}) reach that floor; a single test needs "
+               f"n_permutations >= {math.ceil(n_tests / q) - 1}.")
+    logger.warning(message)
+    return message
 
 
 def cv_groups(cfg: dict[str, Any], runs: np.ndarray) -> np.ndarray | None:
@@ -433,7 +516,9 @@ def run_score(
 
     Writes a tidy table with one row per subject, layer, ROI and outer fold,
     plus a ``fold == "mean"`` row holding the reported score (the mean of the
-    per-fold Pearson r, or the pooled r when ``encoder.pooled``).
+    per-fold Pearson r, or the pooled r when ``encoder.pooled``), its
+    p-value, and in ``score_pooled`` the r of all held-out predictions
+    concatenated (whatever ``encoder.pooled`` says, so both can be compared).
     """
     from ..encoders.ridge import cross_validated_pearson
     from ..preprocess.fmri import clean_signals
@@ -468,18 +553,21 @@ def run_score(
                 alphas=np.asarray(enc["alphas"]), alpha_per_target=enc["alpha_per_target"],
                 pooled=enc["pooled"], groups=cv_groups(cfg, ref.runs),
             )
-            pvalues = _shift_pvalues(y, res["predictions"], cfg["statistics"], layer)
+            pvalues = refit_pvalues(cfg, y, {layer: (raw_x, res)}, ref)[layer]
             col = 0
             for r in group:
                 for unit, roi in zip(r.unit_names, r.unit_rois):
                     base = {"subject": r.subject, "layer": layer, "roi": roi, "unit": unit}
                     for fold, value in enumerate(res["fold_scores"][:, col]):
                         rows.append({**base, "fold": str(fold), "score": float(value),
-                                     "alpha": float(res["alphas"][fold, col]), "p_value": np.nan})
+                                     "alpha": float(res["alphas"][fold, col]), "p_value": np.nan,
+                                     "score_pooled": np.nan})
                     rows.append({**base, "fold": "mean", "score": float(res["score"][col]),
                                  "alpha": float(np.exp(np.mean(np.log(res["alphas"][:, col])))),
-                                 "p_value": float(pvalues[col])})
+                                 "p_value": float(pvalues[col]), "score_pooled": float(res["pooled_score"][col])})
                     col += 1
+    warn_fdr_resolution(cfg["statistics"], len(design.layers) * usable[0].n_units,
+                        f"one subject's layers and units of {design.model}")
     table = score_table(rows, cfg, spec, design.model, usable[0].runs)
     prov = provenance(cfg, [design_path, *responses_paths], stage="score", feature_set=design.model)
     return write_table(out, table, prov)

@@ -39,12 +39,13 @@ from ..stimuli.events import read_events
 from .stages import (
     _load_subjects,
     _set_threads,
-    _shift_pvalues,
     convolve_runs,
     cv_groups,
     dataset_subjects,
     dataset_timing,
+    refit_pvalues,
     score_table,
+    warn_fdr_resolution,
 )
 
 __all__ = [
@@ -300,29 +301,35 @@ def run_volume_score(
     for resp in usable:
         groups = cv_groups(cfg, resp.runs)
         n_units = resp.n_units
-        store = None
-        for li, layer in enumerate(layers):
+        designs = {}
+        for layer in layers:
             raw_x = design.layers[layer]
             if raw_x.shape[0] != resp.n_samples:
                 raise InputFileError(design_path, f"layer {layer!r} has {raw_x.shape[0]} volumes but subject "
                                                   f"{resp.subject} has {resp.n_samples}.")
-            x = clean_signals(raw_x, resp.sampling, cfg["preprocessing"], resp.runs, resp.confounds)
-            for start in range(0, n_units, batch):
-                cols = slice(start, min(start + batch, n_units))
-                res = nested_cv_pearson(x, resp.data[:, cols], enc, groups)
-                if store is None:
-                    n_folds = res["fold_scores"].shape[0]
-                    store = {"score": np.empty((len(layers), n_units), np.float32),
-                             "fold_scores": np.empty((len(layers), n_folds, n_units), np.float32),
-                             "alpha": np.empty((len(layers), n_units), np.float32),
-                             "p_value": np.empty((len(layers), n_units), np.float32)}
+            designs[layer] = clean_signals(raw_x, resp.sampling, cfg["preprocessing"], resp.runs, resp.confounds)
+        store = None
+        for start in range(0, n_units, batch):
+            cols = slice(start, min(start + batch, n_units))
+            y = resp.data[:, cols]
+            fits = {layer: nested_cv_pearson(x, y, enc, groups) for layer, x in designs.items()}
+            if store is None:
+                n_folds = next(iter(fits.values()))["fold_scores"].shape[0]
+                store = {"score": np.empty((len(layers), n_units), np.float32),
+                         "fold_scores": np.empty((len(layers), n_folds, n_units), np.float32),
+                         "alpha": np.empty((len(layers), n_units), np.float32),
+                         "p_value": np.empty((len(layers), n_units), np.float32)}
+            pvalues = refit_pvalues(cfg, y, {layer: (design.layers[layer], fits[layer]) for layer in layers}, resp)
+            for li, layer in enumerate(layers):
+                res = fits[layer]
                 store["score"][li, cols] = res["score"]
                 store["fold_scores"][li, :, cols] = res["fold_scores"]
                 store["alpha"][li, cols] = np.exp(np.log(res["alphas"]).mean(axis=0))
-                store["p_value"][li, cols] = _shift_pvalues(resp.data[:, cols], res["predictions"],
-                                                            cfg["statistics"], layer)
+                store["p_value"][li, cols] = pvalues[layer]
+        for li, layer in enumerate(layers):
             logger.info("%s layer %s: mean r %.4f over %d units", resp.subject, layer,
                         float(store["score"][li].mean()), n_units)
+        warn_fdr_resolution(cfg["statistics"], n_units, f"{resp.subject}'s voxel maps", cfg["maps"]["fdr_alpha"])
         per_subject[resp.subject] = store
         for li, layer in enumerate(layers):
             folds = _roi_means(store["fold_scores"][li], resp.unit_rois)
@@ -367,8 +374,9 @@ def nested_cv_pearson(
     Returns
     -------
     dict with ``fold_scores`` (n_folds, n_targets), ``score`` (n_targets,),
-    ``alphas`` (n_folds, n_targets) and ``predictions`` (n_samples, n_targets;
-    NaN outside every test fold), as ``cross_validated_pearson``.
+    ``alphas`` (n_folds, n_targets), ``predictions`` (n_samples, n_targets;
+    NaN outside every test fold) and the outer ``folds``, as
+    ``cross_validated_pearson``.
     """
     from ..encoders.cv import ContiguousKFold
     from ..encoders.ridge_cv import RidgeCV
@@ -391,7 +399,8 @@ def nested_cv_pearson(
         fold_alphas[k] = model.alpha_
     tested = ~np.isnan(predictions[:, 0])
     score = pearsonr_columns(y[tested], predictions[tested]) if enc["pooled"] else fold_scores.mean(axis=0)
-    return {"fold_scores": fold_scores, "score": score, "alphas": fold_alphas, "predictions": predictions}
+    return {"fold_scores": fold_scores, "score": score, "alphas": fold_alphas, "predictions": predictions,
+            "folds": outer}
 
 
 def _write_unit_arrays(
@@ -472,7 +481,9 @@ def run_volume_ceiling(
 # --------------------------------------------------------------------------- maps
 MAP_STATS = {
     "r": "cross-validated Pearson r of the encoding model",
-    "rnorm": "r divided by the unit's leave-one-subject-out ISC ceiling (0 where the ceiling < maps.min_ceiling)",
+    "rnorm": "normalized r (Brain-Score's): r divided by the unit's leave-one-subject-out ISC ceiling, clipped to "
+             "[0, 1]; NaN where the ceiling < statistics.min_ceiling",
+    "rnormunclipped": "r divided by the unit's ceiling, not clipped; NaN where the ceiling < statistics.min_ceiling",
     "logq": "-log10 of the Benjamini-Hochberg q of the circular-shift p-values (subjects) or of a one-sided "
             "t-test of Fisher-z r > 0 across subjects (group)",
 }
@@ -483,7 +494,7 @@ def run_maps(
 ) -> Path:
     """NIfTI maps of one feature set: per subject and group, one volume per layer.
 
-    Writes ``<sub>_stat-<r|rnorm|logq>.nii.gz`` and ``group_stat-<...>.nii.gz``
+    Writes ``<sub>_stat-<r|rnorm|rnormunclipped|logq>.nii.gz`` and ``group_stat-<...>.nii.gz``
     (4-D, volume ``k`` = layer ``layers[k]``) with a ``maps.json`` sidecar
     listing the layers, the statistics and the FDR level, into ``out_dir``,
     which appears only when every map is written.
@@ -499,7 +510,7 @@ def run_maps(
         raise InputFileError(ceiling_path, "its units differ from those of the scores file.")
     grid = VolumeGrid.from_unit_index(scores["affine"], scores["unit_index"])
     layers = scores["attrs"]["layers"]
-    min_ceiling = float(cfg["maps"]["min_ceiling"])
+    min_ceiling = float(cfg["statistics"]["min_ceiling"])
     out = Path(out_dir)
     tmp = _part_dir(out)
     try:
@@ -521,9 +532,12 @@ def run_maps(
         else:
             q = np.full_like(r_mean, np.nan)
         _write_stats(tmp, "group", grid, r_mean, c_mean, q, min_ceiling, write_score_map)
+        resolution = warn_fdr_resolution(cfg["statistics"], grid.n_units, "each subject's voxel map",
+                                          cfg["maps"]["fdr_alpha"])
         meta = {"layers": layers, "volumes": {str(k): layer for k, layer in enumerate(layers)},
                 "feature_set": scores["attrs"]["feature_set"], "stats": MAP_STATS,
-                "fdr_alpha": cfg["maps"]["fdr_alpha"], "subjects": list(scores["subjects"]),
+                "fdr_alpha": cfg["maps"]["fdr_alpha"], "fdr_resolution_warning": resolution,
+                "subjects": list(scores["subjects"]),
                 "provenance": provenance(cfg, [scores_path, ceiling_path], stage="maps")}
         (tmp / "maps.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str) + "\n")
     except BaseException:
@@ -535,9 +549,12 @@ def run_maps(
 
 def _write_stats(folder: Path, prefix: str, grid, r: np.ndarray, c: np.ndarray, q: np.ndarray,
                  min_ceiling: float, write_score_map) -> None:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rnorm = np.where(c[None, :] >= min_ceiling, r / c[None, :], 0.0) if c.ndim == 1 else \
-            np.where(c >= min_ceiling, r / c, 0.0)
+    from ..metrics.ceilings import normalized_score
+
+    ceiling = np.broadcast_to(c, r.shape)
+    rnorm = normalized_score(r, ceiling, min_ceiling=min_ceiling)
+    raw = normalized_score(r, ceiling, min_ceiling=min_ceiling, clip=False)
+    with np.errstate(divide="ignore"):
         logq = -np.log10(np.clip(q, 1e-300, 1.0))
-    for name, values in (("r", r), ("rnorm", rnorm), ("logq", np.nan_to_num(logq, nan=0.0))):
+    for name, values in (("r", r), ("rnorm", rnorm), ("rnormunclipped", raw), ("logq", np.nan_to_num(logq, nan=0.0))):
         write_score_map(np.asarray(values).T, grid, folder / f"{prefix}_stat-{name}.nii.gz")

@@ -8,6 +8,10 @@ design, which is shared by all subjects, so each scrubbed volume becomes one
 spike regressor (a column that is 1 at that volume, 0 elsewhere). Regressing
 it out zeroes that volume in the responses and in the design alike, which is
 the regression equivalent of censoring it.
+
+A run that scrubbing censors too heavily (more than half of its volumes, or so
+many that the kept volumes cannot carry its other regressors) is an error that
+names the confounds TSV and the thresholds: see :func:`load_fmriprep_confounds`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ import numpy as np
 from .._validation import InputFileError
 
 __all__ = ["load_fmriprep_confounds"]
+
+# The largest fraction of a run's volumes that may be censored (scrubbed or
+# non-steady-state); nilearn's guidance for its scrubbing strategy.
+_MAX_CENSORED_FRACTION = 0.5
 
 
 def load_fmriprep_confounds(
@@ -47,6 +55,28 @@ def load_fmriprep_confounds(
         Demeaned regressors, then one spike column per scrubbed volume.
     names : list of str
         Column names (spikes are ``"scrub_<volume>"``).
+
+    Raises
+    ------
+    InputFileError
+        Naming the confounds TSV when it cannot be loaded, has the wrong
+        number of rows or NaN values, or when too few volumes survive
+        censoring (scrubbing, and fMRIPrep's non-steady-state volumes). A run
+        must keep
+
+        * at least half of its volumes: nilearn's documentation of its
+          scrubbing strategy
+          (:func:`~nilearn.interfaces.fmriprep.load_confounds_strategy`)
+          warns that it does not suit runs with more than 50 % of the volumes
+          flagged, and asks to adapt the thresholds or exclude the subject.
+          Beyond it the run's score rests on the minority of volumes that
+          motion happened to spare, and the thresholds, not the data, decide
+          the result;
+        * more volumes than the regressors fitted to them besides the spikes:
+          its other confounds, the mean and the linear trend (detrending).
+          With no more kept volumes than that, the confounds fit the kept
+          volumes exactly and the cleaned run is zero. This bound matters
+          only for short runs with many confounds.
     """
     from nilearn.interfaces.fmriprep import load_confounds, load_confounds_strategy
 
@@ -75,16 +105,58 @@ def load_fmriprep_confounds(
             _confounds_tsv(bold), f"has {values.shape[0]} rows but {bold.name} has {n_volumes} volumes "
             "(header field dim[4]); one row per volume is expected."
         )
+    dropped = (np.zeros(0, dtype=int) if sample_mask is None
+               else np.setdiff1d(np.arange(n_volumes), np.asarray(sample_mask)))
+    # Before the NaN check: nilearn demeans over the kept volumes, so a run
+    # with none left has NaN in every column.
+    _check_kept_volumes(bold, settings, n_volumes, dropped.size, values.shape[1])
     if not np.isfinite(values).all():
         col = names[int(np.flatnonzero(~np.isfinite(values).all(axis=0))[0])]
         raise InputFileError(_confounds_tsv(bold), f"column {col!r} has NaN values after loading.")
-    if sample_mask is not None:
-        dropped = np.setdiff1d(np.arange(n_volumes), np.asarray(sample_mask))
+    if dropped.size:
         spikes = np.zeros((n_volumes, dropped.size))
         spikes[dropped, np.arange(dropped.size)] = 1.0
         values = np.hstack([values, spikes])
         names += [f"scrub_{int(v)}" for v in dropped]
     return values, names
+
+
+def _check_kept_volumes(
+    bold: Path, settings: Mapping[str, Any], n_volumes: int, n_censored: int, n_confounds: int
+) -> None:
+    """Raise if censoring leaves too few volumes (the rule: :func:`load_fmriprep_confounds`)."""
+    from inspect import signature
+
+    from nilearn.interfaces.fmriprep import load_confounds
+
+    kept = n_volumes - n_censored
+    half = int(np.ceil((1.0 - _MAX_CENSORED_FRACTION) * n_volumes))
+    minimum = max(half, n_confounds + 3)  # more than n_confounds + mean + linear trend
+    if n_censored == 0 or kept >= minimum:
+        return
+    preset = settings.get("preset")
+    if preset == "scrubbing" or (not preset and "scrub" in settings.get("strategy", ())):
+        nilearn = signature(load_confounds).parameters
+
+        def value(key: str) -> Any:
+            return settings.get(key, nilearn[key].default)
+
+        segments = (f", and the segments of fewer than scrub = {value('scrub')} volumes between them"
+                    if value("scrub") else "")
+        cause = (f"scrubbing (framewise displacement > preprocessing.fmriprep_confounds.fd_threshold = "
+                 f"{value('fd_threshold'):g} mm or standardised DVARS > std_dvars_threshold = "
+                 f"{value('std_dvars_threshold'):g}{segments}) censors")
+        fix = ("raise preprocessing.fmriprep_confounds.fd_threshold or std_dvars_threshold, or leave "
+               "this subject out (dataset.subjects)")
+    else:
+        cause = "fMRIPrep's non_steady_state_outlier columns censor"
+        fix = "check the run (fMRIPrep marks only the first volumes as non-steady-state)"
+    why = ("half of the run" if minimum == half else
+           f"more than its {n_confounds} other confound(s) plus the mean and linear trend fitted to them")
+    raise InputFileError(
+        _confounds_tsv(bold), f"{cause} {n_censored} of the run's {n_volumes} volumes, leaving {kept}; "
+        f"at least {minimum} must remain ({why}). To keep more, {fix}."
+    )
 
 
 def _confounds_tsv(bold: Path) -> Path:

@@ -63,6 +63,8 @@ __all__ = [
     "resample",
     "resample_array",
     "sensor_positions_2d",
+    "tagged_word",
+    "windows_inside_recording",
 ]
 
 # Words missing in a BIDS events TSV ("n/a" is BIDS's marker for no value).
@@ -180,12 +182,44 @@ def _as_raw(source: str | os.PathLike | mne.io.BaseRaw, *, preload: bool = True)
     return read_raw(source, preload=preload)
 
 
+def tagged_word(value: Any, category: str) -> str | None:
+    """The word of an MNE hierarchical event tag ``<category>/<word>``, or None.
+
+    mne-bids writes annotation descriptions such as ``word/Alice`` into the
+    ``trial_type`` column of ``*_events.tsv``; MNE reads the ``/`` as a tag
+    separator (``epochs["word"]`` selects them). The category comes first; the
+    word is everything after ``<category>/`` (so ``word/and/or`` is ``and/or``).
+
+    Parameters
+    ----------
+    value : object
+        A description or ``trial_type`` value.
+    category : str
+        The category of word events (e.g. ``"word"``; may itself hold a ``/``,
+        e.g. ``"stim/word"``). Matched case-sensitively, as MNE matches tags.
+
+    Returns
+    -------
+    word : str or None
+        None for a value of another category, a non-string, or an empty word.
+    """
+    if not isinstance(value, str):
+        return None
+    prefix = f"{category}/"
+    value = value.strip()
+    if not value.startswith(prefix):
+        return None
+    word = value[len(prefix):].strip()
+    return word if word.lower() not in _MISSING_WORD else None
+
+
 def read_word_events(
     raw: str | os.PathLike | mne.io.BaseRaw,
     *,
     events_tsv: str | os.PathLike | None = None,
     source: str | os.PathLike | None = None,
     word_column: str = "word",
+    event_category: str | None = None,
 ) -> pd.DataFrame:
     """Word onsets of a recording, from a BIDS events TSV or the annotations.
 
@@ -208,6 +242,11 @@ def read_word_events(
         file).
     word_column : str
         Column of the TSV holding the words.
+    event_category : str or None
+        The words are tagged ``<event_category>/<word>`` (MNE hierarchical
+        event tags, e.g. ``word/Alice``), in the TSV column or the
+        annotations: only events of that category are read, and the prefix
+        is removed (:func:`tagged_word`). None: every value is a word.
 
     Returns
     -------
@@ -225,15 +264,15 @@ def read_word_events(
         line given too).
     """
     if events_tsv is not None:
-        onsets, words, rows, where = _words_from_tsv(events_tsv, word_column)
+        onsets, words, rows, where = _words_from_tsv(events_tsv, word_column, event_category)
     else:
         raw = _as_raw(raw, preload=False)
         where = _source_of(raw, source)
-        onsets, words, rows = _words_from_annotations(raw)
+        onsets, words, rows = _words_from_annotations(raw, event_category)
         if not words:
-            raise InputFileError(
-                where, "annotations: no word annotations (descriptions other than BAD…/EDGE…) found."
-            )
+            wanted = (f"descriptions '{event_category}/<word>'" if event_category is not None
+                      else "descriptions other than BAD…/EDGE…")
+            raise InputFileError(where, f"annotations: no word annotations ({wanted}) found.")
     order = np.argsort(np.asarray(onsets, dtype=np.float64), kind="stable")
     frame = pd.DataFrame(
         {
@@ -247,7 +286,7 @@ def read_word_events(
 
 
 def _words_from_tsv(
-    path: str | os.PathLike, word_column: str
+    path: str | os.PathLike, word_column: str, event_category: str | None = None
 ) -> tuple[list[float], list[str], list[str], Path]:
     path = check_fname(path, "file", "events")
     try:
@@ -269,7 +308,7 @@ def _words_from_tsv(
     words: list[str] = []
     rows: list[str] = []
     for i, (onset_text, word) in enumerate(zip(table["onset"], table[word_column])):
-        word = str(word).strip()
+        word = str(word).strip() if event_category is None else tagged_word(word, event_category) or ""
         if word.lower() in _MISSING_WORD:
             continue
         row = f"row {i} (line {i + 2})"
@@ -287,13 +326,14 @@ def _words_from_tsv(
         words.append(word)
         rows.append(row)
     if not words:
-        raise InputFileError(
-            path, f"column {word_column!r}: no words (all {len(table)} row(s) are empty or n/a)."
-        )
+        what = "are empty or n/a" if event_category is None else f"are not tagged '{event_category}/<word>'"
+        raise InputFileError(path, f"column {word_column!r}: no words (all {len(table)} row(s) {what}).")
     return onsets, words, rows, path
 
 
-def _words_from_annotations(raw: mne.io.BaseRaw) -> tuple[list[float], list[str], list[str]]:
+def _words_from_annotations(
+    raw: mne.io.BaseRaw, event_category: str | None = None
+) -> tuple[list[float], list[str], list[str]]:
     annotations = raw.annotations
     # raw.annotations onsets count from the measurement start (meas_date, or
     # sample 0 when there is none); the first sample of raw is at first_time.
@@ -303,7 +343,11 @@ def _words_from_annotations(raw: mne.io.BaseRaw) -> tuple[list[float], list[str]
     rows: list[str] = []
     for i, (onset, description) in enumerate(zip(annotations.onset, annotations.description)):
         word = str(description).strip()
-        if not word or word.startswith(_IGNORED_ANNOTATIONS):
+        if word.startswith(_IGNORED_ANNOTATIONS):
+            continue
+        if event_category is not None:
+            word = tagged_word(word, event_category) or ""
+        if not word:
             continue
         onsets.append(float(onset) - first_time)
         words.append(word)
@@ -339,6 +383,48 @@ def _window_starts(onsets: np.ndarray, sfreq: float, tmin: float) -> np.ndarray:
 
 def _window_length(sfreq: float, tmin: float, tmax: float) -> int:
     return int(np.floor((tmax - tmin) * sfreq + 0.5))
+
+
+def windows_inside_recording(
+    onsets: Sequence[float] | np.ndarray,
+    n_times: int,
+    sfreq: float,
+    tmin: float,
+    tmax: float,
+    *,
+    shift: float = 0.0,
+) -> np.ndarray:
+    """Which events' windows lie wholly inside the recording.
+
+    The window of an event is cut exactly as by :func:`epoch_words`: it
+    starts at the sample nearest ``onset + shift + tmin`` and has
+    ``round((tmax - tmin) * sfreq)`` samples. Use the mask to drop the words
+    whose window crosses the recording's start or end (as :class:`mne.Epochs`
+    does) before calling :func:`epoch_words`, which refuses them.
+
+    Parameters
+    ----------
+    onsets : array-like of shape (n_events,)
+        Event onsets in seconds from the first sample (finite).
+    n_times : int
+        Samples in the recording.
+    sfreq : float
+        Sampling rate in Hz.
+    tmin, tmax : float
+        Window bounds in seconds relative to the (shifted) onset.
+    shift : float
+        Delay in seconds added to every onset.
+
+    Returns
+    -------
+    inside : ndarray of shape (n_events,), bool
+        True where the whole window is inside ``[0, n_times)``; False for a
+        non-finite onset.
+    """
+    onsets = np.asarray(onsets, dtype=np.float64).reshape(-1)
+    finite = np.isfinite(onsets)
+    starts = _window_starts(np.where(finite, onsets, 0.0) + shift, sfreq, tmin)
+    return finite & (starts >= 0) & (starts + _window_length(sfreq, tmin, tmax) <= n_times)
 
 
 def check_epochs_in_recording(
@@ -383,9 +469,7 @@ def check_epochs_in_recording(
     if not np.isfinite(onsets).all():
         i = int(np.flatnonzero(~np.isfinite(onsets))[0])
         raise InputFileError(source, f"event {i}: onset is not a finite number ({onsets[i]!r}).")
-    starts = _window_starts(onsets + shift, sfreq, tmin)
-    length = _window_length(sfreq, tmin, tmax)
-    outside = (starts < 0) | (starts + length > n_times)
+    outside = ~windows_inside_recording(onsets, n_times, sfreq, tmin, tmax, shift=shift)
     if outside.any():
         i = int(np.flatnonzero(outside)[0])
         duration = n_times / sfreq

@@ -19,14 +19,23 @@ __all__ = ["plot_confusion", "plot_history", "plot_topk_curve", "run_electro_rep
 
 
 def plot_topk_curve(curve: pd.DataFrame, out: str | os.PathLike) -> Path:
-    """Top-k identification accuracy against k, per subject and pooled, with the chance line."""
+    """Top-k identification accuracy against k, per decoder, subject and pooled, with the chance line.
+
+    The brain module's curves are solid, the ridge baseline's dotted (same colour per subject); a table
+    without a ``decoder`` column is the brain module's.
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.0, 3.4))
-    for subject, part in curve.groupby("subject", sort=True):
+    if "decoder" not in curve:
+        curve = curve.assign(decoder="brain_module")
+    colours = {s: f"C{i}" for i, s in enumerate(sorted(set(curve["subject"]) - {"pooled"}))}
+    colours["pooled"] = "k"
+    for (decoder, subject), part in curve.groupby(["decoder", "subject"], sort=True):
         pooled = subject == "pooled"
-        ax.plot(part["k"], part["accuracy"], color="k" if pooled else None, lw=2.0 if pooled else 1.0,
-                alpha=1.0 if pooled else 0.6, label=subject)
-    pooled = curve[curve["subject"] == "pooled"]
+        ax.plot(part["k"], part["accuracy"], color=colours[subject], lw=2.0 if pooled else 1.0,
+                ls="-" if decoder == "brain_module" else ":", alpha=1.0 if pooled else 0.6,
+                label=f"{subject} ({decoder.replace('_', ' ')})")
+    pooled = curve[(curve["subject"] == "pooled") & (curve["decoder"] == curve["decoder"].iloc[0])]
     ax.plot(pooled["k"], pooled["chance"], "--", color="grey", label="chance")
     ax.set_xlabel("k (rank among the unique test segments)")
     ax.set_ylabel("top-k accuracy")
@@ -73,6 +82,25 @@ def plot_history(history: pd.DataFrame, out: str | os.PathLike) -> Path:
         plt.close(fig)
 
 
+def _test_split(prov: dict[str, Any], ep: dict[str, Any]) -> str:
+    """The split as the decoding stage recorded it (older outputs: as configured)."""
+    settings = prov.get("settings", {})
+    if "test_split" not in settings:
+        return f"runs {ep['test_runs'] or 'the last run'} (whole runs)"
+    counts = ", ".join(f"{s} {n}" for s, n in sorted(settings.get("n_test_epochs", {}).items()))
+    return f"{settings['test_split']}; test epochs: {counts}"
+
+
+def _edge_drops(prov: dict[str, Any], ep: dict[str, Any]) -> str:
+    """Words without an epoch because their window crosses a recording's edge, per subject."""
+    dropped = prov.get("settings", {}).get("edge_epochs_dropped")
+    if dropped is None:
+        return f"Words whose window crosses a recording's edge: drop_edge_epochs {ep['drop_edge_epochs']}."
+    counts = ", ".join(f"{s} {n}" for s, n in sorted(dropped.items()))
+    return (f"Words without an epoch, their window crossing a recording's edge (drop_edge_epochs "
+            f"{ep['drop_edge_epochs']}): {counts}.")
+
+
 def run_electro_report(cfg: dict[str, Any], decoding_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Figures next to ``out`` (``figures/``) and the self-contained HTML report."""
     from ..pipeline.electro import electro_modality, target_set
@@ -93,24 +121,39 @@ def run_electro_report(cfg: dict[str, Any], decoding_dir: str | os.PathLike, out
     ]
     shown = scores.assign(value=scores["value"].round(4), chance=scores["chance"].round(4),
                           chance_low=scores["chance_low"].round(4), chance_high=scores["chance_high"].round(4))
+    if "chance_null" in shown:
+        shown = shown.assign(chance_null=shown["chance_null"].round(4), p_value=shown["p_value"].map(
+            lambda v: "–" if pd.isna(v) else f"{v:.3g}"))
+    null_note = ("<p><b>Significance.</b> <code>chance_null</code> is the mean accuracy when every window is "
+                 "scored against the target of another word of its run (targets shifted circularly along the "
+                 "word sequence, each run by its own amount), and <code>p_value</code> that permutation test's "
+                 "one-sided p (<code>statistics.n_permutations</code> shifts). Unlike k / candidates, this "
+                 "chance level includes what a decoder gains from the words' frequencies alone: a decoder "
+                 "trained on noise predicts the mean target, which resembles the frequent words, which are also "
+                 "the most frequent targets (docs/method.md).</p>")
     if electro_modality(cfg) == "meeg":
         feature, layer = target_set(cfg)
         plot_topk_curve(read_table(decoding_dir / "topk.csv"), figures / "topk_curve.png")
         parts += [
             "<h2>Segment identification (Défossez et al. 2023)</h2>",
             f"<p>For each held-out window, all unique held-out segments are ranked by the cosine similarity "
-            f"between the brain module's output and their {html.escape(feature)} layer {html.escape(layer)} "
+            f"between the decoder's output and their {html.escape(feature)} layer {html.escape(layer)} "
             "embedding; top-k = share of windows whose own segment ranks in the first k. chance = k / "
-            "candidates; [chance_low, chance_high] = its 99 % binomial interval.</p>",
-            _table_html(shown), _img(figures / "topk_curve.png", "top-k curve"),
+            "candidates; [chance_low, chance_high] = its 99 % binomial interval. Decoders: the contrastive "
+            "<code>brain_module</code>, and its linear baseline <code>ridge</code> (one ridge per subject from the "
+            "same scaled windows to the same targets, penalty chosen by cross-validation on the training data), "
+            "scored among the same candidates.</p>",
+            _table_html(shown), null_note, _img(figures / "topk_curve.png", "top-k curve"),
         ]
     else:
         plot_confusion(read_table(decoding_dir / "confusion.csv"), figures / "confusion.png")
         parts += [
             "<h2>Word decoding (Du-IN style)</h2>",
-            "<p>Accuracy of the word classifier on the held-out runs; chance = 1 / words, with its 99 % "
-            "binomial interval.</p>",
-            _table_html(shown), "<h3>Confusion matrix (pooled over subjects)</h3>",
+            "<p>Accuracy of the word classifier (<code>duin</code>) and of its linear baseline "
+            "(<code>ridge</code>: a ridge classifier per subject on the same scaled windows, penalty chosen by "
+            "cross-validation on the training data) on the held-out runs; chance = 1 / words, with its 99 % "
+            "binomial interval. The confusion matrix is the word classifier's.</p>",
+            _table_html(shown), null_note, "<h3>Confusion matrix (pooled over subjects)</h3>",
             _img(figures / "confusion.png", "confusion matrix"),
         ]
     history = decoding_dir / "history.csv"
@@ -124,7 +167,8 @@ def run_electro_report(cfg: dict[str, Any], decoding_dir: str | os.PathLike, out
         f"{ep['high_gamma']}; resampled to {ep['sfreq']} Hz; epochs {ep['tmin']}…{ep['tmax']} s around word "
         f"onsets (shift {ep['shift']} s), baseline {ep['baseline']}; per-channel {ep['scaling']} scaling "
         f"fitted on the training runs; clamp ±{ep['clamp']}.</li>",
-        f"<li>Test runs: {ep['test_runs'] or 'the last run'} (whole runs, never random windows).</li>",
+        f"<li>Test data: {html.escape(_test_split(prov, ep))} (never random windows).</li>",
+        f"<li>{html.escape(_edge_drops(prov, ep))}</li>",
         "</ul></body></html>",
     ]
     return write_text(out, "\n".join(parts) + "\n")

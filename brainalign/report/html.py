@@ -61,9 +61,13 @@ def _dataset_credit(cfg: dict[str, Any]) -> str:
                 f"{html.escape(ds['task'])}, fMRIPrep space {html.escape(ds['space'])} (cite the dataset's "
                 "authors as its dataset_description.json asks).</p>")
     if ds["kind"] == "simulated_bids":
+        # Parcels are named from the user's dataset.atlas_labels, as in the score tables.
+        names = {int(k): str(v) for k, v in ds["atlas_labels"].items()}
+        planted = ", ".join(f"{names.get(int(k), f'label_{int(k)}')} (label {int(k)}, SNR {float(snr):g})"
+                            for k, snr in sorted(sim["bids"]["planted_parcels"].items(), key=lambda kv: int(kv[0])))
         return ("<p><b>Data:</b> simulated BIDS + fMRIPrep dataset (docs/bids.md): layer "
                 f"{html.escape(sim['planted_layer'])} of {html.escape(sim['planted_feature_set'])} planted in "
-                f"atlas parcels {html.escape(json.dumps(sim['bids']['planted_parcels']))} (label: SNR) on the MNI152 "
+                f"atlas parcels {html.escape(planted)} on the MNI152 "
                 f"{sim['bids']['voxel_size']} mm grid, {sim['bids']['n_runs']} runs, motion artefact "
                 f"×{sim['bids']['motion_amplitude']}, seed {sim['seed']}. Atlas: "
                 f"<code>{html.escape(str(ds['atlas']))}</code>.</p>")
@@ -71,6 +75,27 @@ def _dataset_credit(cfg: dict[str, Any]) -> str:
             f"{html.escape(sim['planted_layer'])} of {html.escape(sim['planted_feature_set'])} planted "
             f"through one shared linear map, SPM-HRF convolved, AR(1) noise at SNR "
             f"{html.escape(json.dumps(sim['rois']))}, drift ×{sim['drift_amplitude']}, seed {sim['seed']}.</p>")
+
+
+def _fmriprep_confounds_text(pre: dict[str, Any]) -> str:
+    """Which fMRIPrep confounds were regressed (empty unless ``confounds`` is ``fmriprep``)."""
+    if pre["confounds"] != "fmriprep":
+        return ""
+    settings = pre["fmriprep_confounds"]
+    if settings["preset"]:
+        return f", fMRIPrep confounds: nilearn preset {settings['preset']!r}"
+    parts = []
+    for component in settings["strategy"]:
+        if component == "scrub":
+            parts.append(f"scrub (FD > {settings['fd_threshold']:g} mm or std DVARS > "
+                         f"{settings['std_dvars_threshold']:g}, segments < {settings['scrub']} volumes)")
+        elif component == "compcor":
+            parts.append(f"compcor ({settings['compcor']}, {settings['n_compcor']})")
+        elif component in settings:
+            parts.append(f"{component} ({settings[component]})")
+        else:
+            parts.append(component)
+    return f", fMRIPrep confounds: {', '.join(parts)}"
 
 
 def _heads_section(cfg: dict[str, Any], results_dir: Path, curve: pd.DataFrame, rois: list[str]) -> str:
@@ -119,11 +144,44 @@ def _brain_section(cfg: dict[str, Any], results_dir: Path) -> str:
             _, layer = best_map_layer(folder)
             glass = plot_glass_layers(folder, Path(tmp) / f"{folder.name}_glass.png", alpha)
             slices = plot_slices(folder, Path(tmp) / f"{folder.name}_slices.png", alpha=alpha)
+            warning = json.loads(meta.read_text()).get("fdr_resolution_warning")
+            if warning:
+                parts.append(f"<p class='note'><b>Per-subject FDR maps:</b> {html.escape(warning)}</p>")
             parts += [f"<h3>{html.escape(folder.name)}</h3>",
                       f"<p>Slices at the layer with the highest mean group r (layer {html.escape(str(layer))}), "
                       "over the MNI152 template:</p>", _img(slices, f"{folder.name} slices"),
                       _img(glass, f"{folder.name} glass brains per layer")]
     return "\n".join(parts)
+
+
+def _normalized_section(cfg: dict[str, Any], results_dir: Path) -> str:
+    """Normalized scores per ROI and model (nested best layer), with how many scores exceed the ceiling."""
+    from ..pipeline.aggregate import normalization_counts
+
+    summary = read_table(results_dir / "best_layer_summary.csv")
+    scores = read_table(results_dir / "scores.csv")
+    min_ceiling = cfg["statistics"]["min_ceiling"]
+    counts = normalization_counts(scores)
+    cells = []
+    for _, row in summary.iterrows():
+        clipped, raw = row["normalized_mean"], row.get("normalized_mean_unclipped", float("nan"))
+        text = "– (ceiling below minimum)" if pd.isna(raw) else f"{clipped:.2f} (unclipped {raw:.2f})"
+        cells.append({"model": row["model"], "ROI": row["roi"], "normalized score": text})
+    table = (pd.DataFrame(cells).pivot(index="ROI", columns="model", values="normalized score")
+             .reindex(list(dict.fromkeys(summary["roi"]))).reset_index() if cells else pd.DataFrame())
+    return "\n".join([
+        "<h2>Normalized scores</h2>",
+        "<p>Brain-Score's normalization: the mean nested-best-layer score over subjects divided by the ROI's "
+        "ceiling, clipped to [0, 1] (the unclipped ratio in brackets); missing where the ceiling is below "
+        f"<code>statistics.min_ceiling</code> = {min_ceiling:g}. A ratio above 1 means the model predicts a "
+        "subject better than the other subjects' mean does (the ceiling is itself attenuated by the group's "
+        "noise, docs/method.md §5), or sampling noise.</p>",
+        f"<p><b>{counts['n_exceeding']} of {counts['n_scores']}</b> subject-level scores (subject × layer × ROI × "
+        f"feature set) exceed their ROI's ceiling (flagged <code>exceeds_ceiling</code> in "
+        f"<code>scores.csv</code>, clipped to 1); {counts['n_without_ceiling']} have no normalized score "
+        "(ceiling below the minimum).</p>",
+        _table_html(table),
+    ])
 
 
 def run_report(cfg: dict[str, Any], results_dir: str | os.PathLike, out: str | os.PathLike,
@@ -182,6 +240,7 @@ def run_report(cfg: dict[str, Any], results_dir: str | os.PathLike, out: str | o
         "<h2>Per-subject scores</h2>", _img(figures_dir / FIGURES[1], "per-subject scores"),
         "<h2>Paired comparisons</h2>", _table_html(comparison_table(results_dir)),
         "<h2>Ceiling</h2>", _img(figures_dir / FIGURES[2], "ceilings"), _table_html(ceiling),
+        _normalized_section(cfg, results_dir),
         "<h2>Layer curves</h2><p>Mean r over subjects [95 % bootstrap CI]; * = group mean > 0 at "
         "q < 0.05 (one-sided one-sample t-test, Benjamini–Hochberg across layers and ROIs).</p>",
         curve_wide.to_html(border=0),
@@ -193,13 +252,15 @@ def run_report(cfg: dict[str, Any], results_dir: str | os.PathLike, out: str | o
         "<h2>Excluded subjects</h2>", f"<ul>{excl_html}</ul>",
         "<h2>Method</h2><ul>",
         f"<li>Cleaning (responses and designs alike): nilearn.signal.clean(detrend={pre['detrend']}, "
-        f"high_pass={pre['high_pass']}, standardize={pre['standardize']!r}, confounds={pre['confounds']!r}).</li>",
+        f"high_pass={pre['high_pass']}, standardize={pre['standardize']!r}, confounds={pre['confounds']!r})"
+        f"{html.escape(_fmriprep_confounds_text(pre))}.</li>",
         f"<li>Design: {html.escape(cfg['design']['model'])} ({html.escape(cfg['design']['hrf_model'])} HRF).</li>",
         f"<li>Encoder: ridge, alphas chosen per target by an inner {enc['inner_folds']}-fold contiguous CV; "
         f"outer {enc['outer_folds']}-fold contiguous CV with {enc['gap']} TRs dropped at each boundary.</li>",
         "<li>Score: Pearson r within each outer fold, averaged over folds"
         + (" (pooled held-out predictions)" if enc["pooled"] else "") + ".</li>",
-        "<li>Normalized score = score / ceiling of the ROI (not clipped).</li>",
+        f"<li>Normalized score = score / ceiling of the ROI clipped to [0, 1] (Brain-Score's), unclipped "
+        f"ratio kept; missing where the ceiling is below {cfg['statistics']['min_ceiling']:g}.</li>",
         "<li>Best layer: chosen on the other subjects (nested), never on the subject reported.</li></ul>",
         "</body></html>",
     ]

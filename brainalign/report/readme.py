@@ -15,7 +15,7 @@ from .._validation import InputFileError
 from ..io import read_table, write_text
 from .tables import comparison_table, partition_table, summary_table, to_markdown
 
-__all__ = ["render_section", "update_readme"]
+__all__ = ["pooled_table", "render_section", "update_readme"]
 
 
 _HEAD = r"^\d+\.h\d+$"
@@ -86,6 +86,28 @@ def _heads_table(results_dir: Path):
     return pd.DataFrame(rows)
 
 
+def pooled_table(results_dir: Path):
+    """Per ROI and model: mean over subjects of the per-fold and of the pooled r, at the nested best layer.
+
+    Empty when the scores carry no ``score_pooled`` (volume datasets).
+    """
+    import pandas as pd
+
+    nested = read_table(results_dir / "best_layer.csv", required=["model", "roi", "score"])
+    if "score_pooled" not in nested:
+        return pd.DataFrame()
+    means = nested.groupby(["roi", "model"], sort=False)[["score", "score_pooled"]].mean()
+    rows = []
+    for roi in dict.fromkeys(nested["roi"]):
+        row = {"ROI": roi}
+        for model in dict.fromkeys(nested["model"]):
+            if (roi, model) in means.index:
+                m = means.loc[(roi, model)]
+                row[f"{model} per-fold / pooled"] = f"{m['score']:.3f} / {m['score_pooled']:.3f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def render_section(results_dir: str | os.PathLike) -> str:
     """Markdown for one dataset: summary per ROI, layer curves, paired tests."""
     results_dir = Path(results_dir)
@@ -109,6 +131,11 @@ def render_section(results_dir: str | os.PathLike) -> str:
     if not heads.empty:
         parts += ["", "Attention heads scored one by one (group-mean r; the report has the full heads × layers "
                   "maps):", "", to_markdown(heads)]
+    pooled = pooled_table(results_dir)
+    if not pooled.empty:
+        parts += ["", "Per-fold vs pooled held-out r (mean over subjects at the nested best layer): the mean of "
+                  "the five contiguous folds' r, and the r of the five folds' predictions concatenated:", "",
+                  to_markdown(pooled)]
     tests = comparison_table(results_dir)
     if not tests.empty:
         parts += ["", "Paired comparisons over subjects (nested best layers):", "", to_markdown(tests)]

@@ -77,6 +77,15 @@ def bids_input(wildcards):
     return [f"{RESULTS}/bids"] if SIMULATED_BIDS else []
 
 
+def stimuli_sources(wildcards):
+    """The data files the word table is read from (a meeg_bids dataset's events TSVs), so editing one reruns it."""
+    if CFG["dataset"]["kind"] != "meeg_bids":
+        return []
+    from brainalign.pipeline.electro import electro_input_files
+
+    return [str(p) for p in electro_input_files(CFG)]
+
+
 def maps_dirs(wildcards):
     return expand(f"{RESULTS}/maps/{{fs}}", fs=INSTANCES) if VOLUME else []
 

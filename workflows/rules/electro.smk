@@ -1,7 +1,7 @@
 # MEG/EEG and sEEG/ECoG (docs/electrophysiology.md): recordings -> word-locked epochs ->
 # contrastive segment identification (MEG/EEG) or Du-IN-style word decoding (sEEG) -> report.
 
-from brainalign.pipeline.electro import electro_modality, target_set
+from brainalign.pipeline.electro import electro_input_files, electro_modality, target_set
 
 SIMULATED_ELECTRO = CFG["dataset"]["kind"] in ("simulated_meeg", "simulated_seeg")
 ELECTRO_TARGET = target_set(CFG)[0]
@@ -9,6 +9,11 @@ ELECTRO_TARGET = target_set(CFG)[0]
 
 def electro_raw_dir(wildcards):
     return [f"{RESULTS}/raw"] if SIMULATED_ELECTRO else []
+
+
+def electro_recordings(wildcards):
+    """A meeg_bids subject's recordings with their sidecars (events, channels), so editing one reruns its epochs."""
+    return [str(p) for p in electro_input_files(CFG, wildcards.subject)]
 
 
 def electro_raw_argument(wildcards, input):
@@ -48,6 +53,7 @@ rule epochs:
         cfg=CONFIG_FILE,
         events=f"{RESULTS}/stimuli/events.tsv",
         raw=electro_raw_dir,
+        recordings=electro_recordings,
     output:
         f"{RESULTS}/epochs/{{subject}}.h5",
     log:

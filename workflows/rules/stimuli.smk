@@ -3,6 +3,7 @@ rule stimuli:
         "../../envs/brainalign.yaml"
     input:
         cfg=CONFIG_FILE,
+        sources=stimuli_sources,
     output:
         f"{RESULTS}/stimuli/events.tsv",
     log:
