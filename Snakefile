@@ -11,6 +11,13 @@ from snakemake.utils import min_version
 
 min_version("8.20")
 
+# Resume in one command (`--rerun-incomplete`): the lock left in .snakemake/ by a
+# run killed hard is removed when no other Snakemake process uses this folder
+# (brainalign.pipeline.workflow_lock; a live run's lock is never touched).
+from brainalign.pipeline.workflow_lock import hold_workflow_folder
+
+hold_workflow_folder(workflow)
+
 
 include: "workflows/rules/common.smk"
 include: "workflows/rules/stimuli.smk"

@@ -31,6 +31,37 @@ def _cmd_validate(args: argparse.Namespace) -> None:
     print(f"{args.config}: valid (dataset {cfg['dataset']['name']!r})")
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+
+    cfg = _config(args)  # refuse a bad config here, in brainalign's words, before Snakemake starts
+    snakefile = args.snakefile
+    if snakefile is None:
+        snakefile = next((p for p in (Path("Snakefile"), Path(__file__).resolve().parent.parent / "Snakefile")
+                          if p.is_file()), None)
+        if snakefile is None:
+            raise InputFileError(Path("Snakefile"), "no Snakefile here or beside the brainalign package; "
+                                 "give the workflow's Snakefile with --snakefile.")
+    rest = list(args.snakemake_args)
+    if rest and rest[0] == "--":
+        rest = rest[1:]
+    if any(a == "--configfile" or a.startswith("--configfile=") or a == "--configfiles" for a in rest):
+        raise InputFileError(args.config, "`brainalign run` gives the config to the workflow itself; do not "
+                             "add --configfile (Snakemake would evaluate that file with its own loader).")
+    setting = f"config_path={args.config.resolve()}"
+    if "--config" in rest:  # one --config option: Snakemake keeps only the last one given
+        rest.insert(rest.index("--config") + 1, setting)
+    else:
+        rest += ["--config", setting]
+    cores = [] if any(a in ("-c", "--cores", "-j", "--jobs") or a.startswith(("--cores=", "--jobs="))
+                      for a in rest) else ["--cores", str(cfg["threads"])]
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), *cores, *rest]
+    print("brainalign: " + " ".join(command), file=sys.stderr)
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    return subprocess.run(command, check=False, env=env).returncode
+
+
 def _cmd_subjects(args: argparse.Namespace) -> None:
     from .pipeline.stages import dataset_subjects
 
@@ -224,6 +255,13 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     add("validate", _cmd_validate, "validate a dataset config and print its name")
+    p = add("run", _cmd_run, "run the workflow on a config, read as plain data (never by Snakemake's "
+            "own config loader, which evaluates YTE templates)", config=False)
+    p.add_argument("config", type=Path, help="dataset config (YAML)")
+    p.add_argument("--snakefile", type=Path, default=None,
+                   help="the workflow (default: ./Snakefile, else the one beside the brainalign package)")
+    p.add_argument("snakemake_args", nargs=argparse.REMAINDER,
+                   help="passed on to snakemake (e.g. -n, --cores 4, --profile workflows/profiles/slurm)")
     add("subjects", _cmd_subjects, "list the subjects a config analyses")
     p = add("stimuli", _cmd_stimuli, "write the word events table (TSV)")
     p.add_argument("--out", required=True, type=Path)
@@ -333,8 +371,34 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error_message(err: OSError) -> str:
+    """``<path>: <what went wrong> (<errno name>)`` for an operating-system error while reading or writing."""
+    import errno as errno_names
+
+    name = errno_names.errorcode.get(err.errno, "") if err.errno is not None else ""
+    hints = {
+        errno_names.ENOSPC: "the disk is full; free space and rerun (nothing was left half-written)",
+        errno_names.EROFS: "the file system is read-only; write the results elsewhere (snakemake -d)",
+        errno_names.EFBIG: "the file exceeds the file-size limit (ulimit -f)",
+        errno_names.EDQUOT: "the disk quota is exceeded",
+        errno_names.ENOTDIR: "a parent of this path is a file, not a folder",
+        errno_names.EEXIST: "a file stands where a folder is needed",
+        errno_names.EISDIR: "this output path is a folder; remove or rename it",
+        errno_names.EACCES: "permission denied",
+    }
+    what = hints.get(err.errno, err.strerror or str(err))
+    path = err.filename if err.filename is not None else "<unknown path>"
+    return f"{path}: {what}" + (f" ({name})" if name else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``brainalign`` command."""
+    import signal
+
+    # Beyond the file-size limit the kernel sends SIGXFSZ, which kills the
+    # process; ignored, the write fails with EFBIG and gets a clear error.
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s brainalign: %(message)s", stream=sys.stderr)
@@ -344,7 +408,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(getattr(args, "threads", 1))
-        args.func(args)
+        status = args.func(args)
+        if isinstance(status, int):
+            return status
+    except OSError as err:
+        # Disk faults (read-only file system, disk full, file-size limit, a parent
+        # that is a file, an output that is a folder): one line naming the path.
+        print(f"brainalign: error: {_os_error_message(err)}", file=sys.stderr)
+        return 2
     except BrainalignError as err:
         config = getattr(args, "config", None)
         if isinstance(err, ConfigError) and err.path is None and config is not None:

@@ -13,14 +13,21 @@ Every stage of brainalign reads and writes through this module, so that
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import glob
 import hashlib
 import importlib.metadata
 import json
+import math
 import os
 import platform
+import re
 import subprocess
+import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +37,15 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from ._validation import InputFileError, check_finite, not_utf8_error
+from ._validation import BrainalignError, InputFileError, check_finite, not_utf8_error
 
 __all__ = [
     "atomic_path",
+    "OutputBusyError",
     "sha256_file",
     "provenance",
     "write_provenance",
+    "write_with_sidecar",
     "Responses",
     "Features",
     "write_responses",
@@ -73,7 +82,7 @@ _TRACKED_PACKAGES = (
 
 # --------------------------------------------------------------------------- atomic writes
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, *, lock_timeout: float | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
 
     The temporary file (``.<name>.<random>.part``) lives in the same directory
@@ -82,29 +91,139 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     the next write of the same path. A reader therefore sees either no file or the whole file,
     never a half-written one, even if the process is killed mid-write.
 
+    One writer per output: the whole write holds an exclusive lock on
+    ``.<name>.lock`` beside ``path`` (:func:`fcntl.flock`; the operating system
+    releases it when its holder dies, however it dies, and the file is removed
+    when the write ends). A second process writing the same output (a job left
+    running by a Snakemake that was killed alone, and the same job started
+    again by the resume) waits for the first to finish, saying so once on
+    stderr, and then writes the output itself; it never deletes
+    the other writer's temporary file. On a file system without file locks
+    the write goes ahead unlocked.
+
     Parameters
     ----------
     path : str or path-like
         The final destination. Parent directories are created.
+    lock_timeout : float or None
+        Seconds to wait for another process's lock on ``path`` before raising
+        :class:`OutputBusyError`. ``None`` (default): the environment variable
+        ``BRAINALIGN_LOCK_TIMEOUT`` if set, else wait as long as the other
+        writer lives.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Temporary files of a run that was killed mid-write: nobody else writes
-    # this output now (the workflow runs one job per output), so remove them.
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    with _output_lock(path, lock_timeout):
+        # Temporary files of a writer that was killed mid-write: the lock says
+        # that no live process writes this output, so remove them (exactly this
+        # output's: `.<name>.<8 random characters>.part`, not `.<name>.json.<...>.part`).
+        own = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.part")
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+            if own.fullmatch(stale.name):
+                stale.unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp)
+        try:
+            yield tmp
+            os.chmod(tmp, 0o644)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+class OutputBusyError(BrainalignError):
+    """Another live process holds the lock of an output (:func:`atomic_path`) past ``lock_timeout``."""
+
+
+#: Locks taken by this process, per thread: a nested write of the same output would wait for itself.
+_HELD_LOCKS: set[tuple[int, str]] = set()
+#: errno values of a file system that does not implement file locks.
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
+
+
+def _lock_holder(lock: Path) -> str:
     try:
-        yield tmp
-        os.chmod(tmp, 0o644)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        pid = lock.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        pid = ""
+    return f"process {pid}" if pid.isdigit() else "another process"
+
+
+@contextlib.contextmanager
+def _output_lock(path: Path, timeout: float | None) -> Iterator[None]:
+    """Hold the exclusive lock of ``path`` (``.<name>.lock`` beside it) for the body."""
+    if timeout is None and os.environ.get("BRAINALIGN_LOCK_TIMEOUT"):
+        timeout = float(os.environ["BRAINALIGN_LOCK_TIMEOUT"])
+    lock = path.with_name(f".{path.name}.lock")
+    key = (threading.get_ident(), os.path.abspath(lock))
+    if key in _HELD_LOCKS:
+        raise RuntimeError(f"{path}: atomic_path of this output is already open in this thread")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    announced = False
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not announced:  # on stderr, not a logger: a silent wait would look like a hang
+                    print(f"brainalign: {path}: {_lock_holder(lock)} is writing this output (a job left running "
+                          "by a killed Snakemake, or a second run of the same workflow); waiting for it to finish"
+                          + ("" if deadline is None else f" (at most {timeout:g} s)"), file=sys.stderr, flush=True)
+                    announced = True
+                if deadline is None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)  # wakes when the holder finishes or dies
+                else:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise OutputBusyError(
+                            f"{path}: {_lock_holder(lock)} is still writing this output after {timeout:g} s "
+                            f"(lock {lock.name}); let it finish or end it, then rerun") from None
+                    os.close(fd)
+                    fd = -1
+                    time.sleep(min(0.2, remaining))
+                    continue
+            except OSError as err:
+                if err.errno not in _NO_LOCKS:
+                    raise
+                os.close(fd)
+                fd = -1
+                break  # no file locks on this file system: write unlocked, as before
+            # Its previous holder removes the lock file before releasing it: the
+            # lock taken must be on the file that is there now, else try again.
+            try:
+                current = os.stat(lock)
+            except FileNotFoundError:
+                current = None
+            if current is None or not os.path.samestat(os.fstat(fd), current):
+                os.close(fd)
+                fd = -1
+                continue
+            with contextlib.suppress(OSError):  # who holds it, for the message of a waiting writer
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            break
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            raise
+    if fd < 0:
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        yield
+        return
+    _HELD_LOCKS.add(key)
+    try:
+        yield
+    finally:
+        _HELD_LOCKS.discard(key)
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        os.close(fd)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -328,6 +447,34 @@ def _require(f: h5py.File, path: str | os.PathLike, datasets: Sequence[str] = ()
 def _require_2d(arr: np.ndarray, path: str | os.PathLike, name: str, rows: str) -> None:
     if arr.ndim != 2:
         raise InputFileError(path, f"dataset {name!r} has shape {arr.shape}, expected 2-D ({rows}, n_columns).")
+    if 0 in arr.shape:
+        raise InputFileError(path, f"dataset {name!r} has shape {arr.shape}: it is empty (expected at least one "
+                                   f"row ({rows}) and one column).")
+
+
+_DTYPE_WORDS = {"S": "text", "U": "text", "O": "text or objects", "c": "complex numbers", "b": "booleans",
+                "V": "compound records"}
+
+
+def _read_numeric(f: h5py.File, path: str | os.PathLike, name: str) -> np.ndarray:
+    """Dataset ``name`` of an open contract file, refused unless it holds real numbers (int or float)."""
+    dtype = f[name].dtype
+    if dtype.kind not in "fiu":
+        raise InputFileError(path, f"dataset {name!r} holds {_DTYPE_WORDS.get(dtype.kind, 'values')} (dtype "
+                                   f"{dtype}), expected real numbers (float or int).")
+    return f[name][()]
+
+
+def _json_attr(f: h5py.File, path: str | os.PathLike, name: str, kind: type[list] | type[dict]) -> Any:
+    """Attribute ``name`` parsed as JSON; a list must hold strings only."""
+    try:
+        value = json.loads(f.attrs[name])
+    except (TypeError, ValueError) as err:  # json.JSONDecodeError is a ValueError
+        raise InputFileError(path, f"attribute {name!r} is not valid JSON ({err}).") from None
+    if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
+        expected = "a JSON list of strings" if kind is list else "a JSON object"
+        raise InputFileError(path, f"attribute {name!r} must be {expected}, got {str(value)[:80]!r}.")
+    return value
 
 
 def read_responses(path: str | os.PathLike) -> Responses:
@@ -336,25 +483,48 @@ def read_responses(path: str | os.PathLike) -> Responses:
         _require(f, path, ("data", "times", "runs"),
                  ("sampling", "unit_names", "unit_rois", "subject", "modality", "confound_names"))
         _require_2d(f["data"], path, "data", "n_samples")
+        optional = {name: _read_numeric(f, path, name) if name in f else None
+                    for name in ("unit_coords", "confounds", "grid_affine", "grid_unit_index")}
+        data = _read_numeric(f, path, "data")
+        runs = _read_numeric(f, path, "runs")
+        if runs.dtype.kind == "f" and not np.array_equal(runs, np.round(runs)):
+            raise InputFileError(path, "dataset 'runs' holds non-integer run labels.")
+        try:
+            sampling = float(f.attrs["sampling"])
+        except (TypeError, ValueError):
+            sampling = float("nan")
+        if not (math.isfinite(sampling) and sampling > 0):
+            raise InputFileError(path, f"attribute 'sampling' is {f.attrs['sampling']!r}, expected a number > 0 "
+                                       "(the TR in s, or the sampling frequency in Hz).")
+        names = {key: _json_attr(f, path, key, list) for key in ("unit_names", "unit_rois", "confound_names")}
+        for key in ("unit_names", "unit_rois"):
+            if len(names[key]) != data.shape[1]:
+                raise InputFileError(path, f"attribute {key!r} lists {len(names[key])} name(s), but dataset "
+                                           f"'data' has {data.shape[1]} columns (units).")
         try:
             resp = Responses(
-                data=f["data"][()],
-                sampling=float(f.attrs["sampling"]),
-                times=f["times"][()],
-                runs=f["runs"][()],
-                unit_names=json.loads(f.attrs["unit_names"]),
-                unit_rois=json.loads(f.attrs["unit_rois"]),
+                data=data,
+                sampling=sampling,
+                times=_read_numeric(f, path, "times"),
+                runs=runs,
+                unit_names=names["unit_names"],
+                unit_rois=names["unit_rois"],
                 subject=str(f.attrs["subject"]),
                 modality=str(f.attrs["modality"]),
-                unit_coords=f["unit_coords"][()] if "unit_coords" in f else None,
-                confounds=f["confounds"][()] if "confounds" in f else None,
-                confound_names=json.loads(f.attrs["confound_names"]),
+                unit_coords=optional["unit_coords"],
+                confounds=optional["confounds"],
+                confound_names=names["confound_names"],
                 excluded=str(f.attrs.get("excluded", "")),
-                affine=f["grid_affine"][()] if "grid_affine" in f else None,
-                unit_index=f["grid_unit_index"][()] if "grid_unit_index" in f else None,
+                affine=optional["grid_affine"],
+                unit_index=optional["grid_unit_index"],
             )
         except KeyError as err:
             raise InputFileError(path, f"missing dataset or attribute {err}.") from err
+        except InputFileError as err:
+            if err.path is not None:
+                raise
+            # Responses' own shape checks know no file: name the one read.
+            raise InputFileError(path, err.detail) from None
     if not resp.excluded:
         check_finite(resp.data, path, "dataset 'data'")
     return resp
@@ -414,7 +584,9 @@ def read_features(
     """Read a :class:`Features` file, optionally only some ``layers``."""
     with _open_h5(path, f"{kind}/1") as f:
         _require(f, path, (), ("layer_order", "model", "settings"))
-        order = json.loads(f.attrs["layer_order"])
+        order = _json_attr(f, path, "layer_order", list)
+        if not order:
+            raise InputFileError(path, "attribute 'layer_order' lists no layer.")
         wanted = order if layers is None else list(layers)
         missing = [name for name in wanted if name not in order]
         if missing:
@@ -422,9 +594,9 @@ def read_features(
         _require(f, path, [f"layers/{name}" for name in wanted])
         for name in wanted:
             _require_2d(f["layers"][name], path, f"layers/{name}", "n_items")
-        arrays = {name: f["layers"][name][()] for name in wanted}
-        times = f["times"][()] if "times" in f else None
-        feats = Features(arrays, str(f.attrs["model"]), json.loads(f.attrs["settings"]), times)
+        arrays = {name: _read_numeric(f, path, f"layers/{name}") for name in wanted}
+        times = _read_numeric(f, path, "times") if "times" in f else None
+        feats = Features(arrays, str(f.attrs["model"]), _json_attr(f, path, "settings", dict), times)
     for name, arr in arrays.items():
         check_finite(arr, path, f"dataset 'layers/{name}'")
     return feats
@@ -437,14 +609,27 @@ def write_provenance(path: str | os.PathLike, prov: Mapping[str, Any]) -> Path:
     return write_text(path.with_name(path.name + ".json"), _json(dict(prov)) + "\n")
 
 
-def write_table(path: str | os.PathLike, table: pd.DataFrame, prov: Mapping[str, Any] | None = None) -> Path:
-    """Atomically write a CSV table (and its provenance as ``<path>.json``)."""
+def write_with_sidecar(path: str | os.PathLike, write: Any, prov: Mapping[str, Any] | None) -> Path:
+    """Atomically write ``path`` with ``write(tmp_path)``, then its provenance sidecar ``<path>.json``.
+
+    The sidecar comes last: a failed write (disk full, say) leaves neither
+    file behind, and an old sidecar is removed before the new file replaces
+    the old one, so a sidecar never describes a file that is not there.
+    """
     path = Path(path)
-    if prov is not None:
-        write_provenance(path, prov)
+    sidecar = path.with_name(path.name + ".json")
     with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, lineterminator="\n")
+        write(tmp)
+        if prov is not None:
+            sidecar.unlink(missing_ok=True)
+    if prov is not None:
+        write_text(sidecar, _json(dict(prov)) + "\n")
     return path
+
+
+def write_table(path: str | os.PathLike, table: pd.DataFrame, prov: Mapping[str, Any] | None = None) -> Path:
+    """Atomically write a CSV table, then its provenance as ``<path>.json`` (:func:`write_with_sidecar`)."""
+    return write_with_sidecar(path, lambda tmp: table.to_csv(tmp, index=False, lineterminator="\n"), prov)
 
 
 def read_table(path: str | os.PathLike, required: Sequence[str] = ()) -> pd.DataFrame:

@@ -65,6 +65,7 @@ MODULES = [
     "brainalign.pipeline.aggregate",
     "brainalign.pipeline.electro",
     "brainalign.pipeline.decoding",
+    "brainalign.pipeline.workflow_lock",
     "brainalign.report.brain",
     "brainalign.report.electro",
     "brainalign.report.decoding",

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 # Triton kernels run in its CPU interpreter here (no GPU); the variable must be
@@ -112,35 +113,52 @@ class Snakemake:
             raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
         return proc
 
+    #: A hang guard, not a performance bound: how long a run may take to reach its kill
+    #: point on a loaded machine. The kill waits for the event (a marker written
+    #: atomically by the stalled writer, or the watched path), never for a fixed time.
+    KILL_POINT_TIMEOUT = 2400.0
+
     def kill(self, workdir: Path, *args: str, stall: str | None = None, when: Path | None = None,
-             timeout: float = 900.0) -> Path | None:
+             during=None, timeout: float = KILL_POINT_TIMEOUT) -> Path | None:
         """Start a run and SIGKILL its whole process group mid-run.
 
         Either ``stall``: the name of an HDF5 output; its writer stalls with the file
         half-written (``fault_injection/sitecustomize.py``) and the kill lands there;
         the temporary file's path is returned. Or ``when``: a path; the run is killed
-        as soon as it exists. Fails if the run ends by itself before the kill.
+        as soon as it exists. ``during``: called while the run is stopped there,
+        before the kill. Fails if the run ends by itself before the kill.
         """
         env = self.env()
-        marker = self.scratch / f"stall-{time.monotonic_ns()}.txt"
+        marker = self.scratch / f"stall-{uuid.uuid4().hex}.txt"
+        log = marker.with_suffix(".log")
         if stall is not None:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(FAULT_INJECTION), env.get("PYTHONPATH")]))
             env["BRAINALIGN_STALL_WRITE"] = stall
             env["BRAINALIGN_STALL_MARKER"] = str(marker)
         watched = marker if stall is not None else when
-        proc = subprocess.Popen(self.command(workdir, *args), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+        with open(log, "w", encoding="utf-8") as err:
+            proc = subprocess.Popen(self.command(workdir, *args), stdout=subprocess.DEVNULL, stderr=err,
+                                    start_new_session=True, env=env)
         deadline = time.monotonic() + timeout
         try:
-            while not watched.exists() and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert proc.poll() is None, f"the run ended (status {proc.returncode}) before {watched.name} appeared"
-            assert watched.exists(), f"{watched} did not appear within {timeout:.0f} s"
+            while not watched.exists():
+                if proc.poll() is not None:
+                    raise AssertionError(f"the run ended (status {proc.returncode}) before {watched.name} "
+                                         f"appeared:\n{log.read_text(errors='replace')[-4000:]}")
+                assert time.monotonic() < deadline, f"{watched} did not appear within {timeout:.0f} s"
+                time.sleep(0.1)
+            # The stalled writer sleeps until killed; a run watched by `when` must still be going.
+            assert proc.poll() is None, (f"the run ended (status {proc.returncode}) as {watched.name} appeared:"
+                                         f"\n{log.read_text(errors='replace')[-4000:]}")
+            part = Path(marker.read_text(encoding="utf-8")) if stall is not None else None
+            assert part is None or part.name.endswith(".part"), f"the marker names {part!r}, not a temporary file"
+            if during is not None:
+                during()
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and every job it started
             proc.wait()
-        return Path(marker.read_text(encoding="utf-8")) if stall is not None else None
+        return part
 
 
 @pytest.fixture(scope="session")

@@ -289,6 +289,35 @@ def test_words_from_a_headerless_alignment_file(tmp_path):
     np.testing.assert_allclose(words["duration"], [0.3, 0.22, 0.1])
 
 
+@pytest.mark.parametrize("line, message", [
+    ('a,a,"1,60",1.70', r"column 'onset' is not a number at row 3 \(line 4\): '1,60'; a decimal comma"),
+    ("a,a,inf,1.70", r"column 'onset' is infinite at row 3 \(line 4\): 'inf'"),
+    ("a,a,1.60,soon", r"column 'offset' is not a number at row 3 \(line 4\): 'soon'"),
+])
+def test_word_timings_that_are_not_numbers_are_errors(tmp_path, line, message):
+    """Only an empty cell or n/a means an unaligned word; other text used to be skipped the same way."""
+    root = write_tiny_bids(tmp_path / "ds", runs=(1,))
+    align = root / "align.csv"  # headerless: data row 3 is line 4
+    align.write_text(f"Once,once,1.00,1.30\nupon,upon,1.30,1.52\nglorp,<unk>,n/a,\n{line}\n")
+    cfg = _cfg(root, word_events={"pattern": "align.csv", "columns": ["word", "aligned", "onset", "offset"],
+                                  "sep": ",", "offset_column": "offset", "duration_column": None})
+    run = find_bids_runs(cfg["dataset"], "sub-01")[0]
+    with pytest.raises(InputFileError, match=message) as err:
+        read_run_words(cfg["dataset"], run, 60, 2.0)
+    assert err.value.path == align
+
+
+def test_bids_events_durations_that_are_not_numbers_are_errors(tmp_path):
+    root = write_tiny_bids(tmp_path / "ds", runs=(1,))
+    events = root / "sub-01" / "func" / f"sub-01_task-{TASK}_run-1_events.tsv"
+    table = pd.read_csv(events, sep="\t", dtype=str)
+    table.loc[2, "duration"] = "0,3"  # used to become a duration of 0 s without a word
+    table.to_csv(events, sep="\t", index=False)
+    run = find_bids_runs(_cfg(root)["dataset"], "sub-01")[0]
+    with pytest.raises(InputFileError, match=r"column 'duration' is not a number at row 2 \(line 4\): '0,3'"):
+        read_run_words(_cfg(root)["dataset"], run, 60, 2.0)
+
+
 def test_parcel_units_and_sessions(tmp_path):
     """units: parcels gives one mean time course per atlas label; ses- folders are found and ordered."""
     root = write_tiny_bids(tmp_path / "ds", subjects=("sub-01", "sub-02"), runs=(1,))

@@ -387,3 +387,36 @@ def test_bad_inputs(inputs):
         ridge_pearsonr(inputs["layer_a"], inputs["neural"], alphas=[0.0, 1.0])
     with pytest.raises(BrainalignError, match="rcond"):
         linear_pearsonr(inputs["layer_a"], inputs["neural"], rcond=-1.0)
+
+
+# --------------------------------------------------------------------------- small test splits
+@pytest.mark.parametrize("n_stimuli", [12, 16, 20])
+@pytest.mark.parametrize("scorer", [
+    lambda X, Y: linear_pearsonr(X, Y),
+    lambda X, Y: ridge_pearsonr(X, Y),
+    lambda X, Y: cka_score(X, Y, test_size=0.1),
+    lambda X, Y: rdm_score(X, Y, test_size=0.1),
+], ids=["linear_pearsonr", "ridge_pearsonr_shuffle", "cka", "rdm"])
+def test_test_splits_of_two_stimuli_are_refused(scorer, n_stimuli):
+    # Before: pure noise scored +-0.4 to 0.6, every split's r being exactly +1 or -1.
+    rng = np.random.default_rng(n_stimuli)
+    X, Y = rng.standard_normal((n_stimuli, 5)), rng.standard_normal((n_stimuli, 3))
+    with pytest.raises(BrainalignError, match=rf"test split holds 2 of the {n_stimuli} stimuli.*MIN_TEST_SIZE = 3"):
+        scorer(X, Y)
+
+
+def test_group_folds_of_two_stimuli_are_refused():
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((30, 5)), rng.standard_normal((30, 3))
+    groups = np.repeat(np.arange(15), 2)  # 15 sentences of 2 words in 10 folds: 5 folds test 1 sentence
+    with pytest.raises(BrainalignError, match=r"ridge_pearsonr: a test split holds 2 .*fewer splits"):
+        ridge_pearsonr(X, Y, groups)
+    assert np.isfinite(ridge_pearsonr(X, Y, groups, splits=5).raw)  # 3 sentences = 6 words per test split
+
+
+def test_smallest_allowed_test_split_is_scored():
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((21, 5)), rng.standard_normal((21, 3))  # ceil(0.1 * 21) = 3 test stimuli
+    result = linear_pearsonr(X, Y)
+    assert all(test.size == 3 for _, test in result.splits)
+    assert np.all(np.abs(result.split_scores) < 1 - 1e-6)

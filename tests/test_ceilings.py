@@ -77,6 +77,25 @@ def test_loso_isc_errors_name_the_parameter():
         loso_isc(np.zeros((3, 1, 4)))
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("func", [loso_isc, isc_ceiling])
+def test_non_finite_responses_are_refused_not_turned_into_nan(func, value):
+    _, Y = planted_subjects(3, 40, 2, snr=1.0, seed=2)
+    Y[2, 17, 1] = value
+    with pytest.raises(BrainalignError, match=r"'Y' contains 1 NaN or infinite.*subject 2, sample 17, unit 1"):
+        func(Y)
+
+
+@pytest.mark.parametrize("Y, match", [
+    ([["a", "b"], ["c", "d"]], r"'Y' must hold real numbers.*<U1"),
+    (np.ones((2, 5, 2), complex), r"'Y' must hold real numbers.*complex"),
+    (np.ones((3, 5, 0)), r"'Y' must hold at least 1 unit"),
+])
+def test_isc_ceiling_refuses_non_numeric_and_empty_input(Y, match):
+    with pytest.raises(BrainalignError, match=match):
+        isc_ceiling(Y)
+
+
 # --------------------------------------------------------------------------- normalized_score
 def test_normalized_score():
     scores, ceilings = [0.2, 0.3, 0.5, 0.1, 0.4, -0.05], [0.4, 0.0, -0.1, np.nan, 0.25, 0.5]

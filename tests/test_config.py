@@ -221,6 +221,28 @@ def test_feature_set_instances_expand_seeds():
     assert comparison_sets(cfg) == ("minilm", ["random", "word_rate"])
 
 
+@pytest.mark.parametrize("sets, field, expected", [
+    # Before: the word-rate set silently replaced the random embedding's seed 0 (or the other way round).
+    ({"random": {"kind": "random_embedding", "seeds": [0]}, "random_seed0": {"kind": "word_rate"}},
+     "feature_sets.random_seed0", "one from feature_sets.random and one from feature_sets.random_seed0"),
+    ({"random_seed0": {"kind": "word_rate"}, "random": {"kind": "random_embedding", "seeds": [1, 0]}},
+     "feature_sets.random", "one from feature_sets.random_seed0 and one from feature_sets.random"),
+    ({"rnn_seed3": {"kind": "transformer"}, "rnn": {"kind": "rnn", "seeds": [3]}},
+     "feature_sets.rnn", "'rnn_seed3' would name two feature sets"),
+    ({"random": {"kind": "random_embedding", "seeds": [0, 0]}}, "feature_sets.random.seeds", "seed 0 twice"),
+])
+def test_feature_set_names_must_be_unique_after_expansion(tmp_path, sets, field, expected):
+    config = _write(tmp_path, {"dataset": {"name": "t", "kind": "simulated"},
+                               "feature_sets": {"minilm": {"kind": "transformer"}, **sets}})
+    with pytest.raises(ConfigError) as info:
+        load_config(config)
+    assert info.value.path == config and info.value.field == field
+    assert expected in str(info.value)
+    # The expansion itself refuses too, for configs built in Python.
+    with pytest.raises(ConfigError, match="two feature sets|twice"):
+        feature_set_instances(yaml.safe_load(config.read_text()))
+
+
 def test_random_embedding_without_transformer_needs_dim():
     with pytest.raises(ConfigError) as info:
         validate_config({

@@ -14,7 +14,7 @@ import pytest
 from nilearn.glm.first_level import compute_regressor
 
 from brainalign._validation import BrainalignError
-from brainalign.features.design import fir_design, frame_times_for_run, hrf_convolve
+from brainalign.features.design import events_after_last_volume, fir_design, frame_times_for_run, hrf_convolve
 
 
 def _nilearn_columns(onsets, durations, amplitudes, frame_times, hrf_model, **kwargs):
@@ -165,3 +165,32 @@ def test_fir_design_1d_and_default_lags_and_negative_lag():
     np.testing.assert_array_equal(design[:, 5], [0, 0, 0, 0, 0, 0, 2, 0, 0, 0])
     with pytest.raises(BrainalignError, match="non-negative"):
         fir_design(onsets, np.ones(3), frame_times, [1, -1])
+
+
+def test_events_after_last_volume():
+    frame_times = frame_times_for_run(10, 2.0, 20.0)  # volumes at 20 ... 38 s, the last until 40 s
+    late = events_after_last_volume(np.array([19.0, 20.0, 39.99, 40.0, 5000.0]), frame_times)
+    np.testing.assert_array_equal(late, [False, False, False, True, True])
+    with pytest.raises(BrainalignError, match="at least 2 volumes"):
+        events_after_last_volume(np.zeros(1), frame_times[:1])
+
+
+@pytest.mark.parametrize("model", ["hrf", "fir"])
+def test_design_stage_refuses_words_after_their_run(model):
+    """Both temporal models leave out a word after the run's end; the pipeline's convolution refuses it."""
+    import pandas as pd
+
+    from brainalign._validation import InputFileError
+    from brainalign.pipeline.stages import convolve_runs
+
+    cfg = {"design": {"model": model, "fir_lags": [1, 2], "event_duration": "word", "hrf_model": "spm"}}
+    events = pd.DataFrame({"onset": [1.0, 3.0, 2.0, 5000.0], "duration": 0.3, "word": ["a", "b", "c", "d"],
+                           "run": [1, 1, 2, 2]})
+    frames = {1: frame_times_for_run(20, 2.0), 2: frame_times_for_run(20, 2.0)}
+    ok = convolve_runs(cfg, events.iloc[:3], np.ones((3, 1)), frames)
+    assert ok.shape == (40, 2 if model == "fir" else 1)
+    with pytest.raises(InputFileError, match=r"word 'd' at row 3 starts at 5000.000 s, after the last volume of "
+                                             r"run 2 \(20 volumes from 0 s, the run ends at 40.000 s\)"):
+        convolve_runs(cfg, events, np.ones((4, 1)), frames)
+    with pytest.raises(InputFileError, match=r"column 'run': word\(s\) of run\(s\) \[3\]"):
+        convolve_runs(cfg, events.assign(run=[1, 1, 2, 3]), np.ones((4, 1)), frames, source="events.tsv")

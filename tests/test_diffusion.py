@@ -119,13 +119,18 @@ def test_unclip_prompt_and_prompt_embeds(unclip, embeds):
     empty = unclip.reconstruct(embeds, seed=0, guidance_scale=3.0, **FAST)
     text = unclip.reconstruct(embeds, seed=0, guidance_scale=3.0, prompt="a red cat", **FAST)
     assert text.params["prompt"] == "a red cat"
-    assert not np.array_equal(_pixels(empty), _pixels(text))
+    assert np.mean(np.abs(_pixels(empty) - _pixels(text)) > 1) > 0.1  # far beyond the tolerance below
     # the empty prompt, given as embeddings (one (seq, width) shared by all images)
     pipe = unclip.pipeline
     with torch.no_grad():
         e, _ = pipe.encode_prompt([""], "cpu", 1, False)
     same = unclip.reconstruct(embeds, seed=0, guidance_scale=3.0, prompt_embeds=e[0], **FAST)
-    np.testing.assert_array_equal(_pixels(empty), _pixels(same))
+    # The two paths encode the prompt in different batches and tensor layouts, so they agree to
+    # float32 rounding, not bit for bit (some CPUs round otherwise), and a pixel may land on the
+    # neighbouring 8-bit level. Tolerance: at most 1 level, on under 1% of the pixels (a relative
+    # change of 1e-3 in the embeddings stays inside it; "a red cat" moves 93% of them, up to 43 levels).
+    diff = np.abs(_pixels(empty) - _pixels(same))
+    assert diff.max() <= 1 and np.mean(diff > 0) < 0.01, (diff.max(), np.mean(diff > 0))
     with pytest.raises(BrainalignError, match="'prompt'"):
         unclip.reconstruct(embeds, seed=0, prompt="x", prompt_embeds=e[0], **FAST)
 

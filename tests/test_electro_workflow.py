@@ -200,10 +200,9 @@ def test_meg_sigkill_twice_then_resume_matches_a_run_from_scratch(meg_run: Path,
     results = workdir / "results" / "simulated_meg_ci"
     part = snakemake.kill(workdir, *config, stall="sub-01.h5")
     assert part.name.endswith(".part") and part.exists() and not (part.parent / "sub-01.h5").exists()
-    snakemake(workdir, *config, "--unlock")
+    # The documented resume: one command, also after a SIGKILL (the stale lock goes by itself).
     snakemake.kill(workdir, *config, "--rerun-incomplete", when=results / "logs" / "contrastive.log")
     assert not (results / "decoding" / "scores.csv").exists()
-    snakemake(workdir, *config, "--unlock")
     snakemake(workdir, *config, "--rerun-incomplete")
     assert not list(results.rglob("*.part"))
     assert results_digest(results) == results_digest(meg_run)

@@ -301,6 +301,24 @@ def _(w):
     return Failure(_responses(config, w), _bold(w.inputs / "bids"), ("constant", "voxel index (2, 1, 1)"))
 
 
+@case("nifti-brain-mask-empty", "nifti")
+def _(w):
+    config = _bids(w)
+    empty = _nifti(_run_mask(w.inputs / "bids", "sub-02", 2), np.zeros(SHAPE, np.uint8))
+    # The empty intersection used to be reported against sub-01 run 1's mask.
+    return Failure(_mask(config, w), empty, ("brain mask of sub-02 is empty", "dataset.subjects"))
+
+
+@case("nifti-brain-masks-disjoint", "nifti")
+def _(w):
+    config = _bids(w)
+    elsewhere = np.zeros(SHAPE, np.uint8)
+    elsewhere[0, 0, 0] = 1
+    odd = _nifti(_run_mask(w.inputs / "bids", "sub-02", 2), elsewhere)
+    return Failure(_mask(config, w), odd, ("brain mask of sub-02 has 1 voxel(s)", "the 3 run(s) before it",
+                                           "dataset.mask_threshold"))
+
+
 # =========================================================================== FIF / EDF
 VOCAB = ["house", "water", "music"]
 
@@ -472,6 +490,88 @@ def _(w):
                    ("event 2", "outside the recording", "1 of 3", "electrophysiology.drop_edge_epochs: true"))
 
 
+@case("fif-run-missing", "electro")
+def _(w):
+    events, raw_dir = _fif(w)
+    _fif_path(w, 2).unlink()  # the epochs of run 1 alone used to be written: half the trials, exit 0
+    return Failure(_epochs(_electro_config(w), events, w, raw_dir), _fif_path(w, 2),
+                   ("does not exist", "run 2", "events.tsv", "runs recorded: [1]"))
+
+
+@case("meeg-recording-missing-for-a-subject", "electro")
+def _(w):
+    import mne_bids
+
+    config, events = _edf(w)
+    _, raws = _seeg_runs((200.0, 200.0))
+    path = mne_bids.BIDSPath(subject="02", task="words", run=1, datatype="ieeg", root=w.inputs / "ieeg bids")
+    mne_bids.write_raw_bids(raws[0], path, format="EDF", allow_preload=True, overwrite=True, verbose="error")
+    argv = ["epochs", "--config", config, "--subject", "sub-02", "--events", events,
+            "--out", w.results / "electro" / "epochs" / "sub-02.h5"]
+    missing = w.inputs / "ieeg bids" / "sub-02" / "ieeg" / "sub-02_task-words_run-2_ieeg.edf"
+    return Failure(argv, missing, ("does not exist", "sub-01's sub-01_task-words_run-2_ieeg.edf", "run 2"))
+
+
+def _edf_signal_field(path: Path, offset: int, signal: int, text: str) -> None:
+    """Overwrite one 8-byte field of one signal's EDF header (``offset`` bytes per signal before the field)."""
+    data = bytearray(path.read_bytes())
+    n_signals = int(data[252:256])
+    start = 256 + offset * n_signals + 8 * signal
+    data[start:start + 8] = text.encode("ascii").ljust(8)
+    path.write_bytes(bytes(data))
+
+
+@case("edf-digital-range-zero", "electro")
+def _(w):
+    config, events = _edf(w)
+    # Digital maximum = digital minimum of 'LA4': MNE read it tens of thousands of times too large, warning unheard.
+    _edf_signal_field(_edf_path(w, 2), 128, 3, "-32767")
+    return Failure(_epochs(config, events, w), _edf_path(w, 2),
+                   ("'digital minimum' (-32767)", "'digital maximum' (-32767)", "channel 'LA4'"))
+
+
+@case("edf-record-duration-differs-from-sidecar", "electro")
+def _(w):
+    config, events = _edf(w)
+    data = bytearray(_edf_path(w, 1).read_bytes())
+    data[244:252] = b"2       "  # "duration of a data record": 1 s → 2 s reads the run at half its rate
+    _edf_path(w, 1).write_bytes(bytes(data))
+    return Failure(_epochs(config, events, w), _edf_path(w, 1),
+                   ("'duration of a data record'", "100 Hz", "sub-01_task-words_run-1_ieeg.json",
+                    "'SamplingFrequency' = 200 Hz"))
+
+
+@case("fif-all-channels-flat", "electro")
+def _(w):
+    from brainalign.datasets.simulated_meeg import write_raw_fif
+
+    events, raw_dir = _fif(w)
+    _, raws = _seeg_runs()
+    raws[1].apply_function(lambda x: np.zeros_like(x), picks="data")
+    write_raw_fif(_fif_path(w, 2), raws[1])
+    return Failure(_epochs(_electro_config(w, detect_bad_channels=False), events, w, raw_dir), _fif_path(w, 2),
+                   ("all 12 data channels are flat", "no signal"))
+
+
+@case("fif-every-channel-bad", "electro")
+def _(w):
+    from brainalign.datasets.simulated_meeg import write_raw_fif
+
+    events, raw_dir = _fif(w)
+    _, raws = _seeg_runs()
+    raws[0].apply_function(lambda x: np.zeros_like(x), picks="data")
+    write_raw_fif(_fif_path(w, 1), raws[0])
+    return Failure(_epochs(_electro_config(w), events, w, raw_dir), _fif_path(w, 1),
+                   ("every one of the recording's 12 data channels is bad", "electrophysiology.detect_bad_channels"))
+
+
+@case("fif-flat-channel-in-first-run", "electro")
+def _(w):
+    events, raw_dir = _fif(w, constant=(1, "LA5", 1e-6))  # the odd run is run 1, though run 2 is read later
+    return Failure(_epochs(_electro_config(w), events, w, raw_dir), _fif_path(w, 1),
+                   ("field ch_names", "['LA5'] here", "run-2_raw.fif"))
+
+
 # =========================================================================== Alice: ROI time courses, TextGrid
 N_ALICE = 362  # volumes of an Alice time course
 
@@ -636,6 +736,31 @@ def _(w):
     return Failure(_ceiling(_alice(w), [first, second], w), second, ("dataset 'data'", "110 samples", "120"))
 
 
+@case("hdf5-responses-file-given-twice", "hdf5")
+def _(w):
+    first = _responses_file(w, "s1")
+    return Failure(_ceiling(_alice(w), [first, _responses_file(w, "s2"), first], w), first,
+                   ("given twice", "once"))
+
+
+@case("hdf5-subject-in-two-files", "hdf5")
+def _(w):
+    first = _responses_file(w, "s1")
+    copy = w.inputs / "s2.h5"
+    copy.write_bytes(first.read_bytes())  # a copy under another subject's name: its attribute says s1
+    return Failure(_score(_alice(w), _features(w, {"0": _ones(120)}, "design.h5", kind="design"), [first, copy], w),
+                   copy, ("attribute 'subject'", "'s1'", str(first)))
+
+
+@case("hdf5-units-differ-between-subjects", "hdf5")
+def _(w):
+    first, second = _responses_file(w, "s1"), _responses_file(w, "s2")
+    with h5py.File(second, "a") as f:
+        f.attrs["unit_names"] = '["B", "A"]'
+    return Failure(_ceiling(_alice(w), [first, second], w), second,
+                   ("attribute 'unit_names'", "another order", "unit 0 is 'B' here, 'A' there", "s1.h5"))
+
+
 # =========================================================================== TextGrid and events tables
 def _features_cmd(config: Path, events: Path, w: Workspace) -> list:
     return ["features", "--config", config, "--events", events, "--feature-set", "word_rate",
@@ -784,6 +909,37 @@ def _(w):
                    ("column 'trial_type'", "category 'word'", "categories found: ['stim']"))
 
 
+@case("bids-events-decimal-comma", "events")
+def _(w):
+    config = _bids(w)
+    events = _bids_events(w.inputs / "bids", run=2)
+    table = pd.read_csv(events, sep="\t", dtype=str)
+    table.loc[3, "onset"] = "4,7"  # was skipped as an untimed word, with an INFO line only
+    table.to_csv(events, sep="\t", index=False)
+    return Failure(_stimuli(config, w), events, ("column 'onset'", "row 3 (line 5)", "'4,7'", "decimal comma"))
+
+
+@case("meeg-events-decimal-comma", "events")
+def _(w):
+    config, _ = _edf(w)
+    events = _edf_path(w, 1).with_name("sub-01_task-words_run-1_events.tsv")
+    table = pd.read_csv(events, sep="\t", dtype=str)
+    table.loc[1, "onset"] = "7,5"
+    table.to_csv(events, sep="\t", index=False)
+    return Failure(["stimuli", "--config", config, "--out", w.results / "electro" / "events.tsv"], events,
+                   ("column 'onset'", "row 1 (line 3)", "'7,5'", "decimal comma"))
+
+
+@case("events-word-after-end-of-run", "events")
+def _(w):
+    events = _events(w)
+    table = pd.read_csv(events, sep="\t")
+    table.loc[4, "onset"] = 5000.0  # Alice's run ends at 744 s: the design used to leave the word out
+    events.write_text(table.to_csv(sep="\t", index=False))
+    return Failure(_design(_alice(w), events, _features(w, {"0": _ones(5)}), w), events,
+                   ("column 'onset'", "'w4'", "row 4 (line 6)", "5000.000 s", "run 1", "744.000 s"))
+
+
 # =========================================================================== configs
 def _valid_config() -> dict:
     return {"dataset": {"name": "x", "kind": "simulated"},
@@ -895,6 +1051,145 @@ def _(w):
                    ("field 'electrophysiology.test_runs'", "single run (run 1, 3 words", "single sentence"))
 
 
+@case("config-feature-set-name-collides", "config")
+def _(w):
+    cfg = _valid_config()
+    cfg["feature_sets"] = {**cfg["feature_sets"], "random": {"kind": "random_embedding", "seeds": [0]},
+                           "random_seed0": {"kind": "word_rate"}}
+    config = w.config(cfg)
+    return Failure(_validate(config), config, ("field 'feature_sets.random_seed0'", "'random_seed0'",
+                                               "feature_sets.random ", "rename one"))
+
+
+_VALID_TEXT = """\
+dataset:
+  name: x
+  kind: simulated
+simulation:
+  planted_feature_set: m
+  planted_layer: "0"
+feature_sets:
+  m: {kind: transformer, layers: [0]}
+  word_rate: {kind: word_rate}
+"""
+
+
+@case("config-yte-template", "config")
+def _(w):
+    # Snakemake's --configfile would run this template's Python while loading it.
+    config = _config_text(w, "__use_yte__: true\n" + _VALID_TEXT
+                          + "?if __import__('os').system('touch pwned') == 0:\n  threads: 1\n")
+    return Failure(_validate(config), config, ("field '__use_yte__'", "YTE templates are not accepted",
+                                               "brainalign run"))
+
+
+@case("config-workflow-yte-template", "config")
+def _(w):
+    config = _config_text(w, "__use_yte__: true\n" + _VALID_TEXT)
+    return Failure(["--config", f"config_path={config}"], config, ("field '__use_yte__'", "YTE templates"),
+                   workflow=True)
+
+
+@case("config-yaml-aliases", "config")
+def _(w):
+    # "Billion laughs": nine levels of nine aliases expand to 10**9 values (2 GB, 98 s before).
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{k}: &a{k} [{', '.join([f'*a{k - 1}'] * 9)}]" for k in range(1, 9)]
+    config = _config_text(w, _VALID_TEXT + "bomb:\n" + "".join(f"  {line}\n" for line in lines))
+    return Failure(_validate(config), config, ("field 'bomb.a0'", "anchor '&a0' at line 11",
+                                               "anchors and aliases are not accepted"))
+
+
+@case("config-duplicate-key", "config")
+def _(w):
+    config = _config_text(w, _VALID_TEXT + "encoder:\n  outer_folds: 3\nencoder:\n  outer_folds: 4\n")
+    return Failure(_validate(config), config, ("field 'encoder'", "given twice, at lines 10 and 12"))
+
+
+@case("config-key-not-text", "config")
+def _(w):
+    config = _config_text(w, _VALID_TEXT.replace("simulation:\n", "simulation:\n  rois:\n    yes: 0.3\n"))
+    return Failure(_validate(config), config, ("field 'simulation.rois.yes'", "read by YAML as the bool True",
+                                               "quote it"))
+
+
+@case("config-number-not-finite", "config")
+def _(w):
+    config = _config_text(w, _VALID_TEXT.replace("simulation:\n", "simulation:\n  tr: .nan\n"))
+    return Failure(_validate(config), config, ("field 'simulation.tr'", "must be a finite number", "nan"))
+
+
+@case("config-roi-value-not-finite", "config")
+def _(w):
+    config = _config_text(w, _VALID_TEXT.replace("simulation:\n", "simulation:\n  rois: {ROI_A: .nan}\n"))
+    return Failure(_validate(config), config, ("field 'simulation.rois.ROI_A'", "must be a finite number"))
+
+
+@case("config-number-too-large", "config")
+def _(w):
+    config = w.config({**_valid_config(), "simulation": {**_valid_config()["simulation"],
+                                                          "n_words": 99999999999999999999999}})
+    return Failure(_validate(config), config, ("field 'simulation.n_words'", "500000"))
+
+
+@case("config-threads-too-large", "config")
+def _(w):
+    config = w.config({**_valid_config(), "threads": 10**9})
+    return Failure(_validate(config), config, ("field 'threads'", "1024"))
+
+
+@case("config-alphas-not-finite", "config")
+def _(w):
+    config = _config_text(w, _VALID_TEXT + "encoder:\n  alphas: [1.0, .inf]\n")
+    return Failure(_validate(config), config, ("field 'encoder.alphas.1'", "must be a finite number"))
+
+
+@case("config-layer-out-of-range", "config")
+def _(w):
+    cfg = _valid_config()
+    cfg["feature_sets"]["m"]["layers"] = [0, 99]
+    config = w.config(cfg)
+    return Failure(_validate(config), config, ("field 'feature_sets.m.layers'", "[99] out of range",
+                                               "hidden states 0..6"))
+
+
+@case("config-dataset-name-unsafe", "config")
+def _(w):
+    config = w.config({**_valid_config(), "dataset": {"name": "..", "kind": "simulated"}})
+    return Failure(_validate(config), config, ("field 'dataset.name'", "'..' is not allowed",
+                                               "start with a letter or digit"))
+
+
+@case("config-feature-set-name-unsafe", "config")
+def _(w):
+    cfg = _valid_config()
+    cfg["feature_sets"]["../../../../x"] = {"kind": "word_rate"}
+    config = w.config(cfg)
+    return Failure(_validate(config), config, ("field 'feature_sets'", "'../../../../x' is not allowed",
+                                               "under results/"))
+
+
+@case("config-feature-set-name-option", "config")
+def _(w):
+    cfg = _valid_config()
+    cfg["feature_sets"]["-h"] = {"kind": "word_rate"}
+    config = w.config(cfg)
+    return Failure(_validate(config), config, ("field 'feature_sets'", "'-h' is not allowed"))
+
+
+@case("config-roi-name-empty", "config")
+def _(w):
+    config = w.config({**_valid_config(), "simulation": {**_valid_config()["simulation"], "rois": {"": 0.3}}})
+    return Failure(_validate(config), config, ("field 'simulation.rois'", "the name '' is not allowed"))
+
+
+@case("config-workflow-dataset-name-unsafe", "config")
+def _(w):
+    config = w.config({**_valid_config(), "dataset": {"name": "..", "kind": "simulated"}})
+    return Failure(["--config", f"config_path={config}"], config, ("field 'dataset.name'", "'..' is not allowed"),
+                   workflow=True)
+
+
 # =========================================================================== other text files
 def _alice_responses(config: Path, w: Workspace) -> list:
     return ["responses", "--config", config, "--subject", "s1", "--out", w.results / "alice" / "s1.h5"]
@@ -956,6 +1251,45 @@ def _(w):
     return Failure(_responses(w.config(cfg), w), _confounds(w.inputs / "bids", run=1),
                    ("fd_threshold = 0.5 mm", "std_dvars_threshold", f"censors {N_VOL} of the run's {N_VOL} volumes",
                     "leaving 0", f"at least {N_VOL // 2} must remain"))
+
+
+def _edit_confounds(w: Workspace, row: int, column: str, value: str) -> Path:
+    tsv = _confounds(w.inputs / "bids", "sub-01", 2)
+    table = pd.read_csv(tsv, sep="\t", dtype=str)
+    table.loc[row, column] = value
+    table.to_csv(tsv, sep="\t", index=False)
+    return tsv
+
+
+@case("tsv-confounds-text-value", "text")
+def _(w):
+    config = _bids(w)
+    tsv = _edit_confounds(w, 5, "trans_z", "abc")  # was a bare TypeError from nilearn
+    return Failure(_responses(config, w), tsv, ("column 'trans_z'", "not a number", "row 5 (line 7)", "'abc'"))
+
+
+@case("tsv-confounds-infinite", "text")
+def _(w):
+    config = _bids(w)
+    tsv = _edit_confounds(w, 9, "rot_y", "inf")  # was blamed on the BOLD file, in scikit-learn's words
+    return Failure(_responses(config, w), tsv, ("column 'rot_y'", "infinite", "row 9 (line 11)"))
+
+
+@case("tsv-confounds-empty", "text")
+def _(w):
+    config = _bids(w)
+    tsv = _confounds(w.inputs / "bids", "sub-01", 2)
+    tsv.write_text("")
+    return Failure(_responses(config, w), tsv, ("confounds TSV is empty",))
+
+
+@case("tsv-confounds-not-utf8", "text")
+def _(w):
+    config = _bids(w)
+    tsv = _confounds(w.inputs / "bids", "sub-01", 2)
+    text = tsv.read_text().replace("rot_z", "rot_z_caf\u00e9", 1)
+    tsv.write_bytes(text.encode("latin-1"))
+    return Failure(_responses(config, w), tsv, ("confounds TSV is not UTF-8 text", "byte 0xe9 at line 1"))
 
 
 # =========================================================================== the tests

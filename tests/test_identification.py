@@ -143,6 +143,11 @@ def test_identification_errors():
         identification_topk(T, T[:4])
     with pytest.raises(BrainalignError, match="'k'"):
         identification_topk(T, T, k=0)
+    # A float k raised a TypeError ("'float' object is not iterable"); 2.0 is refused too, not truncated.
+    for bad in (1.5, 2.0, np.float64(2.0), "5", [], (1, 2.5), True):
+        with pytest.raises(BrainalignError, match=r"'k' must be a positive int or a non-empty sequence"):
+            identification_topk(T, T, k=bad)
+    assert identification_topk(T, T, k=np.int64(2))["accuracy"] == {2: 1.0}
     with pytest.raises(BrainalignError, match="distinct candidates"):
         identification_topk(T, np.ones_like(T))
     with pytest.raises(BrainalignError, match="'metric'"):

@@ -286,6 +286,91 @@ def test_responses_file_missing_dataset(tmp_path):
     assert str(path) in str(info.value) and "times" in str(info.value)
 
 
+def _replace_dataset(path: Path, name: str, values: np.ndarray) -> None:
+    with h5py.File(path, "a") as f:
+        del f[name]
+        f.create_dataset(name, data=values)
+
+
+def _set_attr(path: Path, name: str, value: object) -> None:
+    with h5py.File(path, "a") as f:
+        f.attrs[name] = value
+
+
+_TEXT = np.array([[b"1.5", b"2", b"x"]] * 20)
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda p: _replace_dataset(p, "data", _TEXT), ("dataset 'data'", "text", "real numbers")),
+    (lambda p: _replace_dataset(p, "data", np.ones((20, 3), complex)), ("dataset 'data'", "complex numbers")),
+    (lambda p: _replace_dataset(p, "runs", np.array([b"run-1"] * 20)), ("dataset 'runs'", "text")),
+    (lambda p: _replace_dataset(p, "runs", np.full(20, 1.5)), ("dataset 'runs'", "non-integer")),
+    (lambda p: _replace_dataset(p, "confounds", _TEXT[:, :2]), ("dataset 'confounds'", "text")),
+    (lambda p: _replace_dataset(p, "times", np.arange(19.0)), ("times", "(19,)", "(20,)")),
+    (lambda p: _set_attr(p, "unit_names", json.dumps(["LATL", "vox-1"])),
+     ("attribute 'unit_names'", "2 name(s)", "3 columns")),
+    (lambda p: _set_attr(p, "unit_rois", json.dumps(["LATL", "ROI_B", "ROI_B", "ROI_C"])),
+     ("attribute 'unit_rois'", "4 name(s)", "3 columns")),
+    (lambda p: _set_attr(p, "unit_names", "LATL, vox-1, vox-2"), ("attribute 'unit_names'", "not valid JSON")),
+    (lambda p: _set_attr(p, "unit_names", json.dumps([1, 2, 3])), ("attribute 'unit_names'", "list of strings")),
+    (lambda p: _set_attr(p, "sampling", "fast"), ("attribute 'sampling'", "'fast'", "number > 0")),
+    (lambda p: _set_attr(p, "sampling", 0.0), ("attribute 'sampling'", "number > 0")),
+], ids=["text-data", "complex-data", "text-runs", "fractional-runs", "text-confounds", "times-length",
+        "unit-names-length", "unit-rois-length", "unit-names-not-json", "unit-names-not-strings",
+        "sampling-text", "sampling-zero"])
+def test_malformed_responses_name_the_file_and_field(tmp_path, edit, expected):
+    path = write_responses(tmp_path / "r.h5", _responses(), PROV)
+    edit(path)
+    with pytest.raises(InputFileError) as info:
+        read_responses(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: ")
+    for text in expected:
+        assert text in msg, (text, msg)
+
+
+def test_responses_without_units_are_refused(tmp_path):
+    path = write_responses(tmp_path / "r.h5", _responses(confounds=False), PROV)
+    _replace_dataset(path, "data", np.zeros((20, 0), np.float32))
+    _set_attr(path, "unit_names", "[]")
+    _set_attr(path, "unit_rois", "[]")
+    with pytest.raises(InputFileError) as info:
+        read_responses(path)
+    assert str(path) in str(info.value) and "dataset 'data'" in str(info.value) and "empty" in str(info.value)
+
+
+@pytest.mark.parametrize("values, expected", [
+    (np.array([[b"0.5", b"1"]] * 4), ("text", "real numbers")),
+    (np.zeros((4, 0), np.float32), ("(4, 0)", "empty")),
+    (np.zeros((0, 2), np.float32), ("(0, 2)", "empty")),
+    (np.ones((4, 2), bool), ("booleans",)),
+], ids=["text", "zero-columns", "zero-rows", "booleans"])
+def test_malformed_feature_layers_name_the_file_and_layer(tmp_path, values, expected):
+    path = write_features(tmp_path / "f.h5", Features({"0": np.ones((4, 2)), "3": np.ones((4, 2))}, "m"), PROV)
+    _replace_dataset(path, "layers/3", values)
+    with pytest.raises(InputFileError) as info:
+        read_features(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: ") and "dataset 'layers/3'" in msg
+    for text in expected:
+        assert text in msg, (text, msg)
+    assert read_features(path, ["0"]).layers["0"].shape == (4, 2)  # other layers stay readable
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("layer_order", "0, 3", "not valid JSON"),
+    ("layer_order", "[]", "lists no layer"),
+    ("settings", "[1, 2]", "JSON object"),
+])
+def test_malformed_feature_attributes_name_the_file(tmp_path, name, value, expected):
+    path = write_features(tmp_path / "f.h5", Features({"0": np.ones((4, 2))}, "m"), PROV)
+    _set_attr(path, name, value)
+    with pytest.raises(InputFileError) as info:
+        read_features(path)
+    assert str(path) in str(info.value) and f"attribute {name!r}" in str(info.value)
+    assert expected in str(info.value)
+
+
 def test_check_finite_names_row_and_column():
     a = np.ones((5, 4))
     assert check_finite(a, "x.h5", "dataset 'data'") is not None

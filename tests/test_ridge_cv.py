@@ -349,3 +349,29 @@ def test_data_errors_name_the_input():
         model.predict(X[:, :3])
     with pytest.raises(BrainalignError, match=r"'Y' must have shape \(60, 24\)"):
         model.score(X, Y[:, :2])
+
+
+@pytest.mark.parametrize("scale_x, scale_y, params, match", [
+    # Before: a LinAlgError traceback from the eigendecomposition.
+    (1e200, 1.0, {}, r"'X' holds values up to .*e\+200.*too large for ridge in float64"),
+    (1e18, 1.0, {"dtype": "float32"}, r"'X' holds values up to .*e\+18.*too large for ridge in float32"),
+    # Before: every alpha's leave-one-out error was inf, so the first alpha was "chosen" silently.
+    (1.0, 1e200, {}, r"cross-validation errors of target 0 overflow float64"),
+    (1.0, 1e200, {"cv": 5}, r"cross-validation errors of target 0 overflow float64"),
+    (1.0, 1e200, {"alpha_per_target": False}, r"cross-validation errors of target 0 overflow float64"),
+    (1.0, 1e20, {"dtype": "float32"}, r"cross-validation errors of target 0 overflow float32"),
+    (1.0, 1e39, {"dtype": "float32"}, r"'Y' holds values up to .*e\+4\d in magnitude, which overflow float32"),
+])
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_values_too_large_for_the_dtype_are_refused(scale_x, scale_y, params, match, backend):
+    X, Y = planted(n=60)
+    with pytest.raises(BrainalignError, match=match):
+        RidgeCV(backend=backend, **params).fit(X * scale_x, Y * scale_y)
+
+
+def test_large_but_representable_values_fit_as_at_unit_scale():
+    X, Y = planted(n=60)
+    ref = RidgeCV().fit(X, Y)
+    big = RidgeCV().fit(X, Y * 1e140)
+    np.testing.assert_array_equal(big.alpha_, ref.alpha_)
+    np.testing.assert_allclose(big.coef_ / 1e140, ref.coef_, rtol=1e-10)

@@ -246,3 +246,37 @@ def test_rdm_errors_name_the_parameter():
         rdm(X[1:], "crossnobis", conditions=cond[1:])
     with pytest.raises(BrainalignError, match="compare_rdms|'method'"):
         compare_rdms(np.ones(3), np.ones(3), "kendall")
+
+
+def _bad_precisions(n: int) -> dict[str, np.ndarray]:
+    nan = np.eye(n)
+    nan[1, 2] = nan[2, 1] = np.nan
+    asym = np.eye(n)
+    asym[0, 1] = 0.5
+    return {"zero": np.zeros((n, n)), "negative definite": -np.eye(n), "indefinite": np.diag([1.0] * (n - 1) + [-1.0]),
+            "singular": np.diag([1.0] * (n - 1) + [0.0]), "NaN": nan, "asymmetric": asym}
+
+
+@pytest.mark.parametrize("kind, match", [
+    ("zero", "not positive definite"), ("negative definite", "not positive definite"),
+    ("indefinite", "not positive definite"), ("singular", "not positive definite"),
+    ("NaN", "NaN or infinite"), ("asymmetric", "not symmetric"),
+])
+@pytest.mark.parametrize("metric", ["mahalanobis", "crossnobis"])
+def test_rdm_refuses_a_noise_that_is_not_a_precision_matrix(metric, kind, match):
+    # Before: a zero matrix gave an RDM of zeros, -I one of negative distances, NaN one of NaNs.
+    X, cond, runs = design()
+    noise = _bad_precisions(X.shape[1])[kind]
+    kwargs = {"conditions": cond, "runs": runs} if metric == "crossnobis" else {}
+    with pytest.raises(BrainalignError, match=rf"'noise' .*{match}"):
+        rdm(X, metric, noise=noise, **kwargs)
+
+
+def test_crossnobis_refuses_a_bad_precision_among_the_runs():
+    X, cond, runs = design(n_runs=4, n_channels=6)
+    stack = np.stack([random_precision(6, 100 + i) for i in range(4)])
+    stack[2] = -stack[2]
+    with pytest.raises(BrainalignError, match=r"'noise\[2\]' is not positive definite"):
+        rdm(X, "crossnobis", conditions=cond, runs=runs, noise=stack)
+    with pytest.raises(BrainalignError, match="'noise' must hold real numbers"):
+        rdm(X, "mahalanobis", noise=np.full((6, 6), "a"))

@@ -64,18 +64,25 @@ def _assert_half_written(part: Path, final: Path) -> None:
 def test_second_run_killed_twice_and_resumed_is_bit_identical(ci_run: Path, tmp_path: Path, snakemake,
                                                               results_digest):
     """A second run from scratch, SIGKILLed mid-HDF5 write and again mid-scoring, resumed with the
-    documented commands: its outputs equal the first run's bit for bit (determinism and resume)."""
+    documented command: its outputs equal the first run's bit for bit (determinism and resume)."""
     config = ("--configfile", str(CI_CONFIG))
     results = tmp_path / RESULTS
+
+    def resume_beside_the_live_run() -> None:
+        """A resume started while the run lives is refused: its lock and its temporary file stay."""
+        proc = snakemake(tmp_path, *config, "--rerun-incomplete", check=False)
+        assert proc.returncode != 0, proc.stderr[-2000:]
+        assert list((tmp_path / ".snakemake" / "locks").glob("*.lock")), "the live run's lock was removed"
+        assert list(results.rglob(".minilm.h5.*.part")), "the live writer's temporary file was removed"
+
     # 1. SIGKILL in the middle of the HDF5 write of the first model's features.
-    part = snakemake.kill(tmp_path, *config, stall="minilm.h5")
+    part = snakemake.kill(tmp_path, *config, stall="minilm.h5", during=resume_beside_the_live_run)
     _assert_half_written(part, part.parent / "minilm.h5")
-    # 2. The documented resume (unlock, then --rerun-incomplete), killed again once scoring has begun.
-    snakemake(tmp_path, *config, "--unlock")
+    # 2. The documented resume, one command (the killed run's lock is removed by the workflow
+    #    itself), killed again once scoring has begun.
     snakemake.kill(tmp_path, *config, "--rerun-incomplete", when=results / "scores" / "minilm.csv")
     assert not (results / "scores.csv").exists()
-    # 3. Resume to the end.
-    snakemake(tmp_path, *config, "--unlock")
+    # 3. Resume to the end, the same one command.
     snakemake(tmp_path, *config, "--rerun-incomplete")
     assert results_digest(results) == results_digest(ci_run / RESULTS)
     assert not list(results.rglob("*.part")) and not part.exists()

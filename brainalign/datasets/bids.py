@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._tsv import tsv_numbers
 from .._validation import ConfigError, InputFileError, not_utf8_error
 
 __all__ = [
@@ -269,6 +270,8 @@ def read_run_words(ds: dict[str, Any], run: BidsRun, n_volumes: int, tr: float) 
                             names=spec.get("columns"), dtype=str, keep_default_na=False, encoding="utf-8")
     except UnicodeDecodeError:
         raise not_utf8_error(path, "events file") from None
+    except pd.errors.EmptyDataError:
+        raise InputFileError(path, "the events file is empty (no header, no rows).") from None
     except pd.errors.ParserError as err:
         raise InputFileError(path, f"is not a readable table ({err}).") from err
     word_col = spec.get("word_column", "word")
@@ -280,22 +283,23 @@ def read_run_words(ds: dict[str, Any], run: BidsRun, n_volumes: int, tr: float) 
         if col not in table.columns:
             raise InputFileError(path, f"has no column {col!r} (columns: {list(table.columns)}).")
     words = table[word_col].str.strip()
-    onset = pd.to_numeric(table[onset_col].replace({"n/a": ""}), errors="coerce")
+    rows = np.flatnonzero(((words != "") & (words.str.lower() != "n/a")).to_numpy())
+    # Only a missing cell (empty, n/a) means "no value"; text that is not a number (2,5) is an error.
+    numbers = {"path": path, "missing": "nan", "rows": rows, "line_offset": 1 if spec.get("columns") else 2}
+    onset = tsv_numbers(table[onset_col].iloc[rows], column=onset_col, **numbers)
     if offset_col:
-        duration = pd.to_numeric(table[offset_col].replace({"n/a": ""}), errors="coerce") - onset
+        duration = tsv_numbers(table[offset_col].iloc[rows], column=offset_col, **numbers) - onset
     elif dur_col:
-        duration = pd.to_numeric(table[dur_col].replace({"n/a": ""}), errors="coerce")
+        duration = tsv_numbers(table[dur_col].iloc[rows], column=dur_col, **numbers)
     else:
-        duration = pd.Series(np.zeros(len(table)))
-    keep = (words != "") & (words.str.lower() != "n/a")
-    unaligned = keep & ~np.isfinite(onset)
-    if unaligned.any():
-        logger.info("%s: %d word(s) without an onset are skipped.", path, int(unaligned.sum()))
-    keep &= np.isfinite(onset)
+        duration = np.zeros(len(rows))
+    timed = np.isfinite(onset)
+    if not timed.all():
+        logger.info("%s: %d word(s) without an onset are skipped.", path, int((~timed).sum()))
     out = pd.DataFrame({
-        "onset": onset[keep].to_numpy(float) + float(spec.get("onset_shift", 0.0)),
-        "duration": duration[keep].fillna(0.0).clip(lower=0).to_numpy(float),
-        "word": words[keep].to_numpy(str),
+        "onset": onset[timed] + float(spec.get("onset_shift", 0.0)),
+        "duration": np.clip(np.nan_to_num(duration[timed], nan=0.0), 0.0, None),
+        "word": words.iloc[rows].to_numpy(str)[timed],
     })
     if out.empty:
         raise InputFileError(path, f"column {word_col!r} has no timed word.")

@@ -15,6 +15,7 @@ rows are other events.
 from __future__ import annotations
 
 import ast
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._tsv import tsv_numbers
 from .._validation import ConfigError, InputFileError, not_utf8_error
 
 __all__ = ["Recording", "find_recordings", "list_meeg_subjects", "read_bids_raw", "read_bids_words"]
@@ -48,10 +50,57 @@ def read_bids_raw(recording: Recording):
     if recording.path.suffix.lower() in (".edf", ".bdf"):
         _check_edf_header(recording.path)
     try:
-        return mne_bids.read_raw_bids(recording.bids_path, verbose="error").load_data(verbose="error")
+        raw = mne_bids.read_raw_bids(recording.bids_path, verbose="error").load_data(verbose="error")
     except Exception as err:
         raise InputFileError(recording.path, f"mne-bids cannot read this recording ({type(err).__name__}: "
                                              f"{err}).") from err
+    _check_sidecar_sfreq(recording, float(raw.info["sfreq"]))
+    return raw
+
+
+def _sidecar(recording: Recording) -> Path:
+    """The recording's ``*_<datatype>.json`` sidecar (beside it, without the split entity)."""
+    return Path(recording.bids_path.copy().update(extension=".json", split=None).fpath)
+
+
+def _check_sidecar_sfreq(recording: Recording, sfreq: float) -> None:
+    """Raise when the sampling rate read from the file disagrees with the sidecar's ``SamplingFrequency``.
+
+    The rate of an EDF/BDF file is derived from two header fields (samples
+    per data record / duration of a data record): a wrong record duration
+    reads every sample at the wrong time, with nothing else to tell.
+    """
+    sidecar = _sidecar(recording)
+    if not sidecar.is_file():
+        return
+    try:
+        stated = json.loads(sidecar.read_text(encoding="utf-8")).get("SamplingFrequency")
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as err:
+        raise InputFileError(sidecar, f"not a readable JSON object ({err}).") from None
+    if stated is None:
+        return
+    if isinstance(stated, bool) or not isinstance(stated, (int, float)) or not np.isfinite(stated) or stated <= 0:
+        raise InputFileError(sidecar, f"field 'SamplingFrequency' is {stated!r}, not a positive number of Hz.")
+    if abs(sfreq - stated) <= 1e-3 * stated:
+        return
+    where = "its header"
+    if recording.path.suffix.lower() in (".edf", ".bdf"):
+        where = "its header fields 'number of samples in each data record' / 'duration of a data record'"
+        record = _edf_record_duration(recording.path)
+        if record is not None:
+            where += f" (data records of {record:g} s)"
+    raise InputFileError(recording.path, f"sampling rate {sfreq:g} Hz from {where}, but the sidecar {sidecar} "
+                                         f"gives field 'SamplingFrequency' = {stated:g} Hz; correct the one that "
+                                         "is wrong (reading at the wrong rate misplaces every word).")
+
+
+def _edf_record_duration(path: Path) -> float | None:
+    with open(path, "rb") as fh:
+        head = fh.read(256)
+    try:
+        return float(head[244:252].decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        return None
 
 
 def list_meeg_subjects(ds: dict[str, Any]) -> list[str]:
@@ -136,11 +185,12 @@ def read_bids_words(path: str | os.PathLike, word_column: str = "word",
 
     path = Path(path)
     try:
-        table = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False, dtype={word_column: str},
-                            encoding="utf-8")
+        table = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False, dtype=str, encoding="utf-8")
     except UnicodeDecodeError:
         raise not_utf8_error(path, "events file") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+    except pd.errors.EmptyDataError:
+        raise InputFileError(path, "the events file is empty (no header, no rows).") from None
+    except pd.errors.ParserError as err:
         raise InputFileError(path, f"not a readable TSV ({err}).") from err
     if "onset" not in table.columns:
         raise InputFileError(path, f"no 'onset' column; columns: {list(table.columns)}.")
@@ -167,13 +217,10 @@ def read_bids_words(path: str | os.PathLike, word_column: str = "word",
                                    f"{_first_tag(values)!r} (<category>/<word>, as mne-bids writes annotation "
                                    f"descriptions), not words; set dataset.event_category to the category of "
                                    f"the word events ({_found_values(values)}).")
-    onsets = pd.to_numeric(table["onset"], errors="coerce")
-    keep = words.notna() & (words.astype(str).str.strip() != "")
-    bad = keep & ~np.isfinite(onsets)
-    if bad.any():
-        raise InputFileError(path, f"column 'onset' is not a finite number in row(s) "
-                                   f"{(np.flatnonzero(bad) + 2).tolist()[:10]} (line numbers).")
-    out = pd.DataFrame({"onset": onsets[keep].astype(float), "word": words[keep].astype(str).str.strip()})
+    keep = (words.notna() & (words.astype(str).str.strip() != "")).to_numpy()
+    rows = np.flatnonzero(keep)
+    onsets = tsv_numbers(table["onset"].iloc[rows], path, "onset", rows=rows)
+    out = pd.DataFrame({"onset": onsets, "word": words[keep].astype(str).str.strip().to_numpy()})
     if out.empty:
         raise InputFileError(path, f"no words in column {word_column!r} (field dataset.word_column).")
     return out.sort_values("onset", kind="stable").reset_index(drop=True)

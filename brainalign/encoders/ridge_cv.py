@@ -175,6 +175,26 @@ def _raise_nonfinite(a: np.ndarray, name: str, col_offset: int = 0) -> None:
     )
 
 
+def _check_scale(a: np.ndarray, name: str, dtype: str) -> None:
+    """Refuse values so large that the sums of their squares overflow ``dtype``.
+
+    The covariance or Gram matrix sums ``n_samples * n_features`` products,
+    and its eigenvalues' inverses must stay representable; beyond this bound
+    the decomposition fails or its gains underflow to 0 (for features near
+    1e200 in float64, or 1e19 in float32).
+    """
+    n, k = a.shape
+    info = np.finfo(dtype)
+    limit = math.sqrt(min(float(info.max), 1.0 / float(info.tiny)) / (n * k))
+    biggest = float(np.max(np.abs(a)))
+    if biggest > limit:
+        raise BrainalignError(
+            f"'{name}' holds values up to {biggest:.3g} in magnitude, too large for ridge in {dtype} with "
+            f"shape {a.shape} (the sums of squares would overflow; at most {limit:.3g}): rescale it, e.g. "
+            "standardize each column."
+        )
+
+
 def _batches(n_targets: int, batch: int) -> Iterator[slice]:
     for start in range(0, n_targets, batch):
         yield slice(start, min(start + batch, n_targets))
@@ -482,6 +502,7 @@ class RidgeCV:
         Xa = Xa.astype(np.float64, copy=False)
         if not np.isfinite(Xa).all():
             _raise_nonfinite(Xa, "X")
+        _check_scale(Xa, "X", dtype)
         alphas = params["alphas"]
         n_samples = Xa.shape[0]
 
@@ -781,7 +802,13 @@ class _Solver:
             mean = B.sum_float64(Yb, axis=0)  # only to detect NaN/inf cheaply
         mean_np = B.to_numpy(mean)
         if not np.isfinite(mean_np).all():
-            _raise_nonfinite(B.to_numpy(B.asarray(self.Y[:, sl], "float64")), "Y", sl.start)
+            Y64 = B.to_numpy(B.asarray(self.Y[:, sl], "float64"))
+            if not np.isfinite(Y64).all():
+                _raise_nonfinite(Y64, "Y", sl.start)
+            raise BrainalignError(
+                f"'Y' holds values up to {float(np.max(np.abs(Y64))):.3g} in magnitude, which overflow "
+                f"{self.dtype}: rescale it (e.g. standardize each target), or fit in float64."
+            )
         if self.fit_intercept:
             Yb = B.subtract(Yb, B.astype(mean, self.dtype)[None, :])
             return Yb, mean_np
@@ -874,10 +901,12 @@ class _Solver:
                 scores, Q = self._loo_scores(Yc)
             else:
                 scores, Q = self._kfold_scores(Yc), None
+            self._check_overflow(scores, sl, "cross-validation errors")
             cv_scores[:, sl] = scores
             if self.per_target:
                 best[sl] = self._select(scores)
                 coef[:, sl], intercept[sl] = self._refit(Yc, y_mean, best[sl], Q)
+                self._check_overflow(coef[:, sl], sl, "coefficients")
             del Yc, Q
         if not self.per_target:
             mean_scores = np.mean(cv_scores, axis=1, keepdims=True)
@@ -885,5 +914,16 @@ class _Solver:
             for sl in _batches(v, batch):
                 Yc, y_mean = self._load(sl)
                 coef[:, sl], intercept[sl] = self._refit(Yc, y_mean, best[sl])
+                self._check_overflow(coef[:, sl], sl, "coefficients")
         B.synchronize()
         return cv_scores, best, coef, intercept
+
+    def _check_overflow(self, values: np.ndarray, sl: slice, what: str) -> None:
+        """Raise if ``values`` (columns = targets ``sl``) overflowed: else the choice of alpha would be arbitrary."""
+        bad = ~np.isfinite(values)
+        if bad.any():
+            col = sl.start + int(np.argwhere(bad)[0][1])
+            raise BrainalignError(
+                f"The {what} of target {col} overflow {self.dtype}: the values of 'Y' (or 'X') are too large "
+                "for ridge; rescale them, e.g. standardize each column."
+            )

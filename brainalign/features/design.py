@@ -22,7 +22,7 @@ import numpy as np
 
 from .._validation import BrainalignError, check_option
 
-__all__ = ["hrf_convolve", "fir_design", "frame_times_for_run", "HRF_MODELS"]
+__all__ = ["hrf_convolve", "fir_design", "frame_times_for_run", "events_after_last_volume", "HRF_MODELS"]
 
 HRF_MODELS = ("spm", "glover")
 
@@ -44,6 +44,32 @@ def frame_times_for_run(n_volumes: int, tr: float, first_volume_onset: float = 0
     frame_times : ndarray of shape (n_volumes,)
     """
     return first_volume_onset + tr * np.arange(n_volumes, dtype=np.float64)
+
+
+def events_after_last_volume(onsets: np.ndarray, frame_times: np.ndarray) -> np.ndarray:
+    """Which events start after the run's last volume was acquired.
+
+    The last volume covers ``[frame_times[-1], frame_times[-1] + TR)``; an
+    event starting at or after its end falls on no volume, and both
+    :func:`hrf_convolve` and :func:`fir_design` would leave it out without a
+    word (as nilearn does), so callers reading events from a file refuse it.
+
+    Parameters
+    ----------
+    onsets : ndarray of shape (n_events,)
+        Event onsets in seconds, on the clock of ``frame_times``.
+    frame_times : ndarray of shape (n_volumes,)
+        Volume acquisition times in seconds, evenly spaced (at least 2).
+
+    Returns
+    -------
+    late : ndarray of bool, shape (n_events,)
+    """
+    frame_times = np.asarray(frame_times, dtype=np.float64)
+    if frame_times.size < 2:
+        raise BrainalignError(f"frame_times must hold at least 2 volumes, got {frame_times.size}.")
+    end = frame_times[-1] + float(np.min(np.diff(frame_times)))
+    return np.asarray(onsets, dtype=np.float64) >= end
 
 
 def _hrf_kernel(hrf_model: str, tr: float, oversampling: int) -> np.ndarray:

@@ -38,6 +38,13 @@ between prediction and truth on the test stimuli, with ``1e-8`` added to each
 centred column norm (Brain-Score's batched correlation); the split's score is
 the median over neuroids and the raw score is the mean over splits.
 
+Every scheme refuses splits whose test set holds fewer than
+:data:`MIN_TEST_SIZE` (3) stimuli, where Brain-Score would return a number:
+on 2 stimuli a Pearson r is +1 or -1 and a linear CKA 1 whatever the data,
+so with the default ``train_size=0.9`` fewer than 21 stimuli (test splits of
+2) gave raw scores of +-0.4 to 0.6 on pure noise. Brain-Score's language
+benchmarks have tens of stimuli per test split, so they are not affected.
+
 Several layers
 --------------
 ``model_features`` may be one array or several (a mapping from layer name to
@@ -76,6 +83,7 @@ from brainalign.metrics.rsa import rsa_score
 __all__ = [
     "DEFAULT_RIDGE_ALPHAS",
     "LSTSQ_RCOND_EPS",
+    "MIN_TEST_SIZE",
     "LSTSQ_RCOND_SKLEARN_1_9",
     "BrainScoreResult",
     "NormalizedScore",
@@ -96,6 +104,14 @@ DEFAULT_RIDGE_ALPHAS.flags.writeable = False
 
 #: Added to each centred column norm in Brain-Score's batched Pearson r.
 PEARSON_EPS = 1e-8
+
+#: Fewest stimuli a test split may hold. On 2 stimuli a Pearson r is +1 or -1
+#: (and a linear CKA 1, a Spearman r of RDMs undefined) whatever the data, so
+#: each split's score is a coin flip: 12 to 20 stimuli of pure noise give
+#: ``linear_pearsonr`` raw scores of +-0.4 to 0.6. From 3 stimuli on the
+#: score depends on the data, though it stays noisy: the null standard
+#: deviation of a split's r is about ``1 / sqrt(n_test - 1)``.
+MIN_TEST_SIZE = 3
 
 LAYERS_MODES = ("per_layer", "joint")
 
@@ -532,13 +548,26 @@ def _with_layers(
     )
 
 
+def _check_test_sizes(metric: str, splits: Splits, n: int, remedy: str) -> None:
+    """Refuse splits whose smallest test set has fewer than :data:`MIN_TEST_SIZE` stimuli."""
+    smallest = min(test.size for _, test in splits)
+    if smallest < MIN_TEST_SIZE:
+        raise BrainalignError(
+            f"{metric}: a test split holds {smallest} of the {n} stimuli, fewer than MIN_TEST_SIZE = "
+            f"{MIN_TEST_SIZE}: on 2 stimuli a split's score says nothing about the data (a Pearson r is +1 "
+            f"or -1, a linear CKA 1), so the result would be noise. {remedy}"
+        )
+
+
 def _regression_result(
     metric: str,
     X: np.ndarray,
     Y: np.ndarray,
     splits: Splits,
     fit: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, float | None]],
+    remedy: str,
 ) -> BrainScoreResult:
+    _check_test_sizes(metric, splits, X.shape[0], remedy)
     neuroid_scores = np.empty((len(splits), Y.shape[1]))
     alphas = np.full(len(splits), np.nan)
     for k, (train, test) in enumerate(splits):
@@ -607,6 +636,12 @@ def linear_pearsonr(
     -------
     BrainScoreResult
         ``split_scores`` (n_splits,), ``neuroid_scores`` (n_splits, n_neuroids).
+
+    Raises
+    ------
+    BrainalignError
+        If a test split holds fewer than :data:`MIN_TEST_SIZE` stimuli
+        (module docstring), among the checks of the inputs.
     """
     if not (isinstance(rcond, (int, float, np.floating)) and 0 <= rcond < 1):
         raise BrainalignError(f"'rcond' must be a float in [0, 1), got {rcond!r}.")
@@ -614,7 +649,8 @@ def linear_pearsonr(
     def score_one(X: np.ndarray, Y: np.ndarray) -> BrainScoreResult:
         sp = shuffle_split(X.shape[0], splits, train_size=train_size, random_state=random_state)
         return _regression_result(
-            "linear_pearsonr", X, Y, sp, lambda a, b: (*_ols_min_norm(a, b, float(rcond)), None)
+            "linear_pearsonr", X, Y, sp, lambda a, b: (*_ols_min_norm(a, b, float(rcond)), None),
+            f"Use more stimuli, or a smaller train_size (now {train_size!r}).",
         )
 
     return _with_layers("linear_pearsonr", model_features, neural, layers_mode, ceiling, score_one)
@@ -661,6 +697,12 @@ def ridge_pearsonr(
     -------
     BrainScoreResult
         Also ``alphas`` (n_splits,): the penalty chosen in each split.
+
+    Raises
+    ------
+    BrainalignError
+        If a test split holds fewer than :data:`MIN_TEST_SIZE` stimuli
+        (module docstring), among the checks of the inputs.
     """
     alphas = np.asarray(alphas, dtype=np.float64)
 
@@ -668,6 +710,7 @@ def ridge_pearsonr(
         if groups is None:
             seed = 1 if random_state is None else random_state
             sp = shuffle_split(X.shape[0], splits, train_size=0.9, random_state=seed)
+            remedy = "Use more stimuli (at least 21 without groups)."
         else:
             g = np.asarray(groups)
             if g.shape != (X.shape[0],):
@@ -676,12 +719,13 @@ def ridge_pearsonr(
                 )
             seed = 1234 if random_state is None else random_state
             sp = group_kfold_shuffle(g, splits, random_state=seed)
+            remedy = f"Use fewer splits (now {splits}) or larger groups."
 
         def fit(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
             coef, intercept, alpha, _ = ridge_loo_shared_alpha(a, b, alphas)
             return coef, intercept, alpha
 
-        return _regression_result("ridge_pearsonr", X, Y, sp, fit)
+        return _regression_result("ridge_pearsonr", X, Y, sp, fit, remedy)
 
     return _with_layers("ridge_pearsonr", model_features, neural, layers_mode, ceiling, score_one)
 
@@ -699,6 +743,7 @@ def _test_only(
 ) -> BrainScoreResult:
     def score_one(X: np.ndarray, Y: np.ndarray) -> BrainScoreResult:
         sp = shuffle_split(X.shape[0], splits, test_size=test_size, random_state=random_state)
+        _check_test_sizes(metric, sp, X.shape[0], f"Use more stimuli, or a larger test_size (now {test_size!r}).")
         values = np.array([similarity(X[test], Y[test]) for _, test in sp])
         with np.errstate(all="ignore"):
             raw = float(np.nanmean(values))
@@ -741,6 +786,12 @@ def cka_score(
     -------
     BrainScoreResult
         ``split_scores`` (n_splits,): the CKA of each 90 % test subset.
+
+    Raises
+    ------
+    BrainalignError
+        If a test split holds fewer than :data:`MIN_TEST_SIZE` stimuli
+        (module docstring), among the checks of the inputs.
     """
     return _test_only("cka", model_features, neural, linear_cka, splits, test_size, random_state,
                       layers_mode, ceiling)
@@ -780,6 +831,12 @@ def rdm_score(
     -------
     BrainScoreResult
         ``split_scores`` (n_splits,): the RDM similarity of each test subset.
+
+    Raises
+    ------
+    BrainalignError
+        If a test split holds fewer than :data:`MIN_TEST_SIZE` stimuli
+        (module docstring), among the checks of the inputs.
     """
     return _test_only("rdm", model_features, neural, rsa_score, splits, test_size, random_state,
                       layers_mode, ceiling)

@@ -54,13 +54,26 @@ def _as_subjects(Y: ArrayLike | Sequence[ArrayLike]) -> np.ndarray:
                 f"'Y' must be a list of arrays of equal shape (n_samples, n_units), got shapes "
                 f"{[np.shape(y) for y in Y]}."
             )
-    arr = np.asarray(Y, dtype=np.float64)
+    raw = np.asarray(Y)
+    if raw.dtype.kind not in "fiu":
+        raise BrainalignError(f"'Y' must hold real numbers (int or float), got dtype {raw.dtype}.")
+    arr = raw.astype(np.float64, copy=False)
     if arr.ndim == 2:  # (n_subjects, n_samples): one unit
         arr = arr[:, :, None]
     if arr.ndim != 3:
         raise BrainalignError(
             "'Y' must have shape (n_subjects, n_samples, n_units) (or be a list of "
             f"(n_samples, n_units) arrays), got shape {arr.shape}."
+        )
+    if arr.shape[2] == 0:
+        raise BrainalignError(f"'Y' must hold at least 1 unit, got shape {arr.shape}.")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        # A NaN would silently make the ISC of its unit NaN for every subject.
+        s, t, u = np.argwhere(bad)[0]
+        raise BrainalignError(
+            f"'Y' contains {int(bad.sum())} NaN or infinite value(s), the first at subject {s}, "
+            f"sample {t}, unit {u}."
         )
     if arr.shape[0] < 2:
         raise BrainalignError(
@@ -91,6 +104,12 @@ def loso_isc(Y: ArrayLike | Sequence[ArrayLike]) -> np.ndarray:
         unit ``u`` and the mean time course of the other ``n_subjects - 1``
         subjects in that unit. 0.0 where either time course is constant (see
         :func:`~brainalign.metrics.correlation.pearsonr_columns`).
+
+    Raises
+    ------
+    BrainalignError
+        If ``Y`` is not numeric, holds NaN or infinite values, has fewer than
+        2 subjects or 2 samples, or no unit.
 
     Notes
     -----

@@ -54,6 +54,15 @@ __all__ = [
 _BLOCK = 1024  # predictions per block of the similarity matrix
 
 
+def _check_ks(k: object) -> list[int]:
+    """``k`` (an int or an iterable of ints) as a non-empty list of positive ints."""
+    ks = list(k) if isinstance(k, Iterable) and not isinstance(k, (str, bytes)) else [k]
+    if not ks or any(isinstance(kk, (bool, np.bool_)) or not isinstance(kk, (int, np.integer)) or kk < 1
+                     for kk in ks):
+        raise BrainalignError(f"'k' must be a positive int or a non-empty sequence of them, got {k!r}.")
+    return [int(kk) for kk in ks]
+
+
 def _pair(predicted: ArrayLike, true: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     P = check_2d(predicted, "predicted", "features")
     T = check_2d(true, "true", "features")
@@ -161,10 +170,7 @@ def identification_topk(
     """
     check_option("metric", metric, ("cosine", "correlation"))
     P, T = _pair(predicted, true)
-    ks = [k] if isinstance(k, (int, np.integer)) else list(k)
-    for kk in ks:
-        if isinstance(kk, bool) or not isinstance(kk, (int, np.integer)) or kk < 1:
-            raise BrainalignError(f"'k' must hold positive ints, got {k!r}.")
+    ks = _check_ks(k)
     n = P.shape[0]
     if unique:
         _, first, inverse = np.unique(T, axis=0, return_index=True, return_inverse=True)
@@ -545,10 +551,7 @@ def identification_shift_test(
     check_option("metric", metric, ("cosine", "correlation"))
     P, T = _pair(predicted, true)
     n = P.shape[0]
-    ks = [k] if isinstance(k, (int, np.integer)) else list(k)
-    for kk in ks:
-        if isinstance(kk, bool) or not isinstance(kk, (int, np.integer)) or kk < 1:
-            raise BrainalignError(f"'k' must hold positive ints, got {k!r}.")
+    ks = _check_ks(k)
     base = identification_topk(P, T, k=ks, metric=metric)
     rank = _candidate_ranks(P, T[base["first_index"]], metric)
     null_cand = _shifted_values(base["candidate_index"], stimulus, runs, n_permutations, min_shift, random_state,

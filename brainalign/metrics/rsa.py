@@ -115,13 +115,43 @@ def _average_by(X: np.ndarray, labels: np.ndarray, uniq: np.ndarray) -> np.ndarr
         return sums / counts[:, None]
 
 
+def _as_float(noise: ArrayLike, name: str) -> np.ndarray:
+    P = np.asarray(noise)
+    if P.dtype.kind not in "fiu":
+        raise BrainalignError(f"'{name}' must hold real numbers, got dtype {P.dtype}.")
+    return P.astype(np.float64)
+
+
+def _check_positive_definite(P: np.ndarray, name: str) -> None:
+    """Raise unless ``P`` is a finite, symmetric, positive-definite matrix.
+
+    A zero, singular or indefinite precision gives zero or negative squared
+    distances that look like valid RDMs; a NaN makes every distance NaN.
+    """
+    if not np.all(np.isfinite(P)):
+        raise BrainalignError(f"'{name}' contains NaN or infinite values; a noise precision matrix must be finite.")
+    scale = float(np.abs(P).max())
+    if not np.allclose(P, P.T, rtol=1e-7, atol=1e-10 * scale):
+        raise BrainalignError(f"'{name}' is not symmetric; a noise precision matrix (an inverse covariance) is.")
+    try:
+        np.linalg.cholesky((P + P.T) / 2.0)
+    except np.linalg.LinAlgError:
+        smallest = float(np.linalg.eigvalsh((P + P.T) / 2.0).min())
+        raise BrainalignError(
+            f"'{name}' is not positive definite (smallest eigenvalue {smallest:.3g}); a noise precision "
+            "matrix, the inverse of a noise covariance, must be. Shrink a singular covariance before "
+            "inverting it (e.g. sklearn.covariance.LedoitWolf)."
+        ) from None
+
+
 def _check_precision(noise: ArrayLike, n_channels: int, name: str = "noise") -> np.ndarray:
-    P = np.asarray(noise, dtype=np.float64)
+    P = _as_float(noise, name)
     if P.shape != (n_channels, n_channels):
         raise BrainalignError(
             f"'{name}' must be a precision matrix of shape (n_channels, n_channels) = "
             f"({n_channels}, {n_channels}), got shape {P.shape}."
         )
+    _check_positive_definite(P, name)
     return P
 
 
@@ -205,7 +235,8 @@ def rdm(
     BrainalignError
         For an unknown metric, labels of the wrong length, a crossnobis call
         without conditions or with a condition missing from a run, a single
-        run, or a noise matrix of the wrong shape.
+        run, or a noise matrix of the wrong shape or that is not a precision
+        matrix (finite, symmetric and positive definite).
 
     Notes
     -----
@@ -300,7 +331,7 @@ def _crossnobis(
             M = M - M.mean(axis=1, keepdims=True)
         return M
 
-    P_stack = None if noise is None else np.asarray(noise, dtype=np.float64)
+    P_stack = None if noise is None else _as_float(noise, "noise")
     if P_stack is not None and P_stack.ndim == 3:
         if P_stack.shape != (folds.shape[0], n_channels, n_channels):
             raise BrainalignError(
@@ -308,6 +339,8 @@ def _crossnobis(
                 f"n_channels) = ({folds.shape[0]}, {n_channels}, {n_channels}), got "
                 f"{P_stack.shape}."
             )
+        for k, P in enumerate(P_stack):
+            _check_positive_definite(P, f"noise[{k}]")
         run_means = [means(run_lab == f) for f in folds]
         covs = [np.linalg.inv(P) for P in P_stack]
         parts = []

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._validation import InputFileError
 from ..config import comparison_sets
 from ..io import SCORE_COLUMNS, provenance, read_table, write_table
 from ..metrics.ceilings import DEFAULT_MIN_CEILING, normalized_score
@@ -247,6 +248,23 @@ def _log_normalization(scores: pd.DataFrame, min_ceiling: float) -> None:
                     "statistics.min_ceiling = %g", counts["n_without_ceiling"], counts["n_scores"], min_ceiling)
 
 
+def _read_score_tables(paths: Sequence[str | os.PathLike], required: Sequence[str]) -> list[pd.DataFrame]:
+    """Read the scores tables, refusing a feature set found in two of them (the same table given twice, say).
+
+    Its rows would otherwise count twice in the tests and the FDR families.
+    """
+    tables, owner = [], {}
+    for path in paths:
+        table = read_table(path, required=required)
+        for name in dict.fromkeys(table["feature_set"].astype(str)):
+            if name in owner:
+                raise InputFileError(path, f"column 'feature_set' holds {name!r}, whose scores are already in "
+                                           f"{owner[name]}; give each feature set's scores once.")
+            owner[name] = Path(path)
+        tables.append(table)
+    return tables
+
+
 def run_aggregate(
     cfg: dict[str, Any], score_paths: Sequence[str | os.PathLike], ceiling_path: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -255,7 +273,7 @@ def run_aggregate(
     out_dir = Path(out_dir)
     derived = ("ceiling", "normalized_score", "normalized_score_unclipped", "exceeds_ceiling")
     required = [c for c in SCORE_COLUMNS if c not in derived] + ["seed", "feature_set"]
-    scores = pd.concat([read_table(p, required=required) for p in score_paths], ignore_index=True)
+    scores = pd.concat(_read_score_tables(score_paths, required), ignore_index=True)
     scores["layer"] = scores["layer"].astype(str)
     ceiling = ceiling_per_subject(read_table(ceiling_path, required=["subject", "roi", "ceiling"]))
     roi_ceiling = ceiling.groupby("roi")["ceiling"].mean()

@@ -276,6 +276,42 @@ def _recordings(cfg: dict[str, Any], subject: str,
     return [(int(p.name.split("_")[0].removeprefix("run-")), p, None, lambda p=p: read_raw(p)) for p in paths]
 
 
+def _check_every_run_recorded(cfg: dict[str, Any], subject: str, runs: list[int], events: pd.DataFrame,
+                              events_path: str | os.PathLike, raw_dir: str | os.PathLike | None) -> None:
+    """Raise naming the recording of a run of the word table that ``subject`` lacks.
+
+    Without it a missing file would silently drop that run's words from the
+    subject's epochs. ``meeg_bids`` recordings are numbered per subject, so a
+    missing one would also shift the numbers of the later ones: their
+    (session, task, run) entities are compared with the first subject's,
+    whose recordings gave the word table its runs.
+    """
+    ds = cfg["dataset"]
+    if ds["kind"] == "meeg_bids":
+        from ..datasets.meeg_bids import find_recordings
+
+        first = electro_subjects(cfg)[0]
+        if subject == first:
+            return
+        keys = {r.key for r in find_recordings(ds, subject)}
+        lacking = [r for r in find_recordings(ds, first) if r.key not in keys]
+        if lacking:
+            r = lacking[0]
+            path = r.bids_path.copy().update(subject=subject.removeprefix("sub-")).fpath
+            raise InputFileError(path, f"this recording does not exist, but {first}'s {r.path.name} gives run {r.run} "
+                                       f"of the word table {events_path} ({len(lacking)} recording(s) of {first} "
+                                       f"missing for {subject}: {[x.path.name for x in lacking][:5]}); every "
+                                       "subject needs the recordings of the first.")
+        return
+    expected = sorted(int(r) for r in np.unique(events["run"]))
+    missing = [r for r in expected if r not in runs]
+    if missing:
+        path = Path(raw_dir) / subject / f"run-{missing[0]}_raw.fif"
+        raise InputFileError(path, f"this recording does not exist, but run {missing[0]} has words in {events_path} "
+                                   f"(runs recorded: {sorted(runs)}; runs of the word table: {expected}); without "
+                                   "it the run's words would have no epochs.")
+
+
 def _check_finite_channels(raw, source: Path) -> None:
     """Raise naming the first channel with a NaN or infinite sample."""
     for k, name in enumerate(raw.ch_names):
@@ -285,6 +321,45 @@ def _check_finite_channels(raw, source: Path) -> None:
                                          f"first at {raw.times[int(np.argmax(bad))]:.3f} s; list it in "
                                          "electrophysiology.bad_channels (or set "
                                          "electrophysiology.detect_bad_channels: true).")
+
+
+def _check_some_data_channel(raw, bads: list[str], detected: list[str], listed: list[str], source: Path) -> None:
+    """Raise when the recording has no data channel, or every one is bad (nothing would be left to epoch)."""
+    from ..preprocess.meeg import _data_picks
+
+    data = [raw.ch_names[k] for k in _data_picks(raw.info)]
+    if not data:
+        raise InputFileError(source, f"field ch_names: none of the {len(raw.ch_names)} channels is a data channel "
+                                     "(MEG, EEG, sEEG, ECoG, DBS, fNIRS); channel types: "
+                                     f"{sorted(set(raw.get_channel_types()))}.")
+    if set(data) - set(bads):
+        return
+    reasons = [f"{len(set(detected) & set(data))} flat or non-finite, found by "
+               "electrophysiology.detect_bad_channels" if detected else "",
+               f"{len(set(listed) & set(data))} listed in electrophysiology.bad_channels" if listed else "",
+               f"{len(set(raw.info['bads']) & set(data))} marked bad in the recording" if raw.info["bads"] else ""]
+    raise InputFileError(source, f"every one of the recording's {len(data)} data channels is bad "
+                                 f"({'; '.join(r for r in reasons if r)}; e.g. {data[:3]}): no signal is left to "
+                                 "epoch. Check the recording (a copy or export that lost its data?), or list fewer "
+                                 "channels in electrophysiology.bad_channels.")
+
+
+def _check_not_all_flat(raw, source: Path, threshold: float = 1e-15) -> None:
+    """Raise when every channel left is flat (a recording without signal gives all-zero epochs).
+
+    ``threshold`` is :func:`~brainalign.preprocess.meeg.find_bad_channels`'s
+    absolute one: a standard deviation below the noise floor of any sensor,
+    in the channel's SI unit. Reached when ``detect_bad_channels`` is false.
+    """
+    # One channel at a time, stopping at the first that varies (a recording can be as large as memory).
+    for k in range(len(raw.ch_names)):
+        if raw.get_data(picks=[k])[0].std() >= threshold:
+            return
+    first = raw.get_data(picks=[0], stop=1)[0, 0]
+    raise InputFileError(source, f"all {len(raw.ch_names)} data channels are flat (standard deviation below "
+                                 f"{threshold:g} in SI units; channel {raw.ch_names[0]!r} stays at {first:g}): the "
+                                 "recording holds no signal, and its epochs would be all zero. Check the recording "
+                                 "(a copy or export that lost its data?).")
 
 
 def _preprocess_run(cfg: dict[str, Any], raw, source: Path):
@@ -297,13 +372,15 @@ def _preprocess_run(cfg: dict[str, Any], raw, source: Path):
     if unknown:
         raise InputFileError(source, f"electrophysiology.bad_channels names channel(s) {unknown} that the "
                                      "recording does not have.")
-    if ep["detect_bad_channels"]:
-        bads = sorted(set(bads) | set(meeg.find_bad_channels(raw)))
+    detected = meeg.find_bad_channels(raw) if ep["detect_bad_channels"] else []
+    bads = sorted(set(bads) | set(detected))
+    _check_some_data_channel(raw, bads, detected, ep["bad_channels"], source)
     if bads:
         raw = meeg.handle_bad_channels(raw, bads, method=ep["bad_channel_method"], source=source)
     # Brain signals only: stimulus, trigger and misc channels carry no positions and no response.
     raw = raw.pick("data", exclude="bads")
     _check_finite_channels(raw, source)
+    _check_not_all_flat(raw, source)
     if ep["reference"] == "bipolar":
         raw = seeg.bipolar_reference(raw, source=source)
     elif ep["reference"] == "laplacian":
@@ -348,7 +425,9 @@ def run_epochs(cfg: dict[str, Any], subject: str, events_path: str | os.PathLike
     events = read_events(events_path)
     parts, inputs, dropped = [], [], {}
     reference: tuple[Path, float, list[str], list[str]] | None = None
-    for run, path, events_tsv, read in _recordings(cfg, subject, raw_dir):
+    recordings = _recordings(cfg, subject, raw_dir)
+    _check_every_run_recorded(cfg, subject, [r[0] for r in recordings], events, events_path, raw_dir)
+    for run, path, events_tsv, read in recordings:
         raw = read()
         if reference is not None and abs(raw.info["sfreq"] - reference[1]) > 1e-6:
             raise InputFileError(path, f"field sfreq: {raw.info['sfreq']} Hz, but {reference[0].name} of the "
@@ -383,11 +462,17 @@ def run_epochs(cfg: dict[str, Any], subject: str, events_path: str | os.PathLike
         if reference is not None and raw.ch_names != reference[2]:
             missing = [c for c in reference[2] if c not in raw.ch_names]
             extra = [c for c in raw.ch_names if c not in reference[2]]
-            raise InputFileError(path, f"field ch_names: the channels after preprocessing differ from "
-                                       f"{reference[0].name}'s ({len(raw.ch_names)} vs {len(reference[2])}; "
-                                       f"missing here: {missing}, only here: {extra}). Bad channels (dropped): "
-                                       f"{bads} here, {reference[3]} in {reference[0].name}; list them in "
-                                       "electrophysiology.bad_channels to drop the same channels in every run.")
+            # Blame the run that lost channels: the first one when it dropped channels this one keeps.
+            first_is_odd = bool(extra) and not missing
+            odd, other = (reference[0], path) if first_is_odd else (path, reference[0])
+            sizes = (len(reference[2]), len(raw.ch_names)) if first_is_odd else (len(raw.ch_names), len(reference[2]))
+            only = (missing, extra) if first_is_odd else (extra, missing)
+            dropped_here = (reference[3], bads) if first_is_odd else (bads, reference[3])
+            raise InputFileError(odd, f"field ch_names: the channels after preprocessing differ from "
+                                      f"{other.name}'s ({sizes[0]} vs {sizes[1]}; missing here: {only[1]}, only "
+                                      f"here: {only[0]}). Bad channels (dropped): {dropped_here[0]} here, "
+                                      f"{dropped_here[1]} in {other.name}; list them in "
+                                      "electrophysiology.bad_channels to drop the same channels in every run.")
         if reference is None:
             reference = (path, sfreq_in, list(raw.ch_names), bads)
             positions = None if electro_modality(cfg) == "seeg" else meeg.sensor_positions_2d(raw.info)
@@ -483,6 +568,13 @@ def _within_run_split(cfg: dict[str, Any], events: pd.DataFrame) -> tuple[np.nda
 def _split(cfg: dict[str, Any], epochs: list[Epochs], events: pd.DataFrame,
            epoch_paths: list[str | os.PathLike]) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
     """(training, test) epoch masks of each subject (:func:`_word_split`), and their record for the provenance."""
+    seen: dict[str, str | os.PathLike] = {}
+    for e, path in zip(epochs, epoch_paths):
+        # A subject given twice (the same file, or a copy) would be trained and tested twice.
+        if e.subject in seen:
+            raise InputFileError(path, f"attribute 'subject' is {e.subject!r}, as in {seen[e.subject]}; give each "
+                                       "subject's epochs once.")
+        seen[e.subject] = path
     train_words, test_words, description = _word_split(cfg, events)
     masks = []
     for e, path in zip(epochs, epoch_paths):

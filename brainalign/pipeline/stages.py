@@ -20,7 +20,7 @@ import pandas as pd
 
 from .._validation import BrainalignError, ConfigError, InputFileError
 from ..config import feature_set_instances
-from ..features.design import fir_design, frame_times_for_run, hrf_convolve
+from ..features.design import events_after_last_volume, fir_design, frame_times_for_run, hrf_convolve
 from ..io import (
     Features,
     Responses,
@@ -330,17 +330,44 @@ def _convolve(cfg: dict[str, Any], events: pd.DataFrame, amplitudes: np.ndarray,
 
 def convolve_runs(
     cfg: dict[str, Any], events: pd.DataFrame, amplitudes: np.ndarray, frame_times: dict[int, np.ndarray],
+    source: str | os.PathLike | None = None,
 ) -> np.ndarray:
     """Each run's words on that run's volumes, runs stacked in label order.
+
+    Parameters
+    ----------
+    source : str, path-like or None
+        The events file, named in errors (rows of ``events`` are its data rows).
 
     Returns
     -------
     design : ndarray of shape (sum of the runs' volumes, n_features)
+
+    Raises
+    ------
+    InputFileError
+        A word of a run the dataset does not have, or starting after its
+        run's last volume (:func:`~brainalign.features.design.events_after_last_volume`):
+        the convolution would leave it out silently.
     """
     runs = events["run"].to_numpy()
     unknown = sorted(set(np.unique(runs).tolist()) - set(frame_times))
     if unknown:
-        raise BrainalignError(f"events of run(s) {unknown} have no volumes (runs: {sorted(frame_times)}).")
+        raise InputFileError(source, f"column 'run': word(s) of run(s) {unknown}, which the dataset does not have "
+                                     f"(runs: {sorted(frame_times)}).")
+    onsets = events["onset"].to_numpy(float)
+    for label in sorted(frame_times):
+        late = np.flatnonzero((runs == label) & events_after_last_volume(onsets, frame_times[label]))
+        if late.size:
+            ft, i = frame_times[label], int(late[0])
+            end = ft[-1] + float(np.min(np.diff(ft)))
+            row = f"row {i}" + (f" (line {i + 2})" if source is not None else "")
+            raise InputFileError(source, f"column 'onset': word {events['word'].iat[i]!r} at {row} starts at "
+                                         f"{onsets[i]:.3f} s, after the last volume of run {label} ({ft.size} "
+                                         f"volumes from {ft[0]:g} s, the run ends at {end:.3f} s); {late.size} "
+                                         "word(s) of the run in all. A word outside its run falls on no volume: "
+                                         "check the onsets (seconds on the volumes' clock) and runs of the events "
+                                         "file against the dataset.")
     amplitudes = np.asarray(amplitudes)
     blocks = []
     for label in sorted(frame_times):
@@ -365,7 +392,7 @@ def run_design(
             raise InputFileError(features_path, f"dataset 'layers/{name}' has {len(arr)} rows but the "
                                  f"events table {Path(events_path).name} has {len(events)} words.")
     _, frame_times = dataset_timing(cfg, events)
-    layers = {name: convolve_runs(cfg, events, arr, frame_times).astype(np.float32)
+    layers = {name: convolve_runs(cfg, events, arr, frame_times, source=events_path).astype(np.float32)
               for name, arr in feats.layers.items()}
     settings = {**feats.settings, "design": cfg["design"]}
     design = Features(layers, feats.model, settings, times=np.concatenate(list(frame_times.values())))
@@ -374,15 +401,78 @@ def run_design(
 
 # --------------------------------------------------------------------------- scoring
 def _load_subjects(paths: Sequence[str | os.PathLike]) -> tuple[list[Responses], list[Responses]]:
-    loaded = [read_responses(p) for p in paths]
-    usable = [(Path(p), r) for p, r in zip(paths, loaded) if not r.excluded]
+    """Read several subjects' responses; return the usable and the excluded ones.
+
+    Subjects are pooled position by position: sample ``k`` of every subject
+    is the same volume of the stimulus and column ``j`` the same unit. So a
+    subject given twice (the same file, or two files of one subject label,
+    whose inter-subject correlation with itself is 1) is refused, and every
+    usable subject must have the first one's samples, runs, sampling, unit
+    names and ROIs in the same order (and its grid, for volume data). Units
+    listed in another order are refused, not reordered: in the workflow every
+    subject's units come from the same atlas or mask in the same order, so
+    another order means a file made elsewhere (another atlas, mask or
+    version), which should be looked at rather than silently realigned.
+    """
+    loaded: list[tuple[Path, Responses]] = []
+    for p in paths:
+        path, resp = Path(p), read_responses(p)
+        for earlier_path, earlier in loaded:
+            if os.path.samefile(path, earlier_path):
+                raise InputFileError(path, f"this file is given twice (also as {earlier_path}); every subject's "
+                                           "responses must be given once.")
+            if resp.subject == earlier.subject:
+                raise InputFileError(path, f"attribute 'subject' is {resp.subject!r}, as in {earlier_path}: a "
+                                           "subject given twice would be compared with itself; give each "
+                                           "subject's responses once.")
+        loaded.append((path, resp))
+    usable = [(p, r) for p, r in loaded if not r.excluded]
     for path, resp in usable[1:]:
-        first_path, first = usable[0]
-        if resp.n_samples != first.n_samples:
-            raise InputFileError(path, f"dataset 'data' has {resp.n_samples} samples (subject {resp.subject}) but "
-                                       f"{first_path.name} has {first.n_samples} (subject {first.subject}); "
-                                       "every subject must have the same samples.")
-    return [r for _, r in usable], [r for r in loaded if r.excluded]
+        _check_same_units(path, resp, *usable[0])
+    return [r for _, r in usable], [r for _, r in loaded if r.excluded]
+
+
+def _check_same_units(path: Path, resp: Responses, first_path: Path, first: Responses) -> None:
+    """Raise unless ``resp`` (read from ``path``) lines up sample by sample and unit by unit with ``first``."""
+    other = f"{first_path.name} (subject {first.subject})"
+    if resp.n_samples != first.n_samples:
+        raise InputFileError(path, f"dataset 'data' has {resp.n_samples} samples (subject {resp.subject}) but "
+                                   f"{first_path.name} has {first.n_samples} (subject {first.subject}); "
+                                   "every subject must have the same samples.")
+    for attr in ("unit_names", "unit_rois"):
+        mine, theirs = list(getattr(resp, attr)), list(getattr(first, attr))
+        if mine == theirs:
+            continue
+        if len(mine) != len(theirs):
+            where = f"names {len(mine)} units, but that of {other} names {len(theirs)}"
+        else:
+            j = next(k for k, (a, b) in enumerate(zip(mine, theirs)) if a != b)
+            order = " (the same names in another order)" if sorted(mine) == sorted(theirs) else ""
+            where = f"differs from that of {other}{order}: unit {j} is {mine[j]!r} here, {theirs[j]!r} there"
+        raise InputFileError(path, f"attribute {attr!r} of subject {resp.subject} ({_few(mine)}) {where}. Subjects "
+                                   "are pooled unit by unit, so every subject must list the same units in the same "
+                                   "order: recompute its responses with the same atlas or mask.")
+    if not np.array_equal(resp.runs, first.runs):
+        raise InputFileError(path, f"dataset 'runs' (subject {resp.subject}) differs from that of {other}; every "
+                                   "subject must have the same runs, in the same order.")
+    if not np.isclose(resp.sampling, first.sampling, rtol=1e-6):
+        raise InputFileError(path, f"attribute 'sampling' is {resp.sampling:g} (subject {resp.subject}) but "
+                                   f"{first.sampling:g} in {other}.")
+    if not (_same_array(resp.unit_index, first.unit_index) and _same_array(resp.affine, first.affine)):
+        raise InputFileError(path, f"datasets 'grid_unit_index' and 'grid_affine' (subject {resp.subject}) differ "
+                                   f"from those of {other}; volume datasets share one analysis mask and grid.")
+
+
+def _same_array(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    """Both None, or equal shapes and values."""
+    if a is None or b is None:
+        return a is None and b is None
+    return a.shape == b.shape and np.allclose(a, b)
+
+
+def _few(names: Sequence[str], n: int = 5) -> str:
+    """The first ``n`` names, for a message."""
+    return "[" + ", ".join(map(repr, names[:n])) + (", ...]" if len(names) > n else "]")
 
 
 def refit_pvalues(

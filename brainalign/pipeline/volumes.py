@@ -107,6 +107,23 @@ def _nifti_bytes(img) -> bytes:
     return gzip.compress(img.to_bytes(), mtime=0)
 
 
+def _raise_disjoint_masks(runs: list, imgs: list, threshold: float) -> None:
+    """Raise naming the first run whose brain mask shares no voxel with those of the runs before it."""
+    common = np.ones(imgs[0].shape, dtype=bool)
+    for k, (run, img) in enumerate(zip(runs, imgs)):
+        common &= np.asarray(img.dataobj) > 0
+        if not common.any():
+            break
+    # Each mask has a voxel (checked before), so the intersection empties at a run k >= 1.
+    n_voxels = int((np.asarray(img.dataobj) > 0).sum())
+    raise InputFileError(run.mask, f"this brain mask of {run.subject} has {n_voxels} voxel(s), none of them in every "
+                                   f"brain mask of the {k} run(s) before it (from {runs[0].mask.name}): the "
+                                   f"analysis mask (the voxels in at least dataset.mask_threshold = {threshold:g} "
+                                   f"of the {len(runs)} runs' masks) is empty. Are the runs in the same space and "
+                                   "aligned? Leave the odd run out (dataset.subjects, dataset.runs), or lower "
+                                   "dataset.mask_threshold.")
+
+
 def run_mask(cfg: dict[str, Any], out: str | os.PathLike) -> Path:
     """The analysis mask shared by every subject, on the data's grid.
 
@@ -131,9 +148,15 @@ def run_mask(cfg: dict[str, Any], out: str | os.PathLike) -> Path:
                 raise InputFileError(run.bold, "no fMRIPrep brain mask ('*_desc-brain_mask.nii.gz') next to "
                                                "this run; set dataset.mask to a mask file.")
             mask_arr, _ = mask_on_grid(run.mask, ref, "brain mask")
+            if not mask_arr.any():
+                raise InputFileError(run.mask, f"this brain mask of {run.subject} is empty (no voxel set): the "
+                                               "run has no brain voxel to analyse; regenerate it (fMRIPrep), or "
+                                               "leave the run or subject out (dataset.runs, dataset.subjects).")
             imgs.append(nib.Nifti1Image(mask_arr.astype(np.uint8), ref.affine))
         mask = intersect_masks(imgs, threshold=ds["mask_threshold"], connected=False)
         inputs = [run.mask for run in runs]
+        if not mask.get_fdata().any():
+            _raise_disjoint_masks(runs, imgs, ds["mask_threshold"])
     else:
         mask_arr, path = mask_on_grid(ds["mask"], ref, "dataset.mask image")
         mask = nib.Nifti1Image(mask_arr.astype(np.uint8), ref.affine)

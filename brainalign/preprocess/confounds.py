@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import InputFileError
+from .._validation import InputFileError, not_utf8_error
 
 __all__ = ["load_fmriprep_confounds"]
 
@@ -81,6 +81,9 @@ def load_fmriprep_confounds(
     from nilearn.interfaces.fmriprep import load_confounds, load_confounds_strategy
 
     bold = Path(bold)
+    tsv = _confounds_tsv(bold)
+    if tsv.is_file():
+        _check_confounds_tsv(tsv)
     options = {k: settings[k] for k in ("motion", "wm_csf", "global_signal", "compcor", "n_compcor",
                                         "fd_threshold", "std_dvars_threshold", "scrub") if k in settings}
     try:
@@ -119,6 +122,36 @@ def load_fmriprep_confounds(
         values = np.hstack([values, spikes])
         names += [f"scrub_{int(v)}" for v in dropped]
     return values, names
+
+
+def _check_confounds_tsv(path: Path) -> None:
+    """Raise naming the TSV, the column and the row of the first cell that is not a number.
+
+    nilearn's loader would fail on such a file with a message about the BOLD
+    image (a text cell, an empty file, a byte that is not UTF-8), or with a
+    bare ``TypeError``; an infinite value would only fail later, in the
+    regression, without a column. Every column is checked: fMRIPrep writes
+    numbers only, and ``n/a`` where a value is undefined (the first row of
+    the derivatives and of the framewise displacement).
+    """
+    import pandas as pd
+
+    from .._tsv import tsv_numbers
+
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError:
+        raise not_utf8_error(path, "confounds TSV") from None
+    except pd.errors.EmptyDataError:
+        raise InputFileError(path, "the confounds TSV is empty (no header, no rows); regenerate it with the run "
+                                   "(fMRIPrep).") from None
+    except pd.errors.ParserError as err:
+        raise InputFileError(path, f"not a readable tab-separated table ({err}).") from None
+    if table.empty:
+        raise InputFileError(path, f"the confounds TSV has a header ({len(table.columns)} columns) but no rows; "
+                                   "one row per volume is expected.")
+    for column in table.columns:
+        tsv_numbers(table[column], path, str(column), missing="nan")
 
 
 def _check_kept_volumes(

@@ -39,7 +39,7 @@ from .._validation import (
     check_type,
     not_utf8_error,
 )
-from ..io import atomic_path, write_provenance
+from ..io import write_with_sidecar
 from .textgrid import read_textgrid
 
 __all__ = [
@@ -278,11 +278,9 @@ def write_events(
     """
     path = Path(path)
     events = validate_events(df, path)
-    if provenance is not None:
-        write_provenance(path, provenance)
-    with atomic_path(path) as tmp:
-        events.to_csv(tmp, sep="\t", index=False, lineterminator="\n", encoding="utf-8")
-    return path
+    return write_with_sidecar(
+        path, lambda tmp: events.to_csv(tmp, sep="\t", index=False, lineterminator="\n", encoding="utf-8"),
+        provenance)
 
 
 def textgrid_to_events(

@@ -7,8 +7,9 @@ a path. Every Python process started with that environment (Snakemake and the
 about to close the temporary file of that output (``.<name>.<random>.part``,
 see :func:`brainalign.io.atomic_path`) with its datasets written but the file
 not yet closed, it flushes what it has, writes the temporary file's path to the
-marker and sleeps. The test then SIGKILLs the whole process group: the kill
-lands in the middle of an HDF5 write, deterministically.
+marker (written beside it, then renamed, so the test never reads it half-written)
+and sleeps. The test then SIGKILLs the whole process group: the kill lands in
+the middle of an HDF5 write, deterministically.
 
 Nothing here is imported by brainalign itself.
 """
@@ -32,7 +33,10 @@ if _TARGET and _MARKER:
         name = Path(self.filename).name
         if exc_info[0] is None and name.startswith(f".{_TARGET}.") and name.endswith(".part"):
             self.flush()
-            Path(_MARKER).write_text(self.filename, encoding="utf-8")
+            # Written whole, then renamed: the test reads the marker as soon as it exists.
+            partial = Path(f"{_MARKER}.{os.getpid()}.tmp")
+            partial.write_text(self.filename, encoding="utf-8")
+            os.replace(partial, _MARKER)
             time.sleep(3600)
         return _close_on_exit(self, *exc_info)
 

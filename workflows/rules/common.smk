@@ -1,22 +1,30 @@
 # Config loading and validation, shared names and input functions.
 #
-# The default config is workflows/configs/default.yaml; --configfile replaces it
-# (it is not merged with the default, unlike Snakemake's `configfile:` directive)
-# and --config key=value pairs are merged on top. The validated config, with
+# The default config is workflows/configs/default.yaml. `--config config_path=FILE`
+# (what `brainalign run FILE` passes) or `--configfile FILE` replaces it (it is not
+# merged with the default, unlike Snakemake's `configfile:` directive) and the other
+# --config key=value pairs are merged on top. Either way the file is read by
+# brainalign's own loader (brainalign.config.read_config_file: plain data, no YTE
+# templates, anchors or duplicate keys). `config_path` never hands the file to
+# Snakemake's loader, which evaluates YTE templates (Python code) in a --configfile
+# before any brainalign code runs: use it for configs you did not write
+# (docs/reliability.md, "Configs are plain data"). The validated config, with
 # defaults filled and paths made absolute, is written to results/<name>/config.yaml;
 # every rule reads that file, so all stages see exactly the same settings.
 
 import copy
+import hashlib
 import os
 import re
 import shlex
 import sys
 from pathlib import Path
 
-import yaml
 
-from brainalign.config import feature_set_instances, validate_config
+from brainalign._validation import ConfigError
+from brainalign.config import check_path_name, dump_config, feature_set_instances, read_config_file, validate_config
 from brainalign.io import write_text
+from brainalign.pipeline.workflow_lock import claim_dataset_config
 from brainalign.pipeline.stages import dataset_subjects, partition_pair
 
 
@@ -31,14 +39,33 @@ def _deep_merge(base, extra):
 
 
 def _load_config():
-    if workflow.overwrite_configfiles:
+    overrides = dict(config)
+    source = overrides.pop("config_path", None)
+    if source is not None:
+        if workflow.overwrite_configfiles:
+            raise ConfigError(Path(workflow.overwrite_configfiles[-1]), "--configfile",
+                              f"give the config either with --configfile or with --config config_path=FILE "
+                              f"(got both; config_path={source}).")
+        path = Path(os.path.expanduser(str(source))).absolute()
+    elif workflow.overwrite_configfiles:
         path = Path(workflow.overwrite_configfiles[-1])
-        raw = {}
     else:
         path = Path(workflow.basedir) / "workflows" / "configs" / "default.yaml"
-        with open(path, encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh) or {}
-    return path, validate_config(_deep_merge(raw, dict(config)), path)
+    # Snakemake has already read a --configfile into `config`; read it again with
+    # brainalign's loader so that a template or a duplicate key is refused (`config`
+    # then only adds the --config overrides, whose values win).
+    raw = read_config_file(path) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(path, "<top level>", f"must be a mapping, got {type(raw).__name__}.")
+    return path, validate_config(_deep_merge(raw, overrides), path)
+
+
+def _inside_results(path):
+    """``path`` if it resolves inside ./results (names are checked to be path-safe; this is the last guard)."""
+    root = Path("results").resolve()
+    if root not in Path(path).resolve().parents:
+        raise ConfigError(CONFIG_SOURCE, "dataset.name", f"the output path {path} would lie outside {root}.")
+    return path
 
 
 # Jobs call the `brainalign` command installed beside this Python, even when
@@ -47,9 +74,11 @@ os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.envir
 
 CONFIG_SOURCE, CFG = _load_config()
 RESULTS = f"results/{CFG['dataset']['name']}"
-CONFIG_FILE = f"{RESULTS}/config.yaml"
-SUBJECTS = dataset_subjects(CFG)
+CONFIG_FILE = _inside_results(f"{RESULTS}/config.yaml")
+SUBJECTS = [check_path_name(s, "dataset.subjects", CONFIG_SOURCE, "subject label") for s in dataset_subjects(CFG)]
 INSTANCES = feature_set_instances(CFG)
+for _instance in INSTANCES:
+    _inside_results(f"{RESULTS}/features/{_instance}.h5")
 THREADS = CFG["threads"]
 SIMULATED = CFG["dataset"]["kind"] == "simulated"
 SIMULATED_BIDS = CFG["dataset"]["kind"] == "simulated_bids"
@@ -60,11 +89,23 @@ DECODING = CFG["dataset"]["kind"] in ("simulated_images", "nsd")  # image-fMRI: 
 # scale is left to the user's own notebooks).
 PARTITION = None if VOLUME or ELECTRO or DECODING else partition_pair(CFG)  # (model, word-rate baseline) or None
 
-# Rewrite the resolved config only when it changed, so that editing a config
-# reruns what depends on it and nothing reruns otherwise.
-_resolved = yaml.safe_dump(CFG, sort_keys=True)
-if not os.path.exists(CONFIG_FILE) or Path(CONFIG_FILE).read_text(encoding="utf-8") != _resolved:
-    write_text(CONFIG_FILE, _resolved)
+# The resolved config is (re)written by a rule, only when it changed (its digest
+# is a param: Snakemake reruns the rule, and so everything that reads the file,
+# when it differs), and never while another running workflow uses this dataset
+# name with another config (claim_dataset_config refuses such a run before any
+# job starts, and removes a stale file otherwise). A dry run writes nothing.
+_resolved = dump_config(CFG)
+claim_dataset_config(workflow, CONFIG_FILE, _resolved, source=CONFIG_SOURCE)
+
+
+rule resolved_config:
+    output:
+        CONFIG_FILE,
+    params:
+        sha256=hashlib.sha256(_resolved.encode()).hexdigest(),
+    localrule: True
+    run:
+        write_text(output[0], _resolved)
 
 
 wildcard_constraints:
