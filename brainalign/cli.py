@@ -62,6 +62,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return subprocess.run(command, check=False, env=env).returncode
 
 
+def _cmd_resolved_config(args: argparse.Namespace) -> None:
+    from .pipeline.workflow_lock import write_claimed_config
+
+    write_claimed_config(args.claim, args.sha256, args.out)
+
+
 def _cmd_subjects(args: argparse.Namespace) -> None:
     from .pipeline.stages import dataset_subjects
 
@@ -262,6 +268,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="the workflow (default: ./Snakefile, else the one beside the brainalign package)")
     p.add_argument("snakemake_args", nargs=argparse.REMAINDER,
                    help="passed on to snakemake (e.g. -n, --cores 4, --profile workflows/profiles/slurm)")
+    p = add("resolved-config", _cmd_resolved_config, "write results/<name>/config.yaml from the workflow's "
+            "claim of the dataset name (a workflow step)", config=False)
+    p.add_argument("--claim", required=True, type=Path)
+    p.add_argument("--sha256", required=True)
+    p.add_argument("--out", required=True, type=Path)
     add("subjects", _cmd_subjects, "list the subjects a config analyses")
     p = add("stimuli", _cmd_stimuli, "write the word events table (TSV)")
     p.add_argument("--out", required=True, type=Path)

@@ -29,7 +29,8 @@ from typing import Any
 
 from .._validation import BrainalignError
 
-__all__ = ["hold_workflow_folder", "claim_dataset_config", "DatasetInUseError"]
+__all__ = ["hold_workflow_folder", "claim_dataset_config", "claimed_config_path", "write_claimed_config",
+           "DatasetInUseError"]
 
 #: The file every live brainalign Snakemake process holds a shared lock on, in ``.snakemake/``.
 RUN_LOCK = "brainalign-run.lock"
@@ -189,7 +190,7 @@ def claim_dataset_config(workflow: Any, config_file: str | os.PathLike, resolved
             elif not dry_run:
                 from ..io import write_text
 
-                write_text(claim, resolved)
+                write_text(claim, resolved)  # the resolved_config rule copies it to config_file
         current = config_file.read_text(encoding="utf-8") if config_file.is_file() else None
         if dry_run:
             if current is not None and current != resolved:
@@ -208,3 +209,40 @@ def claim_dataset_config(workflow: Any, config_file: str | os.PathLike, resolved
             os.close(users)
         if gate is not None:
             os.close(gate)  # closing releases the gate
+
+
+def claimed_config_path(config_file: str | os.PathLike, folder: str | os.PathLike = ".snakemake") -> Path:
+    """Where :func:`claim_dataset_config` records the config of the run that holds a dataset name."""
+    return Path(folder) / "brainalign" / f"{Path(config_file).parent.name}.yaml"
+
+
+def write_claimed_config(claim: str | os.PathLike, sha256: str, out: str | os.PathLike) -> Path:
+    """Copy the claimed config to ``out`` atomically, after checking that it is the expected one.
+
+    The ``resolved_config`` rule's job (a shell command, so that Snakemake does
+    not parse the whole workflow again in a subprocess, as it does for ``run:``
+    jobs).
+
+    Parameters
+    ----------
+    claim : str or path-like
+        :func:`claimed_config_path`.
+    sha256 : str
+        The hex SHA-256 of the resolved config text this run validated.
+    out : str or path-like
+        ``results/<dataset.name>/config.yaml``.
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
+    import hashlib
+
+    from ..io import write_text
+
+    text = Path(claim).read_text(encoding="utf-8")
+    if hashlib.sha256(text.encode()).hexdigest() != sha256:
+        raise DatasetInUseError(f"{claim}: the recorded config is not the one this run validated (another run "
+                                "claimed the dataset name meanwhile?); rerun.")
+    return write_text(out, text)

@@ -23,8 +23,7 @@ from pathlib import Path
 
 from brainalign._validation import ConfigError
 from brainalign.config import check_path_name, dump_config, feature_set_instances, read_config_file, validate_config
-from brainalign.io import write_text
-from brainalign.pipeline.workflow_lock import claim_dataset_config
+from brainalign.pipeline.workflow_lock import claim_dataset_config, claimed_config_path
 from brainalign.pipeline.stages import dataset_subjects, partition_pair
 
 
@@ -103,9 +102,10 @@ rule resolved_config:
         CONFIG_FILE,
     params:
         sha256=hashlib.sha256(_resolved.encode()).hexdigest(),
+        claim=claimed_config_path(CONFIG_FILE),
     localrule: True
-    run:
-        write_text(output[0], _resolved)
+    shell:
+        "brainalign resolved-config --claim {params.claim:q} --sha256 {params.sha256:q} --out {output:q}"
 
 
 wildcard_constraints:
