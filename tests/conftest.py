@@ -50,6 +50,23 @@ SHARED_DATA = Path(os.environ.get("BRAINALIGN_SHARED_DATA", REPO.parent / "share
 STRICT = os.environ.get("BRAINALIGN_STRICT", "0") == "1"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Run the modules with end-to-end workflows or full-size checks first.
+
+    Under ``-n 2 --dist loadfile --no-loadscope-reorder`` (pyproject.toml) each worker
+    takes the next module when it runs low, so putting the long modules (a minute or
+    more each) first leaves the many short ones to fill in at the end, instead of one
+    worker finishing a long module alone. The order within a module is unchanged.
+    """
+    def is_long(item) -> bool:
+        return ("snakemake" in getattr(item, "fixturenames", ())
+                or item.get_closest_marker("workflow") is not None
+                or item.get_closest_marker("slow") is not None)
+
+    long_modules = {item.path for item in items if is_long(item)}
+    items.sort(key=lambda item: item.path not in long_modules)  # stable: keeps the order within each group
+
+
 def require_path(path: Path, what: str) -> Path:
     """Return ``path`` if it exists; otherwise skip (or fail in strict mode)."""
     if path.exists():

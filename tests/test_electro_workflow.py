@@ -192,22 +192,6 @@ def test_meg_ridge_baseline_matches_scikit_learn(meg_run: Path):
     assert _pooled(scores, "top10", "ridge")["value"] == pytest.approx(np.mean(ranks < 10), abs=1e-12)
 
 
-def test_meg_sigkill_twice_then_resume_matches_a_run_from_scratch(meg_run: Path, tmp_path: Path, snakemake,
-                                                                  results_digest):
-    """Killed mid-HDF5 write of an epochs file, then mid-training; resumed: identical to ``meg_run``."""
-    workdir = tmp_path / "meg ' ö"
-    config = ("--configfile", str(CONFIGS / "simulated_meg_ci.yaml"))
-    results = workdir / "results" / "simulated_meg_ci"
-    part = snakemake.kill(workdir, *config, stall="sub-01.h5")
-    assert part.name.endswith(".part") and part.exists() and not (part.parent / "sub-01.h5").exists()
-    # The documented resume: one command, also after a SIGKILL (the stale lock goes by itself).
-    snakemake.kill(workdir, *config, "--rerun-incomplete", when=results / "logs" / "contrastive.log")
-    assert not (results / "decoding" / "scores.csv").exists()
-    snakemake(workdir, *config, "--rerun-incomplete")
-    assert not list(results.rglob("*.part"))
-    assert results_digest(results) == results_digest(meg_run)
-
-
 def test_meg_outputs_record_their_seeds(meg_run: Path, unrecorded_seeds):
     assert unrecorded_seeds(meg_run) == []
 
@@ -240,3 +224,25 @@ def test_seeg_second_seed_and_snr_zero(seeg_run: Path, tmp_path: Path):
         for decoder in ("duin", "ridge"):
             null = _pooled(scores, "accuracy", decoder)
             assert null["chance_low"] <= null["value"] <= null["chance_high"], null.to_dict()
+
+
+
+def test_seeg_sigkill_twice_then_resume_matches_a_run_from_scratch(seeg_run: Path, tmp_path: Path, snakemake,
+                                                                   results_digest):
+    """Killed mid-HDF5 write of an epochs file, then mid-training; resumed: identical to ``seeg_run``.
+
+    The electrophysiology stages share one workflow file and writer; the sEEG config runs them at a
+    third of the MEG config's cost (its word decoder trains in seconds, the brain module in a minute).
+    """
+    workdir = tmp_path / "seeg ' ö"
+    config = ("--configfile", str(CONFIGS / "simulated_seeg_ci.yaml"))
+    results = workdir / "results" / "simulated_seeg_ci"
+    part = snakemake.kill(workdir, *config, stall="sub-01.h5")
+    assert part.name.endswith(".part") and part.exists() and not (part.parent / "sub-01.h5").exists()
+    assert part.parent == results / "epochs"
+    # The documented resume: one command, also after a SIGKILL (the stale lock goes by itself).
+    snakemake.kill(workdir, *config, "--rerun-incomplete", when=results / "logs" / "word_decoding.log")
+    assert not (results / "decoding" / "scores.csv").exists()
+    snakemake(workdir, *config, "--rerun-incomplete")
+    assert not list(results.rglob("*.part"))
+    assert results_digest(results) == results_digest(seeg_run)
