@@ -50,7 +50,7 @@ SHARED_DATA = Path(os.environ.get("BRAINALIGN_SHARED_DATA", REPO.parent / "share
 STRICT = os.environ.get("BRAINALIGN_STRICT", "0") == "1"
 
 
-def pytest_collection_modifyitems(config, items):
+def pytest_collection_modifyitems(items):
     """Run the modules with end-to-end workflows or full-size checks first.
 
     Under ``-n 2 --dist loadfile --no-loadscope-reorder`` (pyproject.toml) each worker

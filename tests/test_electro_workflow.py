@@ -226,7 +226,6 @@ def test_seeg_second_seed_and_snr_zero(seeg_run: Path, tmp_path: Path):
             assert null["chance_low"] <= null["value"] <= null["chance_high"], null.to_dict()
 
 
-
 def test_seeg_sigkill_twice_then_resume_matches_a_run_from_scratch(seeg_run: Path, tmp_path: Path, snakemake,
                                                                    results_digest):
     """Killed mid-HDF5 write of an epochs file, then mid-training; resumed: identical to ``seeg_run``.
