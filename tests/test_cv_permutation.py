@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.stats
-from sklearn.linear_model import Ridge
+from sklearn.linear_model import LinearRegression, Ridge
 
 from brainalign._validation import BrainalignError
 from brainalign.datasets.planted_voxels import simulate_planted_voxels
@@ -72,6 +72,16 @@ def test_fold_operators_reproduce_the_fitted_predictions():
     ops_wide = FoldOperators(wide, res_wide["folds"], res_wide["alphas"], dtype=np.float64)
     for (_, test), pred in zip(res_wide["folds"], ops_wide.fold_predictions(y[:, :5].astype(np.float64), np.arange(5))):
         np.testing.assert_allclose(pred, res_wide["predictions"][test], rtol=1e-7, atol=1e-7)
+    # One penalty shared by every target: a single (n_test, n_train) operator per fold where that costs
+    # fewer operations than the factors (many targets), else the factors; the pseudo-inverse for alpha = 0.
+    full_rank = np.random.default_rng(0).standard_normal((x.shape[0], 200))
+    for alpha, design, width, form in ((10.0, x, 10_000, "factors"), (10.0, full_rank, 10_000, "dense"),
+                                       (10.0, full_rank, 1, "factors"), (0.0, x, 1, "factors")):
+        shared = FoldOperators(design, res["folds"], alpha, n_targets=width, dtype=np.float64)
+        assert {op[0] for op in shared._ops} == {form}
+        for (train, test), pred in zip(res["folds"], shared.fold_predictions(y.astype(np.float64), np.arange(60))):
+            ref = (Ridge(alpha=alpha, solver="svd") if alpha else LinearRegression()).fit(design[train], y[train])
+            np.testing.assert_allclose(pred, ref.predict(design[test]), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("pooled", [False, True])
@@ -167,6 +177,14 @@ def test_several_layers_share_the_shifts():
     alone = refit_shift_test(y, raw2, res2["folds"], res2["alphas"], runs=sim.runs, clean=clean, n_permutations=20,
                              random_state=1)
     np.testing.assert_array_equal(both["b"].null, alone.null)
+    # Targets scored in one batch (where stopped ones leave the working set) or one at a time: same p-values.
+    batched = refit_shift_test(y, sim.design, res["folds"], res["alphas"], runs=sim.runs, clean=clean,
+                               n_permutations=200, stop_after=5, random_state=3)
+    single = refit_shift_test(y, sim.design, res["folds"], res["alphas"], runs=sim.runs, clean=clean,
+                              n_permutations=200, stop_after=5, random_state=3, n_targets_batch=1)
+    assert 1 < np.unique(batched.n_permutations).size  # targets stopped at different permutations
+    np.testing.assert_allclose(batched.observed, single.observed, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(batched.pvalues, single.pvalues)
     with pytest.raises(BrainalignError, match="one row per fold"):
         refit_shift_test(y, x, res["folds"], res["alphas"][:1], runs=sim.runs, n_permutations=5)
     with pytest.raises(BrainalignError, match="samples"):

@@ -118,16 +118,44 @@ def _fold_decomposition(X: np.ndarray, train: np.ndarray, test: np.ndarray, gram
     return (Xc @ V) / s, s, (X[test] - mean) @ V
 
 
+class _PenaltyTable:
+    """Each fold's distinct penalties and, per target, the index of its penalty among them.
+
+    Computed once per test (a sort over every target) and shared by the
+    operators of every permutation.
+    """
+
+    def __init__(self, alphas: ArrayLike, n_folds: int):
+        a = np.asarray(alphas, dtype=np.float64)
+        if a.ndim == 0:
+            a = np.full((n_folds, 1), float(a))
+        elif a.ndim == 1:
+            a = a[:, None]
+        if a.ndim != 2 or a.shape[0] != n_folds:
+            raise BrainalignError(f"'alphas' must have one row per fold ({n_folds}), got shape {a.shape}.")
+        if not np.all(np.isfinite(a)) or np.any(a < 0):
+            raise BrainalignError("'alphas' must be finite and >= 0.")
+        self.alphas = a
+        self.values: list[np.ndarray] = []
+        self.codes: list[np.ndarray] = []
+        for row in a:
+            values, codes = np.unique(row, return_inverse=True)
+            self.values.append(values)
+            self.codes.append(codes.astype(np.intp))
+
+
 class FoldOperators:
     """Ridge prediction operators of the outer folds, for fixed penalties.
 
     For fold ``k`` and penalty ``α`` the held-out prediction is
-    ``H_k(α) @ y[train] + mean(y[train])`` (see the module docstring), applied
-    either as one ``(n_test, n_train)`` matrix per penalty or through its
-    factors ``(n_test, r) @ ((r, n_train) @ y)`` (``r = min(n_train,
-    n_features)``), whichever costs fewer operations for ``n_targets``
-    targets: the matrix for many targets (voxels), the factors for few
-    (ROIs) or for narrow designs (word rate has ``r = 1``).
+    ``H_k(α) @ y[train] + mean(y[train])`` (see the module docstring), with
+    ``H_k(α) = A_k diag(g_α(s)) Q_k``, ``A_k = (X_test − m) V`` (n_test, r),
+    ``Q_k = Uᵀ`` (r, n_train) and ``g_α(s) = s / (s² + α)``. It is applied
+    either as one ``(n_test, n_train)`` matrix (one penalty shared by all
+    targets, when that costs fewer operations than the factors) or through
+    the factors, ``A_k @ (G ⊙ (Q_k @ y))``, where column ``j`` of ``G`` holds
+    the gains of target ``j``'s penalty: per-target penalties cost no more
+    than a shared one, and no column is gathered by penalty.
 
     Parameters
     ----------
@@ -145,48 +173,41 @@ class FoldOperators:
         (the decompositions are float64).
     """
 
-    def __init__(self, X: ArrayLike, folds: Sequence[Fold], alphas: ArrayLike, n_targets: int | None = None,
-                 dtype: Any = np.float32):
+    def __init__(self, X: ArrayLike, folds: Sequence[Fold], alphas: ArrayLike | _PenaltyTable,
+                 n_targets: int | None = None, dtype: Any = np.float32):
         X = check_2d(X, "X", "features")
         self.folds = [(np.asarray(tr, dtype=np.intp), np.asarray(te, dtype=np.intp)) for tr, te in folds]
         if not self.folds:
             raise BrainalignError("'folds' must hold at least one (train, test) pair.")
-        a = np.asarray(alphas, dtype=np.float64)
-        if a.ndim == 0:
-            a = np.full((len(self.folds), 1), float(a))
-        elif a.ndim == 1:
-            a = a[:, None]
-        if a.ndim != 2 or a.shape[0] != len(self.folds):
-            raise BrainalignError(f"'alphas' must have one row per fold ({len(self.folds)}), got shape {a.shape}.")
-        if not np.all(np.isfinite(a)) or np.any(a < 0):
-            raise BrainalignError("'alphas' must be finite and >= 0.")
-        self.alphas = a
+        table = alphas if isinstance(alphas, _PenaltyTable) else _PenaltyTable(alphas, len(self.folds))
+        self._table = table
+        self.alphas = table.alphas
         self.dtype = np.dtype(dtype)
         self.n_samples = X.shape[0]
-        width = a.shape[1] if n_targets is None else int(n_targets)
+        width = self.alphas.shape[1] if n_targets is None else int(n_targets)
         # Wide designs (more features than training samples): one Gram matrix for every fold.
         gram = X @ X.T if X.shape[1] >= min(tr.size for tr, _ in self.folds) else None
-        self._ops: list[dict[float, tuple[np.ndarray, np.ndarray | None]]] = []
+        # Per fold: ("dense", H) for one shared penalty, else ("factors", A, Q, gains (r, n_penalties)).
+        self._ops: list[tuple] = []
         for k, (train, test) in enumerate(self.folds):
             U, s, XtV = _fold_decomposition(X, train, test, gram)
-            used = np.unique(a[k])
+            values = table.values[k]
+            shape = (train.size, X.shape[1])
             r = s.size
-            dense = (used.size * test.size * r * train.size + test.size * train.size * width
-                     < r * (train.size + test.size) * width)
-            right = None if dense else np.ascontiguousarray(U.T, dtype=self.dtype)
-            ops = {}
-            for alpha in used:
-                left = XtV * _shrinkage(s, float(alpha), (train.size, X.shape[1]))
-                ops[float(alpha)] = ((left @ U.T).astype(self.dtype), None) if dense else (left.astype(self.dtype),
-                                                                                         right)
-            self._ops.append(ops)
+            if values.size == 1 and test.size * train.size * (r + width) < r * (train.size + test.size) * width:
+                H = (XtV * _shrinkage(s, float(values[0]), shape)) @ U.T
+                self._ops.append(("dense", H.astype(self.dtype)))
+                continue
+            gains = np.stack([_shrinkage(s, float(alpha), shape) for alpha in values], axis=1)
+            self._ops.append(("factors", XtV.astype(self.dtype), np.ascontiguousarray(U.T, dtype=self.dtype),
+                              gains.astype(self.dtype)))
 
     @property
     def n_targets(self) -> int:
         """Targets whose penalties were given (1 if one penalty is shared by all)."""
         return self.alphas.shape[1]
 
-    def fold_predictions(self, Y: np.ndarray, targets: np.ndarray) -> list[np.ndarray]:
+    def fold_predictions(self, Y: np.ndarray, targets: np.ndarray, intercept: bool = True) -> list[np.ndarray]:
         """Held-out predictions of every fold for the targets ``targets`` of the penalty table.
 
         Parameters
@@ -195,29 +216,28 @@ class FoldOperators:
             Responses of those targets (the columns ``targets`` of ``alphas``).
         targets : ndarray of int, shape (n_batch,)
             Columns of ``alphas`` that ``Y`` holds.
+        intercept : bool, default=True
+            Add each fold's training mean. A per-fold Pearson r does not
+            depend on it; the r of all folds pooled does.
 
         Returns
         -------
         list of ndarray, one (n_test, n_batch) array per fold
         """
         out = []
+        shared = self.alphas.shape[1] == 1
         for k, (train, test) in enumerate(self.folds):
             Ytr = Y[train]
-            pred = np.empty((test.size, Y.shape[1]), dtype=self.dtype)
-            fold_alphas = self.alphas[k] if self.alphas.shape[1] == 1 else self.alphas[k, targets]
-            shared = fold_alphas.size == 1
-            projected = None
-            for alpha, (left, right) in self._ops[k].items():
-                cols = slice(None) if shared else np.flatnonzero(fold_alphas == alpha)
-                if not shared and cols.size == 0:
-                    continue
-                if right is None:
-                    pred[:, cols] = left @ Ytr[:, cols]
-                else:
-                    if projected is None:
-                        projected = right @ Ytr  # (r, n_batch), shared by every penalty
-                    pred[:, cols] = left @ projected[:, cols]
-            pred += Ytr.mean(axis=0, dtype=np.float64).astype(self.dtype)
+            op = self._ops[k]
+            if op[0] == "dense":
+                pred = op[1] @ Ytr
+            else:
+                _, A, Q, gains = op
+                projected = Q @ Ytr  # (r, n_batch)
+                projected *= gains[:, :1] if shared else gains[:, self._table.codes[k][targets]]
+                pred = A @ projected
+            if intercept:
+                pred += Ytr.mean(axis=0, dtype=np.float64).astype(self.dtype)
             out.append(pred)
         return out
 
@@ -245,23 +265,41 @@ class RefitShiftResult(NamedTuple):
     null: np.ndarray | None
 
 
-def _pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Column-wise Pearson r in float64 accumulation; 0 where a column is constant."""
-    a = a - a.mean(axis=0, dtype=np.float64)
-    b = b - b.mean(axis=0, dtype=np.float64)
-    num = np.einsum("ij,ij->j", a, b, dtype=np.float64)
-    den = np.sqrt(np.einsum("ij,ij->j", a, a, dtype=np.float64) * np.einsum("ij,ij->j", b, b, dtype=np.float64))
-    r = np.zeros(a.shape[1])
+def _centred_columns(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Columns minus their means (float64 accumulation, ``a``'s precision) and their float64 norms."""
+    c = a - a.mean(axis=0, dtype=np.float64)
+    return c.astype(a.dtype, copy=False), np.sqrt(np.einsum("ij,ij->j", c, c, dtype=np.float64))
+
+
+def _pearson_centred(pred: np.ndarray, yc: np.ndarray, ynorm: np.ndarray) -> np.ndarray:
+    """Column-wise r of ``pred`` with centred responses ``yc`` of norms ``ynorm``; 0 where a column is constant."""
+    pc, pnorm = _centred_columns(pred)
+    num = np.einsum("ij,ij->j", pc, yc, dtype=np.float64)
+    den = pnorm * ynorm
+    r = np.zeros(pred.shape[1])
     np.divide(num, den, out=r, where=den > 0)
     return np.clip(r, -1.0, 1.0)
 
 
-def _cv_score(Y: np.ndarray, ops: FoldOperators, targets: np.ndarray, pooled: bool) -> np.ndarray:
-    preds = ops.fold_predictions(Y, targets)
+def _pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Column-wise Pearson r in float64 accumulation; 0 where a column is constant."""
+    return _pearson_centred(b, *_centred_columns(a))
+
+
+def _test_side(Y: np.ndarray, folds: Sequence[Fold]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Centred test-fold responses and their norms: fixed across permutations when the design is shifted."""
+    return [_centred_columns(Y[te]) for _, te in folds]
+
+
+def _cv_score(Y: np.ndarray, ops: FoldOperators, targets: np.ndarray, pooled: bool,
+              test_side: list[tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
+    """The cross-validated score of every column of ``Y`` (``test_side``: :func:`_test_side` of ``Y``)."""
+    preds = ops.fold_predictions(Y, targets, intercept=pooled)
     if pooled:
         tested = np.concatenate([te for _, te in ops.folds])
         return _pearson_columns(Y[tested], np.concatenate(preds))
-    return np.mean([_pearson_columns(Y[te], p) for (_, te), p in zip(ops.folds, preds)], axis=0)
+    test_side = _test_side(Y, ops.folds) if test_side is None else test_side
+    return np.mean([_pearson_centred(p, yc, norm) for p, (yc, norm) in zip(preds, test_side)], axis=0)
 
 
 def circular_shift_indices(
@@ -402,6 +440,7 @@ def refit_shift_tests(
     for name, op in ops.items():
         if op.n_targets not in (1, n_targets):
             raise BrainalignError(f"design {name!r}: 'alphas' has {op.n_targets} columns for {n_targets} targets.")
+    tables = {name: op._table for name, op in ops.items()}
     observed = {name: np.empty(n_targets) for name in ops}
     exceed = {name: np.zeros(n_targets, dtype=np.int64) for name in ops}
     drawn = {name: np.zeros(n_targets, dtype=np.int64) for name in ops}
@@ -414,9 +453,14 @@ def refit_shift_tests(
     for start in range(0, n_targets, step):
         cols = np.arange(start, min(start + step, n_targets))
         block = np.ascontiguousarray(Yf[:, cols], dtype=dtype)
+        side = None if pooled or shift == "responses" else _test_side(block, folds)
         for name, op in ops.items():
-            observed[name][cols] = _cv_score(block, op, cols, pooled)
+            observed[name][cols] = _cv_score(block, op, cols, pooled, side)
         active = {name: np.ones(cols.size, dtype=bool) for name in ops}
+        # Shifting the design: each design scores a working set of the block's targets, gathered
+        # again only when fewer than 70 % of it are still active (scoring a stopped target costs
+        # less than gathering the active ones at every permutation).
+        work = {name: (np.arange(cols.size), block, side) for name in ops}
         for b in range(n_perm):
             shifted = union = None
             if shift == "responses":
@@ -426,12 +470,19 @@ def refit_shift_tests(
                 loc = np.flatnonzero(active[name])
                 if loc.size == 0:
                     continue
-                targets = cols[loc]
                 if shift == "responses":
-                    values = _cv_score(shifted[:, np.searchsorted(union, loc)], ops[name], targets, pooled)
+                    values = _cv_score(shifted[:, np.searchsorted(union, loc)], ops[name], cols[loc], pooled)
                 else:
-                    op = FoldOperators(clean(raw[name][index[b]]), folds, alphas[name], loc.size, dtype)
-                    values = _cv_score(block[:, loc] if loc.size < cols.size else block, op, targets, pooled)
+                    members, Yw, side_w = work[name]
+                    if loc.size < 0.7 * members.size:
+                        side_w = None if side is None else [(yc[:, loc], norm[loc]) for yc, norm in side]
+                        members, Yw = loc, block[:, loc]
+                        work[name] = (members, Yw, side_w)
+                    op = FoldOperators(clean(raw[name][index[b]]), folds, tables[name], members.size, dtype)
+                    values = _cv_score(Yw, op, cols[members], pooled, side_w)
+                    if members.size > loc.size:
+                        values = values[active[name][members]]
+                targets = cols[loc]
                 if null is not None:
                     null[name][b, targets] = values
                 exceed[name][targets] += values >= observed[name][targets]
