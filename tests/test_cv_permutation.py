@@ -72,9 +72,17 @@ def test_fold_operators_reproduce_the_fitted_predictions():
     ops_wide = FoldOperators(wide, res_wide["folds"], res_wide["alphas"], dtype=np.float64)
     for (_, test), pred in zip(res_wide["folds"], ops_wide.fold_predictions(y[:, :5].astype(np.float64), np.arange(5))):
         np.testing.assert_allclose(pred, res_wide["predictions"][test], rtol=1e-7, atol=1e-7)
+    # Per-target penalties, operators applied many times (responses shifted): one matrix per penalty.
+    full_rank = np.random.default_rng(0).standard_normal((x.shape[0], 200))
+    reused = FoldOperators(full_rank, res["folds"], res["alphas"], n_targets=60, applications=1000, dtype=np.float64)
+    assert {op[0] for op in reused._ops} == {"dense"}
+    for k, ((train, test), pred) in enumerate(zip(res["folds"], reused.fold_predictions(y.astype(np.float64),
+                                                                                       np.arange(60)))):
+        for j in range(0, 60, 7):
+            ref = Ridge(alpha=res["alphas"][k, j], solver="svd").fit(full_rank[train], y[train, j])
+            np.testing.assert_allclose(pred[:, j], ref.predict(full_rank[test]), rtol=1e-6, atol=1e-6)
     # One penalty shared by every target: a single (n_test, n_train) operator per fold where that costs
     # fewer operations than the factors (many targets), else the factors; the pseudo-inverse for alpha = 0.
-    full_rank = np.random.default_rng(0).standard_normal((x.shape[0], 200))
     for alpha, design, width, form in ((10.0, x, 10_000, "factors"), (10.0, full_rank, 10_000, "dense"),
                                        (10.0, full_rank, 1, "factors"), (0.0, x, 1, "factors")):
         shared = FoldOperators(design, res["folds"], alpha, n_targets=width, dtype=np.float64)

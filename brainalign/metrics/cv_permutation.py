@@ -151,11 +151,12 @@ class FoldOperators:
     ``H_k(α) @ y[train] + mean(y[train])`` (see the module docstring), with
     ``H_k(α) = A_k diag(g_α(s)) Q_k``, ``A_k = (X_test − m) V`` (n_test, r),
     ``Q_k = Uᵀ`` (r, n_train) and ``g_α(s) = s / (s² + α)``. It is applied
-    either as one ``(n_test, n_train)`` matrix (one penalty shared by all
-    targets, when that costs fewer operations than the factors) or through
-    the factors, ``A_k @ (G ⊙ (Q_k @ y))``, where column ``j`` of ``G`` holds
-    the gains of target ``j``'s penalty: per-target penalties cost no more
-    than a shared one, and no column is gathered by penalty.
+    either as one ``(n_test, n_train)`` matrix per penalty (for many targets,
+    or operators applied many times) or through the factors,
+    ``A_k @ (G ⊙ (Q_k @ y))``, where column ``j`` of ``G`` holds the gains of
+    target ``j``'s penalty (per-target penalties then cost no more than a
+    shared one, and no column is gathered by penalty), whichever costs fewer
+    operations.
 
     Parameters
     ----------
@@ -171,10 +172,14 @@ class FoldOperators:
     dtype : numpy dtype, default=float32
         Precision of the operators and their products with the responses
         (the decompositions are float64).
+    applications : int, default=1
+        How many times the operators will be applied (the permutations, when
+        the responses are shifted), over which building one matrix per
+        penalty is amortized.
     """
 
     def __init__(self, X: ArrayLike, folds: Sequence[Fold], alphas: ArrayLike | _PenaltyTable,
-                 n_targets: int | None = None, dtype: Any = np.float32):
+                 n_targets: int | None = None, dtype: Any = np.float32, applications: int = 1):
         X = check_2d(X, "X", "features")
         self.folds = [(np.asarray(tr, dtype=np.intp), np.asarray(te, dtype=np.intp)) for tr, te in folds]
         if not self.folds:
@@ -194,9 +199,14 @@ class FoldOperators:
             values = table.values[k]
             shape = (train.size, X.shape[1])
             r = s.size
-            if values.size == 1 and test.size * train.size * (r + width) < r * (train.size + test.size) * width:
-                H = (XtV * _shrinkage(s, float(values[0]), shape)) @ U.T
-                self._ops.append(("dense", H.astype(self.dtype)))
+            # Operations: one matrix per penalty, built once for ``applications`` uses, applied to column
+            # groups gathered by penalty (counted twice) unless shared; or the two factors per use.
+            build = values.size * test.size * r * train.size / max(int(applications), 1)
+            apply = test.size * train.size * width * (1 if values.size == 1 else 2)
+            if build + apply < r * (train.size + test.size) * width:
+                H = {float(alpha): ((XtV * _shrinkage(s, float(alpha), shape)) @ U.T).astype(self.dtype)
+                     for alpha in values}
+                self._ops.append(("dense", H))
                 continue
             gains = np.stack([_shrinkage(s, float(alpha), shape) for alpha in values], axis=1)
             self._ops.append(("factors", XtV.astype(self.dtype), np.ascontiguousarray(U.T, dtype=self.dtype),
@@ -230,7 +240,15 @@ class FoldOperators:
             Ytr = Y[train]
             op = self._ops[k]
             if op[0] == "dense":
-                pred = op[1] @ Ytr
+                if len(op[1]) == 1:
+                    pred = next(iter(op[1].values())) @ Ytr
+                else:
+                    pred = np.empty((test.size, Y.shape[1]), dtype=self.dtype)
+                    codes = self._table.codes[k][targets]
+                    for code, H in enumerate(op[1].values()):
+                        cols = np.flatnonzero(codes == code)
+                        if cols.size:
+                            pred[:, cols] = H @ Ytr[:, cols]
             else:
                 _, A, Q, gains = op
                 projected = Q @ Ytr  # (r, n_batch)
@@ -435,7 +453,9 @@ def refit_shift_tests(
         if raw[name].shape[0] != n:
             raise BrainalignError(f"design {name!r} has {raw[name].shape[0]} samples but 'Y' has {n}.")
         alphas[name] = a
-    ops = {name: FoldOperators(clean(raw[name]), folds, alphas[name], min(step, n_targets), dtype)
+    # Shifting the responses applies the observed operators at every permutation.
+    uses = n_perm + 1 if shift == "responses" else 1
+    ops = {name: FoldOperators(clean(raw[name]), folds, alphas[name], min(step, n_targets), dtype, uses)
            for name in raw}
     for name, op in ops.items():
         if op.n_targets not in (1, n_targets):
