@@ -151,18 +151,21 @@ def test_confound_regression_removes_the_motion_artefact(bids_run: Path, tmp_pat
     assert null_without.std() > null_with.std()
 
 
-def _narratives_layout(src: Path, dst: Path, task: str) -> None:
-    """Copy a one-run simulated BIDS dataset into Narratives' naming (fMRIPrep 20.0.5)."""
+def _narratives_layout(src: Path, dst: Path, task: str, subjects: tuple[str, ...], run: str) -> pd.DataFrame:
+    """Copy one run of ``subjects`` of a simulated BIDS dataset into Narratives' naming (fMRIPrep 20.0.5).
+
+    Returns that run's word events (the story's words in the copy).
+    """
     prep_src = src / "derivatives" / "fmriprep"
-    for bold in sorted(prep_src.glob("sub-*/func/*_desc-preproc_bold.nii.gz")):
-        subject = bold.name.split("_")[0]
+    for subject in subjects:
+        bold = next(prep_src.glob(f"{subject}/func/{subject}_*_run-{run}_*desc-preproc_bold.nii.gz"))
         new_sub = f"sub-{int(subject[4:]):03d}"
         out = dst / "derivatives" / "fmriprep" / new_sub / "func"
         out.mkdir(parents=True)
         stem = f"{new_sub}_task-{task}_space-MNI152NLin2009cAsym_res-native"
         shutil.copy(bold, out / f"{stem}_desc-preproc_bold.nii.gz")
         shutil.copy(str(bold).replace("desc-preproc_bold", "desc-brain_mask"), out / f"{stem}_desc-brain_mask.nii.gz")
-        conf = bold.with_name(f"{subject}_task-listening_run-1_desc-confounds_timeseries.tsv")
+        conf = bold.with_name(f"{subject}_task-listening_run-{run}_desc-confounds_timeseries.tsv")
         shutil.copy(conf, out / f"{new_sub}_task-{task}_desc-confounds_regressors.tsv")
         shutil.copy(conf.with_suffix(".json"), out / f"{new_sub}_task-{task}_desc-confounds_regressors.json")
         raw = dst / new_sub / "func"
@@ -170,31 +173,25 @@ def _narratives_layout(src: Path, dst: Path, task: str) -> None:
         (raw / f"{new_sub}_task-{task}_events.tsv").write_text(
             "onset\tduration\ttrial_type\tstim_file\n0.0\t8.0\tmusic\tpieman_audio.wav\n"
             f"10.0\t400.0\tstory\t{task}_audio.wav\n")
-    events = pd.read_csv(next(src.glob("sub-01/func/*_events.tsv")), sep="\t")
+    events = pd.read_csv(src / subjects[0] / "func" / f"{subjects[0]}_task-listening_run-{run}_events.tsv", sep="\t")
     align = dst / "stimuli" / "gentle" / task / "align.csv"
     align.parent.mkdir(parents=True)
     rows = [f"{w},{w.lower()},{o:.2f},{o + d:.2f}" for w, o, d in
             zip(events["word"], events["onset"], events["duration"])]
     rows.insert(5, "mumbled,<unk>,,")  # Gentle leaves words it could not align without times
     align.write_text("\n".join(rows) + "\n")
+    return events
 
 
-def test_narratives_config_on_data_in_narratives_layout(tmp_path_factory, shared_data: Path, snakemake):
-    """The documented Narratives config, pointed at simulated data written in its layout."""
-    work = tmp_path_factory.mktemp("narratives")
-    sim_cfg = yaml.safe_load(CONFIG.read_text())
-    sim_cfg["dataset"]["name"] = "narr_sim"
-    sim_cfg["dataset"]["atlas"] = str(shared_data / "ivanova2020_langparcels" / "parcels" / "LangParcels_n220_LH.hdr")
-    sim_cfg["simulation"].update(n_subjects=2, n_words=500, planted_feature_set="minilm", planted_layer="1")
-    sim_cfg["simulation"]["bids"]["n_runs"] = 1
-    sim_cfg["feature_sets"]["minilm"]["layers"] = [1]
-    (work / "sim.yaml").write_text(yaml.safe_dump(sim_cfg))
-    snakemake(work, "--configfile", str(work / "sim.yaml"), "--until", "simulate_bids")
-    _narratives_layout(work / "results" / "narr_sim" / "bids", work / "narratives", "pieman")
+def test_narratives_config_on_data_in_narratives_layout(bids_run: Path, tmp_path: Path, snakemake):
+    """The documented Narratives config, pointed at the module's simulated data (run 1 of two
+    subjects; planted in MiniLM layer 3) copied into Narratives' layout."""
+    work = tmp_path
+    words = _narratives_layout(bids_run / "bids", work / "narratives", "pieman", ("sub-01", "sub-02"), "1")
 
     cfg = yaml.safe_load((REPO / "workflows" / "configs" / "narratives_pieman.yaml").read_text())
     cfg["dataset"]["bids_dir"] = str(work / "narratives")
-    cfg["feature_sets"] = {"minilm": {"kind": "transformer", "layers": [1], "context_words": 10},
+    cfg["feature_sets"] = {"minilm": {"kind": "transformer", "layers": [3], "context_words": 10},
                            "word_rate": {"kind": "word_rate"}}
     cfg["preprocessing"]["fmriprep_confounds"]["strategy"] = ["motion", "scrub"]
     cfg["statistics"]["n_permutations"] = 0
@@ -204,13 +201,12 @@ def test_narratives_config_on_data_in_narratives_layout(tmp_path_factory, shared
     snakemake(work, "--configfile", str(work / "narratives.yaml"))
     root = work / "results" / "narratives_pieman"
     events = pd.read_csv(root / "stimuli" / "events.tsv", sep="\t")
-    assert len(events) == 500 and "mumbled" not in set(events["word"])
+    assert len(events) == len(words) > 400 and "mumbled" not in set(events["word"])
     scores = pd.read_csv(root / "scores.csv")
     assert set(scores["cv"]) == {"contiguous3_gap10"}  # one run: contiguous K-fold
     means = scores[(scores["fold"] == "mean") & (scores["feature_set"] == "minilm")].groupby("roi")["score"].mean()
     assert means["brain"] > 0.02  # no atlas: one ROI, the whole brain, planted voxels included
     mask = nib.load(str(root / "mask.nii.gz")).get_fdata() > 0
-    planted = nib.load(str(work / "results" / "narr_sim" / "bids" / "derivatives" / "simulation"
-                           / "planted_parcels.nii.gz")).get_fdata() > 0
+    planted = nib.load(str(bids_run / "bids" / "derivatives" / "simulation" / "planted_parcels.nii.gz")).get_fdata() > 0
     r = nib.load(str(root / "maps" / "minilm" / "group_stat-r.nii.gz")).get_fdata()[..., 0]
     assert _auc(r, mask, planted) >= 0.9
