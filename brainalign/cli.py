@@ -416,9 +416,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Pin BLAS threads in every stage (the config's `threads` where a stage
         # takes it): results are then bit-identical whatever the machine's cores.
-        from threadpoolctl import threadpool_limits
+        from .backend.threads import pin_threads
 
-        threadpool_limits(getattr(args, "threads", 1))
+        pin_threads(getattr(args, "threads", 1))
         status = args.func(args)
         if isinstance(status, int):
             return status

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,12 +58,10 @@ logger = logging.getLogger("brainalign")
 
 
 def _set_threads(n_threads: int) -> None:
-    """Pin BLAS (and torch, if loaded) thread counts so results are bit-identical across runs."""
-    from threadpoolctl import threadpool_limits
+    """Pin BLAS (loaded now or later) and torch thread counts so results are bit-identical across runs."""
+    from brainalign.backend.threads import pin_threads
 
-    threadpool_limits(n_threads)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(n_threads)
+    pin_threads(n_threads)
 
 
 # --------------------------------------------------------------------------- dataset facts
