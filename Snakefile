@@ -22,38 +22,17 @@ hold_workflow_folder(workflow)
 include: "workflows/rules/common.smk"
 include: "workflows/rules/stimuli.smk"
 include: "workflows/rules/features.smk"
+# fMRI (ROI and volume modalities): responses -> designs -> scores -> report.
+include: "workflows/rules/responses.smk"
+include: "workflows/rules/score.smk"
+include: "workflows/rules/report.smk"
+# MEG/EEG/sEEG: recordings -> epochs -> contrastive identification or word decoding -> report.
+include: "workflows/rules/electro.smk"
+# Image fMRI: betas -> embeddings -> retrieval, captions, images, ROI captions -> report.
+include: "workflows/rules/decoding.smk"
 
 
-if DECODING:
-
-    # Image fMRI: betas -> embeddings -> retrieval, captions, images, ROI captions -> report.
-    include: "workflows/rules/decoding.smk"
-
-    rule all:
-        default_target: True
-        input:
-            f"{RESULTS}/decoding/scores.csv",
-            f"{RESULTS}/report.html",
-
-elif ELECTRO:
-
-    # MEG/EEG/sEEG: recordings -> epochs -> contrastive identification or word decoding -> report.
-    include: "workflows/rules/electro.smk"
-
-    rule all:
-        default_target: True
-        input:
-            f"{RESULTS}/decoding/scores.csv",
-            f"{RESULTS}/report.html",
-
-else:
-
-    include: "workflows/rules/responses.smk"
-    include: "workflows/rules/score.smk"
-    include: "workflows/rules/report.smk"
-
-    rule all:
-        default_target: True
-        input:
-            f"{RESULTS}/scores.csv",
-            f"{RESULTS}/report.html",
+rule all:
+    default_target: True
+    input:
+        final_targets(MODALITY),

@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from ._validation import ConfigError, InputFileError, not_utf8_error
+from .datasets.registry import get_kind, volume_kinds
 
 __all__ = ["load_config", "validate_config", "read_config_file", "dump_config", "check_path_name",
            "feature_set_instances", "comparison_sets", "SCHEMA_PATH", "SAFE_NAME_PATTERN"]
@@ -59,20 +60,12 @@ _YTE_MESSAGE = (
     "(docs/reliability.md, \"Configs are plain data\")."
 )
 
-# Defaults that depend on ``dataset.kind``, which a JSON Schema ``default``
-# cannot express: field path -> ({kind: value}, value for the other kinds).
-# The schema gives these fields no ``default``; their descriptions state these.
-# fMRIPrep data default to its confounds (with ``fmriprep_confounds``' defaults:
-# 24 motion parameters, white matter and CSF): head motion left in the data
-# lowers the planted voxels' scores and spreads the others' (docs/bids.md).
-_KIND_DEFAULTS: dict[tuple[str, ...], tuple[dict[str, Any], Any]] = {
-    ("preprocessing", "confounds"): ({"bids": "fmriprep", "simulated_bids": "fmriprep"}, "none"),
-}
-
-
 @lru_cache(maxsize=1)
 def _schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text())
+    """The config schema with every registered dataset kind (its name and its ``dataset`` fields)."""
+    from .datasets.registry import compose_schema
+
+    return compose_schema(json.loads(SCHEMA_PATH.read_text()))
 
 
 def _fill_defaults(instance: Any, schema: dict[str, Any]) -> Any:
@@ -93,14 +86,14 @@ def _fill_defaults(instance: Any, schema: dict[str, Any]) -> Any:
 
 
 def _fill_kind_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Fill the fields of ``_KIND_DEFAULTS`` that ``cfg`` leaves out (after the schema's defaults)."""
-    kind = cfg["dataset"]["kind"]
-    for path, (by_kind, other) in _KIND_DEFAULTS.items():
+    """Fill the fields whose default depends on ``dataset.kind`` (``DatasetKind.defaults``) where ``cfg``
+    leaves them out (after the schema's defaults, which do not set them)."""
+    for path, value in get_kind(cfg).defaults.items():
         node = cfg
         for key in path[:-1]:
             node = node[key]
         if path[-1] not in node:
-            node[path[-1]] = copy.deepcopy(by_kind.get(kind, other))
+            node[path[-1]] = copy.deepcopy(value)
     return cfg
 
 
@@ -199,14 +192,7 @@ def validate_config(config: dict[str, Any], path: str | os.PathLike | None = Non
             ds["nsd"][key] = str((base / os.path.expanduser(ds["nsd"][key])).resolve())
     if ds.get("mask") not in (None, "brain"):
         ds["mask"] = str((base / os.path.expanduser(ds["mask"])).resolve())
-    if ds["kind"] == "simulated_bids":
-        from .datasets.simulated_bids import SPACE, TASK
-
-        # The generated dataset lives in the results folder (relative to the
-        # workflow's working directory, where the `results/` tree is).
-        if ds.get("bids_dir") is None:
-            ds["bids_dir"] = str((Path.cwd() / "results" / ds["name"] / "bids").resolve())
-        ds.update(task=TASK, space=SPACE, res=str(cfg["simulation"]["bids"]["voxel_size"]))
+    get_kind(cfg).resolve(cfg, base)
     for name, spec in cfg["feature_sets"].items():
         for key in ("model_path", "tokenizer_path"):
             if spec.get(key):
@@ -346,55 +332,16 @@ def _check_path_names(cfg: dict[str, Any], path: str | os.PathLike | None) -> No
 
 
 def _check_consistency(cfg: dict[str, Any], path: str | os.PathLike | None) -> None:
-    sets = cfg["feature_sets"]
-    kind = cfg["dataset"]["kind"]
-    if not sets and kind not in ("simulated_images", "nsd"):
+    kind = get_kind(cfg)
+    if not cfg["feature_sets"] and kind.modality != "images":
         raise ConfigError(path, "feature_sets", "is required (at least one feature set) for dataset.kind "
-                                                f"{kind!r}.")
-    if kind == "nsd" and not cfg["dataset"].get("data_dir"):
-        raise ConfigError(path, "dataset.data_dir", "is required for dataset.kind 'nsd'.")
-    if kind == "alice" and not cfg["dataset"].get("data_dir"):
-        raise ConfigError(path, "dataset.data_dir", "is required for dataset.kind 'alice'.")
-    if kind == "bids":
-        for key in ("bids_dir", "task"):
-            if not cfg["dataset"].get(key):
-                raise ConfigError(path, f"dataset.{key}", "is required for dataset.kind 'bids'.")
-    if kind == "simulated_bids" and not cfg["dataset"].get("atlas"):
-        raise ConfigError(path, "dataset.atlas", "is required for dataset.kind 'simulated_bids' (the "
-                                                 "parcels in which signal is planted).")
-    if kind in ("bids", "simulated_bids"):
-        if cfg["dataset"]["units"] == "parcels" and not cfg["dataset"].get("atlas"):
-            raise ConfigError(path, "dataset.atlas", "is required with dataset.units 'parcels'.")
-        if cfg["dataset"].get("atlas") and not Path(cfg["dataset"]["atlas"]).exists():
-            raise ConfigError(path, "dataset.atlas", f"the file {cfg['dataset']['atlas']} does not exist.")
-    elif cfg["preprocessing"]["confounds"] == "fmriprep":
-        raise ConfigError(path, "preprocessing.confounds", "'fmriprep' needs dataset.kind 'bids' or 'simulated_bids'.")
-    if kind == "meeg_bids":
-        for key in ("bids_dir", "datatype"):
-            if not cfg["dataset"].get(key):
-                raise ConfigError(path, f"dataset.{key}", "is required for dataset.kind 'meeg_bids'.")
-    if kind in ("simulated_meeg", "simulated_seeg", "meeg_bids"):
-        ep = cfg["electrophysiology"]
-        target = ep["target_feature_set"] or cfg["simulation"]["planted_feature_set"]
-        if target not in sets:
-            raise ConfigError(path, "electrophysiology.target_feature_set",
-                              f"{target!r} is not a feature set; defined: {list(sets)}.")
-        if ep["tmax"] <= ep["tmin"]:
-            raise ConfigError(path, "electrophysiology.tmax", f"must exceed tmin ({ep['tmin']}).")
-        if ep["baseline"] is not None and ep["baseline"][1] <= ep["baseline"][0]:
-            raise ConfigError(path, "electrophysiology.baseline", "the interval's end must exceed its start.")
-    if kind in ("simulated", "simulated_bids", "simulated_meeg", "simulated_seeg"):
-        planted = cfg["simulation"]["planted_feature_set"]
-        if planted not in sets:
-            raise ConfigError(path, "simulation.planted_feature_set",
-                              f"{planted!r} is not a feature set; defined: {list(sets)}.")
-        if sets[planted]["kind"] != "transformer":
-            raise ConfigError(path, "simulation.planted_feature_set", f"{planted!r} must be a transformer.")
-        layers = sets[planted]["layers"]
-        layer = cfg["simulation"]["planted_layer"]
-        if layers != "all" and layer not in [str(k) for k in layers]:
-            raise ConfigError(path, "simulation.planted_layer",
-                              f"layer {layer!r} is not among feature_sets.{planted}.layers {layers}.")
+                                                f"{kind.name!r}.")
+    if kind.modality != "volume" and cfg["preprocessing"]["confounds"] == "fmriprep":
+        raise ConfigError(path, "preprocessing.confounds", "'fmriprep' needs NIfTI data in the fMRIPrep layout "
+                                                           "(a dataset.kind of the volume modality: "
+                                                           f"{', '.join(volume_kinds())}).")
+    kind.check_config(cfg, path)
+    sets = cfg["feature_sets"]
     comp = cfg["comparison"]
     for key, names in (("comparison.model", [comp["model"]] if comp["model"] else []),
                        ("comparison.baselines", comp["baselines"])):

@@ -20,6 +20,8 @@ MODULES = [
     "brainalign.config",
     "brainalign.stimuli.events",
     "brainalign.stimuli.textgrid",
+    "brainalign.datasets.registry",
+    "brainalign.datasets.timeseries",
     "brainalign.datasets.alice",
     "brainalign.datasets.simulated",
     "brainalign.datasets.bids",

@@ -18,6 +18,11 @@ from pathlib import Path
 # Triton kernels run in its CPU interpreter here (no GPU); the variable must be
 # set before Triton compiles anything, i.e. before any test imports it.
 os.environ.setdefault("TRITON_INTERPRET", "1")
+# The suite runs as two xdist workers on two cores: one BLAS/OpenMP thread per worker.
+# Left alone, each worker's libraries start one thread per core and the workers, and
+# the workflow jobs they start, oversubscribe the machine. Set before numpy loads.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
 import pytest
 

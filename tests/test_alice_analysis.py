@@ -140,3 +140,50 @@ def test_motion_confounds_are_regressed_from_responses_and_designs(alice_dir, tm
     means = {k: t[t.fold == "mean"].sort_values(["subject", "roi"])["score"].to_numpy() for k, t in tables.items()}
     assert means["motion"].shape == (18,) and np.isfinite(means["motion"]).all()
     assert not np.allclose(means["motion"], means["none"])
+
+
+def test_timeseries_kind_reproduces_alice_scores(alice_dir, tmp_path: Path, snakemake):
+    """The user's-own-data kind (``timeseries``) through the workflow, on the Alice ROI time series exported
+    to TSV with the alice kind's word table, gives the alice kind's score tables bit for bit (the alice kind
+    scored through the same stages in this process, for the same subjects and feature sets)."""
+    import yaml
+
+    from brainalign.config import validate_config
+    from brainalign.io import read_responses
+    from brainalign.pipeline.stages import run_design, run_features, run_responses, run_score, run_stimuli
+
+    subjects = ["s18", "s22", "s33", "s40"]  # s33: all zeros, excluded by both kinds
+    feature_sets = {"random": {"kind": "random_embedding", "seeds": [0], "dim": 384},
+                    "word_rate": {"kind": "word_rate"}}
+    alice = yaml.safe_load(CONFIG.read_text())
+    alice["dataset"].update(data_dir=str(alice_dir), subjects=subjects)
+    alice["feature_sets"] = feature_sets
+    ref, ref_dir = validate_config(alice, tmp_path / "alice.yaml"), tmp_path / "alice kind"
+    events = run_stimuli(ref, ref_dir / "events.tsv")
+    paths = [run_responses(ref, s, ref_dir / f"{s}.h5") for s in subjects]
+    for name in ("random_seed0", "word_rate"):
+        run_features(ref, events, name, ref_dir / f"{name}_features.h5", progress=False)
+        run_design(ref, events, ref_dir / f"{name}_features.h5", ref_dir / f"{name}_design.h5")
+        run_score(ref, ref_dir / f"{name}_design.h5", paths, ref_dir / f"{name}.csv", threads=1)
+
+    export = tmp_path / "my data"
+    export.mkdir()
+    for subject in subjects:
+        resp = load_alice_responses(alice_dir, subject)
+        # float32 values written with 9 significant digits read back as the same float32.
+        pd.DataFrame(resp.data.astype(np.float64), columns=resp.unit_names).to_csv(
+            export / f"{subject}_run-1.tsv", sep="\t", index=False, float_format="%.9g")
+    (export / "words.tsv").write_bytes(events.read_bytes())
+    mine = yaml.safe_load(CONFIG.read_text())
+    mine["dataset"] = {"name": "brennan2016", "kind": "timeseries", "responses": "my data/{subject}_run-{run}.tsv",
+                       "events": "my data/words.tsv", "sampling_interval": ALICE_TR,
+                       "first_sample_onset": ALICE_FIRST_VOLUME_ONSET, "subjects": subjects}
+    mine["feature_sets"] = feature_sets
+    (tmp_path / "timeseries.yaml").write_text(yaml.safe_dump(mine))
+    snakemake(tmp_path, "--config", f"config_path={tmp_path / 'timeseries.yaml'}")
+    results = tmp_path / "results" / "brennan2016"
+    for name in ("random_seed0", "word_rate"):
+        ours = pd.read_csv(results / "scores" / f"{name}.csv")
+        assert set(ours["subject"]) >= {"s18", "s22", "s40"} and "s33" not in set(ours["subject"])
+        pd.testing.assert_frame_equal(ours, pd.read_csv(ref_dir / f"{name}.csv"), check_exact=True)
+    assert read_responses(results / "responses" / "s33.h5").excluded == read_responses(paths[2]).excluded != ""

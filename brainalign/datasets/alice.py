@@ -30,13 +30,15 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._validation import BrainalignError, InputFileError, check_fname, not_utf8_error
+from .._validation import BrainalignError, ConfigError, InputFileError, check_fname, not_utf8_error
 from ..io import Responses
 from ..stimuli.events import textgrid_to_events
+from .registry import DatasetKind
 
 __all__ = [
     "ALICE_ROIS",
@@ -52,6 +54,7 @@ __all__ = [
     "load_alice_events",
     "load_alice_word_rate",
     "check_usable",
+    "AliceKind",
 ]
 
 #: The six ROIs, in the column order of the ``*-timecourses.txt`` files.
@@ -384,3 +387,40 @@ def alice_input_files(data_dir: str | os.PathLike, subject: str, roi_size: str =
     subject = _subject_name(subject)
     folder = _data_folder(data_dir)
     return [_roi_folder(data_dir, roi_size) / f"{subject}-timecourses.txt", _motion_file(folder, subject)]
+
+
+class AliceKind(DatasetKind):
+    """``alice``: Brennan et al. (2016) as distributed (``dataset.data_dir``, ``dataset.roi_size``)."""
+
+    name = "alice"
+    modality = "roi"
+    required = ("data_dir",)
+
+    def subjects(self, cfg: dict[str, Any]) -> list[str]:
+        ds = cfg["dataset"]
+        if not Path(ds["data_dir"]).is_dir():
+            raise ConfigError(None, "dataset.data_dir", f"the folder {ds['data_dir']} does not exist.")
+        return list_alice_subjects(ds["data_dir"], ds["roi_size"])
+
+    def events(self, cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[Path]]:
+        data_dir = cfg["dataset"]["data_dir"]
+        return load_alice_events(data_dir), [Path(data_dir) / ALICE_TEXTGRID]
+
+    def timing(self, cfg: dict[str, Any], events: pd.DataFrame | None = None,
+               ) -> tuple[float, dict[int, np.ndarray]]:
+        from ..features.design import frame_times_for_run
+
+        return ALICE_TR, {1: frame_times_for_run(ALICE_N_VOLUMES, ALICE_TR, ALICE_FIRST_VOLUME_ONSET)}
+
+    def responses(self, cfg: dict[str, Any], subject: str, raw: str | os.PathLike | None = None,
+                  ) -> tuple[Responses, list[Path]]:
+        ds = cfg["dataset"]
+        return (load_alice_responses(ds["data_dir"], subject, ds["roi_size"]),
+                alice_input_files(ds["data_dir"], subject, ds["roi_size"]))
+
+    def credit(self, cfg: dict[str, Any]) -> str:
+        c = ALICE_CITATION
+        authors = ", ".join(c["authors"]) if isinstance(c.get("authors"), list) else c.get("authors", "")
+        fields = " ".join(str(c[k]) for k in ("title", "journal", "year", "pages") if k in c)
+        return (f"{authors}. {fields}. doi:{c.get('doi', '')}. Licence: {c.get('licence', '')}. "
+                f"{c.get('source', '')}")

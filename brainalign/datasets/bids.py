@@ -34,6 +34,7 @@ import pandas as pd
 
 from .._tsv import tsv_numbers
 from .._validation import ConfigError, InputFileError, not_utf8_error
+from .registry import VolumeKind, selected_subjects
 
 __all__ = [
     "BidsRun",
@@ -43,6 +44,8 @@ __all__ = [
     "find_bids_runs",
     "run_geometry",
     "read_run_words",
+    "bids_word_events",
+    "BidsKind",
 ]
 
 logger = logging.getLogger("brainalign")
@@ -313,3 +316,47 @@ def read_run_words(ds: dict[str, Any], run: BidsRun, n_volumes: int, tr: float) 
             f"{tr:g} s = {end:.3f} s in {run.bold.name}); {late.size} word(s) in all."
         )
     return out.sort_values("onset", kind="stable").reset_index(drop=True)
+
+
+def bids_word_events(ds: dict[str, Any], subject: str) -> tuple[pd.DataFrame, list[Path]]:
+    """Words of every run of ``subject`` (labelled 1, 2, ...; the design is shared by all subjects).
+
+    Returns the word table (with ``run`` and ``stimulus_id``, the events
+    file's name) and the events files it was read from.
+    """
+    runs = find_bids_runs(ds, subject)
+    tr, n_volumes = run_geometry(runs)
+    parts = []
+    for run, n in zip(runs, n_volumes):
+        words = read_run_words(ds, run, n, tr)
+        words["run"] = run.label
+        words["stimulus_id"] = _events_path(ds, run).name
+        parts.append(words)
+    events = pd.concat(parts, ignore_index=True)
+    return events, sorted({_events_path(ds, run) for run in runs})
+
+
+class BidsKind(VolumeKind):
+    """``bids``: a BIDS dataset with fMRIPrep derivatives (``dataset.bids_dir``, ``dataset.task``)."""
+
+    name = "bids"
+    required = ("bids_dir", "task")
+
+    def subjects(self, cfg: dict[str, Any]) -> list[str]:
+        return list_bids_subjects(cfg["dataset"])
+
+    def events(self, cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[Path]]:
+        return bids_word_events(cfg["dataset"], selected_subjects(cfg)[0])
+
+    def timing(self, cfg: dict[str, Any], events: pd.DataFrame | None = None,
+               ) -> tuple[float, dict[int, np.ndarray]]:
+        from ..features.design import frame_times_for_run
+
+        runs = find_bids_runs(cfg["dataset"], selected_subjects(cfg)[0])
+        tr, n_volumes = run_geometry(runs)
+        return tr, {run.label: frame_times_for_run(n, tr, 0.0) for run, n in zip(runs, n_volumes)}
+
+    def credit(self, cfg: dict[str, Any]) -> str:
+        ds = cfg["dataset"]
+        return (f"BIDS dataset {Path(ds['bids_dir']).name}, task {ds['task']}, fMRIPrep space {ds['space']} "
+                "(cite the dataset's authors as its dataset_description.json asks).")

@@ -26,8 +26,13 @@ import pandas as pd
 
 from .._tsv import tsv_numbers
 from .._validation import ConfigError, InputFileError, not_utf8_error
+from .registry import ElectroKind
 
-__all__ = ["Recording", "find_recordings", "list_meeg_subjects", "read_bids_raw", "read_bids_words"]
+__all__ = ["Recording", "find_recordings", "list_meeg_subjects", "read_bids_raw", "read_bids_words",
+           "MeegBidsKind", "SENTENCE_PAUSE"]
+
+# Words in a row further apart than this start a new sentence (the events have no sentences).
+SENTENCE_PAUSE = 1.0
 
 
 @dataclass(frozen=True)
@@ -258,3 +263,76 @@ def _dict_word(value: Any, key: str) -> str | None:
         return None
     word = entry.get(key)
     return None if word is None else str(word)
+
+
+class MeegBidsKind(ElectroKind):
+    """``meeg_bids``: a BIDS MEG/EEG/iEEG dataset read with mne-bids (``dataset.bids_dir``, ``dataset.datatype``)."""
+
+    name = "meeg_bids"
+    required = ("bids_dir", "datatype")
+    sentence_rule = f"a sentence ends at each pause longer than {SENTENCE_PAUSE:g} s"
+
+    def subjects(self, cfg: dict[str, Any]) -> list[str]:
+        return list_meeg_subjects(cfg["dataset"])
+
+    def events(self, cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[Path]]:
+        """Words of every recording of the first subject; a new "sentence" after each pause > SENTENCE_PAUSE."""
+        ds = cfg["dataset"]
+        parts, inputs = [], []
+        for rec in find_recordings(ds, self.subjects(cfg)[0]):
+            if rec.events is None:
+                raise InputFileError(rec.path, "no *_events.tsv beside the recording (word onsets are read from it).")
+            words = read_bids_words(rec.events, ds["word_column"], ds["event_category"])
+            words["duration"] = 0.0
+            words["run"] = rec.run
+            parts.append(words)
+            inputs.append(rec.events)
+        events = pd.concat(parts, ignore_index=True)
+        gap = events.groupby("run")["onset"].diff().fillna(np.inf).to_numpy() > SENTENCE_PAUSE
+        events["sentence"] = np.cumsum(gap) - 1
+        return events[["onset", "duration", "word", "run", "sentence"]], inputs
+
+    def input_files(self, cfg: dict[str, Any], subject: str | None = None) -> list[Path]:
+        """``subject`` None: the first subject's events TSVs; a label: its recordings and every sidecar
+        sharing their entities (events, channels, sidecar JSON, BrainVision/EEGLAB data files)."""
+        import glob
+
+        ds = cfg["dataset"]
+        if subject is None:
+            recordings = find_recordings(ds, self.subjects(cfg)[0])
+            return [r.events for r in recordings if r.events is not None]
+        files: set[Path] = set()
+        for rec in find_recordings(ds, subject):
+            # sub-01_task-x_run-1 of sub-01_task-x_run-1[_split-01]_eeg.edf: every file of the recording's entities.
+            stem = rec.bids_path.copy().update(suffix=None, extension=None, split=None).basename
+            files.update(p for p in rec.path.parent.glob(f"{glob.escape(stem)}_*") if p.is_file())
+        return sorted(files)
+
+    def recordings(self, cfg: dict[str, Any], subject: str, raw_dir: str | os.PathLike | None,
+                   ) -> list[tuple[int, Path, Path | None, Any]]:
+        return [(r.run, r.path, r.events, lambda r=r: read_bids_raw(r))
+                for r in find_recordings(cfg["dataset"], subject)]
+
+    def check_recordings(self, cfg: dict[str, Any], subject: str, runs: list[int], events: pd.DataFrame,
+                         events_path: str | os.PathLike, raw_dir: str | os.PathLike | None) -> None:
+        """Recordings are numbered per subject, so a missing one would also shift the numbers of the later
+        ones: their (session, task, run) entities are compared with the first subject's, whose recordings
+        gave the word table its runs."""
+        ds = cfg["dataset"]
+        first = self.subjects(cfg)[0]
+        if subject == first:
+            return
+        keys = {r.key for r in find_recordings(ds, subject)}
+        lacking = [r for r in find_recordings(ds, first) if r.key not in keys]
+        if lacking:
+            r = lacking[0]
+            path = r.bids_path.copy().update(subject=subject.removeprefix("sub-")).fpath
+            raise InputFileError(path, f"this recording does not exist, but {first}'s {r.path.name} gives run {r.run} "
+                                       f"of the word table {events_path} ({len(lacking)} recording(s) of {first} "
+                                       f"missing for {subject}: {[x.path.name for x in lacking][:5]}); every "
+                                       "subject needs the recordings of the first.")
+
+    def credit(self, cfg: dict[str, Any]) -> str:
+        ds = cfg["dataset"]
+        return (f"BIDS {ds['datatype']} dataset {Path(ds['bids_dir']).name} (cite the dataset's authors as its "
+                "dataset_description.json asks).")

@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
 import pandas as pd
 
 from .._validation import InputFileError
+from .registry import DatasetKind
 
-__all__ = ["NSD_SCALE", "load_nsd_design", "load_nsd_subject", "load_nsd_images", "load_nsd_captions"]
+__all__ = ["NSD_SCALE", "load_nsd_design", "load_nsd_subject", "load_nsd_images", "load_nsd_captions", "NsdKind"]
 
 #: NSD stores betas as int16 percent signal change times 300.
 NSD_SCALE = 300.0
@@ -140,3 +142,18 @@ def load_nsd_captions(path: str | os.PathLike, nsd_ids: np.ndarray) -> list[str]
     if missing:
         raise InputFileError(path, f"no caption for image id(s) {missing[:10]}.")
     return [str(first[i]) for i in nsd_ids]
+
+
+class NsdKind(DatasetKind):
+    """``nsd``: the Natural Scenes Dataset's betas and images under ``dataset.data_dir`` (``dataset.nsd``)."""
+
+    name = "nsd"
+    modality = "images"
+    required = ("data_dir",)
+
+    def subjects(self, cfg: dict[str, Any]) -> list[str]:
+        return [f"subj{s:02d}" for s in cfg["dataset"]["nsd"]["subjects"]]
+
+    def credit(self, cfg: dict[str, Any]) -> str:
+        return ("Natural Scenes Dataset (Allen et al. 2022, Nature Neuroscience 25:116-126; cite as its terms "
+                "of use ask).")

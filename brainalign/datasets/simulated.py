@@ -31,14 +31,20 @@ ISC ceiling with ``N`` subjects is ``1 / sqrt((1 + 1/snr)(1 + 1/((N - 1) snr)))`
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .._validation import BrainalignError
 from ..io import Responses
+from .registry import PlantedSimulation
 
-__all__ = ["generate_story", "simulate_responses", "planted_map", "SIM_STORY_ONSET"]
+__all__ = ["generate_story", "simulate_responses", "planted_map", "SIM_STORY_ONSET", "SimulatedKind"]
 
 SIM_STORY_ONSET = 10.0
 _TAIL = 20.0
@@ -217,3 +223,43 @@ def simulate_responses(
             subject=f"sub-{subject + 1:02d}", modality="fmri",
         ))
     return out
+
+
+class SimulatedKind(PlantedSimulation):
+    """``simulated``: the embedded default dataset (ROI time series written by the ``simulate`` stage)."""
+
+    name = "simulated"
+    modality = "roi"
+
+    def events(self, cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[Path]]:
+        sim = cfg["simulation"]
+        return generate_story(sim["n_words"], sim["seed"]), []
+
+    def timing(self, cfg: dict[str, Any], events: pd.DataFrame | None = None,
+               ) -> tuple[float, dict[int, np.ndarray]]:
+        return simulated_timing(cfg, events)
+
+    def responses(self, cfg: dict[str, Any], subject: str, raw: str | os.PathLike | None = None,
+                  ) -> tuple[Responses, list[Path]]:
+        from ..io import read_responses
+
+        if raw is None:
+            raise BrainalignError("simulated responses need the raw file (--raw).")
+        return read_responses(raw), [Path(raw)]
+
+    def credit(self, cfg: dict[str, Any]) -> str:
+        sim = cfg["simulation"]
+        return (f"simulated by brainalign (docs/simulated.md): {self.planted_credit(cfg)} through one shared "
+                f"linear map, SPM-HRF convolved, AR(1) noise at SNR {json.dumps(sim['rois'])}, drift "
+                f"×{sim['drift_amplitude']}, seed {sim['seed']}.")
+
+
+def simulated_timing(cfg: dict[str, Any], events: pd.DataFrame | None) -> tuple[float, dict[int, np.ndarray]]:
+    """TR (``simulation.tr``) and frame times of each run: volumes from t = 0 to 20 s after its last word."""
+    from ..features.design import frame_times_for_run
+
+    if events is None:
+        raise BrainalignError("the timing of a simulated dataset needs its events table.")
+    tr = float(cfg["simulation"]["tr"])
+    return tr, {int(r): frame_times_for_run(n_volumes_for(events[events["run"] == r], tr), tr, 0.0)
+                for r in sorted(events["run"].unique())}

@@ -43,9 +43,10 @@ import pandas as pd
 from .._validation import ConfigError
 from ..io import atomic_path, write_text
 from ..preprocess.nifti import labels_on_grid
-from .simulated import _ar1, _drift, generate_story, n_volumes_for, planted_map
+from .registry import PlantedSimulation, VolumeKind
+from .simulated import _ar1, _drift, generate_story, n_volumes_for, planted_map, simulated_timing
 
-__all__ = ["LEAD_IN", "TASK", "SPACE", "split_story", "mni_grid", "write_simulated_bids"]
+__all__ = ["LEAD_IN", "TASK", "SPACE", "split_story", "mni_grid", "write_simulated_bids", "SimulatedBidsKind"]
 
 #: Seconds of silence before the first word of each run.
 LEAD_IN = 10.0
@@ -258,3 +259,42 @@ def write_simulated_bids(
                                        "atlas": str(atlas), "voxel_size_mm": opts["voxel_size"],
                                        "volumes_per_run": n_per_run, "tr": tr})
     return out
+
+
+class SimulatedBidsKind(VolumeKind, PlantedSimulation):
+    """``simulated_bids``: a BIDS + fMRIPrep dataset written by brainalign, signal planted in atlas parcels."""
+
+    name = "simulated_bids"
+
+    def check_config(self, cfg: dict[str, Any], path: str | os.PathLike | None) -> None:
+        if not cfg["dataset"].get("atlas"):
+            raise ConfigError(path, "dataset.atlas", "is required for dataset.kind 'simulated_bids' (the "
+                                                     "parcels in which signal is planted).")
+        super().check_config(cfg, path)
+
+    def resolve(self, cfg: dict[str, Any], base: Path) -> None:
+        ds = cfg["dataset"]
+        # The generated dataset lives in the results folder (relative to the
+        # workflow's working directory, where the `results/` tree is).
+        if ds.get("bids_dir") is None:
+            ds["bids_dir"] = str((Path.cwd() / "results" / ds["name"] / "bids").resolve())
+        ds.update(task=TASK, space=SPACE, res=str(cfg["simulation"]["bids"]["voxel_size"]))
+
+    def events(self, cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[Path]]:
+        sim = cfg["simulation"]
+        return split_story(sim["n_words"], sim["bids"]["n_runs"], sim["seed"]), []
+
+    def timing(self, cfg: dict[str, Any], events: pd.DataFrame | None = None,
+               ) -> tuple[float, dict[int, np.ndarray]]:
+        return simulated_timing(cfg, events)
+
+    def credit(self, cfg: dict[str, Any]) -> str:
+        sim, ds = cfg["simulation"], cfg["dataset"]
+        # Parcels are named from the user's dataset.atlas_labels, as in the score tables.
+        names = {int(k): str(v) for k, v in ds["atlas_labels"].items()}
+        planted = ", ".join(f"{names.get(int(k), f'label_{int(k)}')} (label {int(k)}, SNR {float(snr):g})"
+                            for k, snr in sorted(sim["bids"]["planted_parcels"].items(), key=lambda kv: int(kv[0])))
+        return (f"simulated BIDS + fMRIPrep dataset (docs/bids.md): {self.planted_credit(cfg)} in atlas parcels "
+                f"{planted} on the MNI152 {sim['bids']['voxel_size']} mm grid, {sim['bids']['n_runs']} runs, "
+                f"motion artefact ×{sim['bids']['motion_amplitude']}, seed {sim['seed']}. Atlas: "
+                f"{Path(str(ds['atlas'])).name}.")

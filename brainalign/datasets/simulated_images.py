@@ -20,10 +20,15 @@ generates one whose ground truth is known (docs/decoding.md):
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["COLORS", "SHAPES", "draw_images", "image_embeddings", "simulate_responses", "ImageEncoder"]
+from .registry import DatasetKind
+
+__all__ = ["COLORS", "SHAPES", "draw_images", "image_embeddings", "simulate_responses", "ImageEncoder",
+           "SimulatedImagesKind"]
 
 COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 70, 220), "yellow": (235, 210, 40),
           "purple": (140, 50, 170), "white": (245, 245, 245), "black": (20, 20, 20), "orange": (245, 140, 30)}
@@ -155,3 +160,19 @@ def simulate_responses(pooled: np.ndarray, *, subject_index: int, n_voxels: int,
     betas = noise
     betas[:, : W.shape[1]] += snr * signal
     return betas.astype(np.float32), np.asarray(labels + [""] * n_voxels)
+
+
+class SimulatedImagesKind(DatasetKind):
+    """``simulated_images``: drawn shapes and betas planted from their embeddings (docs/decoding.md)."""
+
+    name = "simulated_images"
+    modality = "images"
+    simulated = True
+
+    def subjects(self, cfg: dict[str, Any]) -> list[str]:
+        return [f"subj{k + 1:02d}" for k in range(cfg["simulation"]["n_subjects"])]
+
+    def credit(self, cfg: dict[str, Any]) -> str:
+        sim = cfg["simulation"]
+        return (f"simulated by brainalign (docs/decoding.md): {sim['images']['n_images']} drawn images, betas at "
+                f"SNR {sim['images']['snr']:g}, seed {sim['seed']}.")

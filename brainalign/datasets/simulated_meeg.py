@@ -33,13 +33,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .._validation import ConfigError, InputFileError
 from ..io import atomic_path
+from .registry import ElectroKind, PlantedSimulation
 
 __all__ = [
+    "SimulatedMeegKind",
+    "SimulatedSeegKind",
     "generate_word_trials",
     "planted_sources",
     "seeg_channel_names",
@@ -276,3 +281,57 @@ def write_raw_fif(path: str | os.PathLike, raw) -> Path:
         raw.save(fif, fmt="single", overwrite=True, verbose="error")
         os.replace(fif, tmp)
     return path
+
+
+class _SimulatedRecordings(ElectroKind, PlantedSimulation):
+    """Recordings simulated into ``results/<name>/raw/<subject>/run-<k>_raw.fif`` (``--raw-dir``)."""
+
+    def recordings(self, cfg: dict[str, Any], subject: str, raw_dir: str | os.PathLike | None,
+                   ) -> list[tuple[int, Path, Path | None, Any]]:
+        from ..preprocess.meeg import read_raw
+
+        if raw_dir is None:
+            raise ConfigError(None, "dataset.kind", "simulated recordings need --raw-dir.")
+        folder = Path(raw_dir) / subject
+        paths = sorted(folder.glob("run-*_raw.fif"), key=lambda p: int(p.name.split("_")[0].removeprefix("run-")))
+        if not paths:
+            raise InputFileError(folder, "no run-*_raw.fif recordings.")
+        return [(int(p.name.split("_")[0].removeprefix("run-")), p, None, lambda p=p: read_raw(p)) for p in paths]
+
+
+class SimulatedMeegKind(_SimulatedRecordings):
+    """``simulated_meeg``: EEG/MEG of listeners to a generated story (segment identification)."""
+
+    name = "simulated_meeg"
+
+    def task(self, cfg: dict[str, Any]) -> str:
+        return "meeg"
+
+    def events(self, cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[Path]]:
+        from .simulated_bids import split_story
+
+        sim = cfg["simulation"]
+        return split_story(sim["n_words"], sim["meeg"]["n_runs"], sim["seed"]).drop(columns="story"), []
+
+    def credit(self, cfg: dict[str, Any]) -> str:
+        sim = cfg["simulation"]
+        return (f"simulated by brainalign (docs/electrophysiology.md): {self.planted_credit(cfg)}, "
+                f"{sim['meeg']['modality'].upper()} at SNR {sim['meeg']['snr']:g}, seed {sim['seed']}.")
+
+
+class SimulatedSeegKind(_SimulatedRecordings):
+    """``simulated_seeg``: sEEG contacts during repeated words (word classification)."""
+
+    name = "simulated_seeg"
+
+    def task(self, cfg: dict[str, Any]) -> str:
+        return "seeg"
+
+    def events(self, cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[Path]]:
+        s, seed = cfg["simulation"]["seeg"], cfg["simulation"]["seed"]
+        return generate_word_trials(s["vocabulary"], s["trials_per_word"], s["n_runs"], seed), []
+
+    def credit(self, cfg: dict[str, Any]) -> str:
+        sim = cfg["simulation"]
+        return (f"simulated by brainalign (docs/electrophysiology.md): {self.planted_credit(cfg)}, sEEG at SNR "
+                f"{sim['seeg']['snr']:g}, seed {sim['seed']}.")

@@ -182,6 +182,11 @@ def nested_best_layer(per_subject: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: Columns of ``comparisons.csv`` (:func:`paired_comparisons`).
+COMPARISON_COLUMNS = ["roi", "model", "baseline", "n_subjects", "model_mean", "baseline_mean", "mean_difference",
+                      "ci_low", "ci_high", "t", "p_ttest", "p_wilcoxon", "n_model_better", "p_ttest_fdr"]
+
+
 def paired_comparisons(nested: pd.DataFrame, model: str, baselines: Sequence[str],
                        stats_cfg: dict[str, Any] | None = None) -> pd.DataFrame:
     """Paired tests of ``model`` against each baseline, per ROI, over subjects.
@@ -212,9 +217,10 @@ def paired_comparisons(nested: pd.DataFrame, model: str, baselines: Sequence[str
                          "mean_difference": float(diff.mean()), "ci_low": ci["low"], "ci_high": ci["high"],
                          "t": float(t.statistic), "p_ttest": float(t.pvalue), "p_wilcoxon": w_p,
                          "n_model_better": int((diff > 0).sum())})
+    if not rows:
+        return pd.DataFrame(columns=COMPARISON_COLUMNS)
     out = pd.DataFrame(rows)
-    if not out.empty:
-        out["p_ttest_fdr"] = _fdr_within(out.assign(_all=0), "p_ttest", ["_all"])
+    out["p_ttest_fdr"] = _fdr_within(out.assign(_all=0), "p_ttest", ["_all"])
     return out
 
 
@@ -296,8 +302,9 @@ def run_aggregate(
     nested = nested_best_layer(per_subject)
     summary = best_layer_summary(nested, stats_cfg)
     model, baselines = comparison_sets(cfg)
+    # Without a model to compare the table keeps its header, so readers see an empty table, not an empty file.
     tests = (paired_comparisons(nested, model, [b for b in baselines if b in set(nested.model)], stats_cfg)
-             if model else pd.DataFrame())
+             if model else pd.DataFrame(columns=COMPARISON_COLUMNS))
     ceiling_summary = (ceiling.groupby("roi", sort=False)["ceiling"]
                        .agg(ceiling="mean", sem=lambda x: x.std(ddof=1) / np.sqrt(len(x)), n_subjects="size")
                        .reset_index())

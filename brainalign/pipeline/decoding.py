@@ -26,19 +26,15 @@ import numpy as np
 import pandas as pd
 
 from .._validation import InputFileError
+from ..datasets.registry import get_kind
 from ..io import _json, _open_h5, atomic_path, provenance, read_table, write_table
 
-__all__ = ["DECODING_KINDS", "decoding_subjects", "run_decoding_data", "run_captioner", "run_decode",
+__all__ = ["decoding_subjects", "run_decoding_data", "run_captioner", "run_decode",
            "run_decoding_report", "read_images", "read_betas"]
-
-DECODING_KINDS = ("simulated_images", "nsd")
-
 
 def decoding_subjects(cfg: dict[str, Any]) -> list[str]:
     """``subjXX`` labels (NSD's naming)."""
-    if cfg["dataset"]["kind"] == "nsd":
-        return [f"subj{s:02d}" for s in cfg["dataset"]["nsd"]["subjects"]]
-    return [f"subj{k + 1:02d}" for k in range(cfg["simulation"]["n_subjects"])]
+    return get_kind(cfg).subjects(cfg)
 
 
 # --------------------------------------------------------------------------- files
@@ -95,7 +91,7 @@ def run_decoding_data(cfg: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     out_dir = Path(out_dir)
     subjects = decoding_subjects(cfg)
     prov = provenance(cfg, [], stage="decoding_data")
-    if cfg["dataset"]["kind"] == "simulated_images":
+    if get_kind(cfg).simulated:
         from ..datasets.simulated_images import draw_images, image_embeddings, simulate_responses
 
         sim, spec = cfg["simulation"], cfg["simulation"]["images"]

@@ -21,7 +21,6 @@ data.
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
@@ -33,10 +32,10 @@ import numpy as np
 import pandas as pd
 
 from .._validation import ConfigError, InputFileError
+from ..datasets.registry import get_kind
 from ..io import _json, _open_h5, atomic_path, provenance, read_features, write_table, write_text
 
 __all__ = [
-    "ELECTRO_KINDS",
     "Epochs",
     "electro_events",
     "electro_input_files",
@@ -50,29 +49,19 @@ __all__ = [
     "target_set",
 ]
 
-#: Dataset kinds handled by this module.
-ELECTRO_KINDS = ("simulated_meeg", "simulated_seeg", "meeg_bids")
 EPOCHS_CONTRACT = "epochs/1"
-# Words in a row further apart than this start a new sentence (meeg_bids, whose events have no sentences).
-SENTENCE_PAUSE = 1.0
 
 logger = logging.getLogger("brainalign")
 
 
 def electro_modality(cfg: dict[str, Any]) -> str:
     """``"seeg"`` for sEEG/ECoG datasets (word classification), ``"meeg"`` for MEG/EEG (segment identification)."""
-    ds = cfg["dataset"]
-    return "seeg" if ds["kind"] == "simulated_seeg" or ds.get("datatype") == "ieeg" else "meeg"
+    return get_kind(cfg).task(cfg)
 
 
 def electro_subjects(cfg: dict[str, Any]) -> list[str]:
     """``sub-XX`` labels of the dataset: the simulated subjects, or those of the BIDS folder with recordings."""
-    ds = cfg["dataset"]
-    if ds["kind"] == "meeg_bids":
-        from ..datasets.meeg_bids import list_meeg_subjects
-
-        return list_meeg_subjects(ds)
-    return [f"sub-{k + 1:02d}" for k in range(cfg["simulation"]["n_subjects"])]
+    return get_kind(cfg).subjects(cfg)
 
 
 def target_set(cfg: dict[str, Any]) -> tuple[str, str]:
@@ -85,67 +74,25 @@ def target_set(cfg: dict[str, Any]) -> tuple[str, str]:
 
 def electro_events(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[Path]]:
     """The dataset's word table (``onset``, ``duration``, ``word``, ``run``, ``sentence``) and the files it came from."""
-    ds, sim = cfg["dataset"], cfg["simulation"]
-    if ds["kind"] == "simulated_meeg":
-        from ..datasets.simulated_bids import split_story
-
-        events = split_story(sim["n_words"], sim["meeg"]["n_runs"], sim["seed"]).drop(columns="story")
-        return events, []
-    if ds["kind"] == "simulated_seeg":
-        from ..datasets.simulated_meeg import generate_word_trials
-
-        s = sim["seeg"]
-        return generate_word_trials(s["vocabulary"], s["trials_per_word"], s["n_runs"], sim["seed"]), []
-    from ..datasets.meeg_bids import find_recordings, read_bids_words
-
-    subject = electro_subjects(cfg)[0]
-    parts, inputs = [], []
-    for rec in find_recordings(ds, subject):
-        if rec.events is None:
-            raise InputFileError(rec.path, "no *_events.tsv beside the recording (word onsets are read from it).")
-        words = read_bids_words(rec.events, ds["word_column"], ds["event_category"])
-        words["duration"] = 0.0
-        words["run"] = rec.run
-        parts.append(words)
-        inputs.append(rec.events)
-    events = pd.concat(parts, ignore_index=True)
-    # Sentences are unknown in general: a new "sentence" after each pause > SENTENCE_PAUSE.
-    gap = events.groupby("run")["onset"].diff().fillna(np.inf).to_numpy() > SENTENCE_PAUSE
-    events["sentence"] = np.cumsum(gap) - 1
-    events = events[["onset", "duration", "word", "run", "sentence"]]
+    events, inputs = get_kind(cfg).events(cfg)
     # The test split depends on the word table only: refuse an impossible one before any recording is read.
     _word_split(cfg, events)
     return events, inputs
 
 
 def electro_input_files(cfg: dict[str, Any], subject: str | None = None) -> list[Path]:
-    """Files of a ``meeg_bids`` dataset that a stage reads, for the workflow to track (none for simulated data).
+    """Files of the dataset that a stage reads, for the workflow to track (none for simulated data).
 
     Parameters
     ----------
     cfg : dict
         The validated config.
     subject : str or None
-        None: the ``*_events.tsv`` files the word table is read from (the
-        first subject's; ``stimuli`` stage). A ``sub-XX`` label: that
-        subject's recordings and every sidecar sharing their entities
-        (events, channels, sidecar JSON, BrainVision/EEGLAB data files;
-        ``epochs`` stage).
+        None: the files the word table is read from (``stimuli`` stage). A
+        ``sub-XX`` label: that subject's recordings and their sidecars
+        (``epochs`` stage).
     """
-    ds = cfg["dataset"]
-    if ds["kind"] != "meeg_bids":
-        return []
-    from ..datasets.meeg_bids import find_recordings
-
-    if subject is None:
-        recordings = find_recordings(ds, electro_subjects(cfg)[0])
-        return [r.events for r in recordings if r.events is not None]
-    files: set[Path] = set()
-    for rec in find_recordings(ds, subject):
-        # sub-01_task-x_run-1 of sub-01_task-x_run-1[_split-01]_eeg.edf: every file of the recording's entities.
-        stem = rec.bids_path.copy().update(suffix=None, extension=None, split=None).basename
-        files.update(p for p in rec.path.parent.glob(f"{glob.escape(stem)}_*") if p.is_file())
-    return sorted(files)
+    return get_kind(cfg).input_files(cfg, subject)
 
 
 # --------------------------------------------------------------------------- simulation
@@ -159,9 +106,9 @@ def run_simulate_electro(cfg: dict[str, Any], events_path: str | os.PathLike, fe
     events = read_events(events_path)
     layer = str(sim["planted_layer"])
     X = read_features(features_path, [layer]).layers[layer]
-    kind = cfg["dataset"]["kind"]
-    spec = sim["meeg"] if kind == "simulated_meeg" else sim["seeg"]
-    if kind == "simulated_seeg":
+    seeg = get_kind(cfg).task(cfg) == "seeg"
+    spec = sim["seeg"] if seeg else sim["meeg"]
+    if seeg:
         # One embedding per vocabulary word: the planted pattern depends on the word only.
         table = pd.DataFrame(X).groupby(events["word"].to_numpy()).mean()
         Z_words = sm.planted_sources(table.to_numpy(), spec["n_sources"], sim["seed"])
@@ -179,7 +126,7 @@ def run_simulate_electro(cfg: dict[str, Any], events_path: str | os.PathLike, fe
         offset = float(np.random.default_rng([sim["seed"], 43, s, int(run)]).uniform(0.0, 5.0))
         common = dict(subject_index=s, run=int(run), sfreq=spec["sfreq"], snr=spec["snr"],
                       line_freq=spec["line_freq"], seed=sim["seed"], onset_offset=offset)
-        if kind == "simulated_meeg":
+        if not seeg:
             raw = sm.simulate_meeg_run(events[rows], Z[rows], modality=spec["modality"], montage=spec["montage"],
                                        **common)
         else:
@@ -255,61 +202,6 @@ def read_epochs(path: str | os.PathLike) -> Epochs:
         return Epochs(X, f["times"][()], f["word_index"][()], f["run"][()], json.loads(f.attrs["ch_names"]),
                       f["positions"][()] if "positions" in f else None, f.attrs["sfreq"], str(f.attrs["subject"]),
                       dropped)
-
-
-def _recordings(cfg: dict[str, Any], subject: str,
-                raw_dir: str | os.PathLike | None) -> list[tuple[int, Path, Path | None, Any]]:
-    """(run, file, events TSV or None, reader) of each recording of ``subject``."""
-    from ..preprocess.meeg import read_raw
-
-    ds = cfg["dataset"]
-    if ds["kind"] == "meeg_bids":
-        from ..datasets.meeg_bids import find_recordings, read_bids_raw
-
-        return [(r.run, r.path, r.events, lambda r=r: read_bids_raw(r)) for r in find_recordings(ds, subject)]
-    if raw_dir is None:
-        raise ConfigError(None, "dataset.kind", "simulated recordings need --raw-dir.")
-    folder = Path(raw_dir) / subject
-    paths = sorted(folder.glob("run-*_raw.fif"), key=lambda p: int(p.name.split("_")[0].removeprefix("run-")))
-    if not paths:
-        raise InputFileError(folder, "no run-*_raw.fif recordings.")
-    return [(int(p.name.split("_")[0].removeprefix("run-")), p, None, lambda p=p: read_raw(p)) for p in paths]
-
-
-def _check_every_run_recorded(cfg: dict[str, Any], subject: str, runs: list[int], events: pd.DataFrame,
-                              events_path: str | os.PathLike, raw_dir: str | os.PathLike | None) -> None:
-    """Raise naming the recording of a run of the word table that ``subject`` lacks.
-
-    Without it a missing file would silently drop that run's words from the
-    subject's epochs. ``meeg_bids`` recordings are numbered per subject, so a
-    missing one would also shift the numbers of the later ones: their
-    (session, task, run) entities are compared with the first subject's,
-    whose recordings gave the word table its runs.
-    """
-    ds = cfg["dataset"]
-    if ds["kind"] == "meeg_bids":
-        from ..datasets.meeg_bids import find_recordings
-
-        first = electro_subjects(cfg)[0]
-        if subject == first:
-            return
-        keys = {r.key for r in find_recordings(ds, subject)}
-        lacking = [r for r in find_recordings(ds, first) if r.key not in keys]
-        if lacking:
-            r = lacking[0]
-            path = r.bids_path.copy().update(subject=subject.removeprefix("sub-")).fpath
-            raise InputFileError(path, f"this recording does not exist, but {first}'s {r.path.name} gives run {r.run} "
-                                       f"of the word table {events_path} ({len(lacking)} recording(s) of {first} "
-                                       f"missing for {subject}: {[x.path.name for x in lacking][:5]}); every "
-                                       "subject needs the recordings of the first.")
-        return
-    expected = sorted(int(r) for r in np.unique(events["run"]))
-    missing = [r for r in expected if r not in runs]
-    if missing:
-        path = Path(raw_dir) / subject / f"run-{missing[0]}_raw.fif"
-        raise InputFileError(path, f"this recording does not exist, but run {missing[0]} has words in {events_path} "
-                                   f"(runs recorded: {sorted(runs)}; runs of the word table: {expected}); without "
-                                   "it the run's words would have no epochs.")
 
 
 def _check_finite_channels(raw, source: Path) -> None:
@@ -425,8 +317,9 @@ def run_epochs(cfg: dict[str, Any], subject: str, events_path: str | os.PathLike
     events = read_events(events_path)
     parts, inputs, dropped = [], [], {}
     reference: tuple[Path, float, list[str], list[str]] | None = None
-    recordings = _recordings(cfg, subject, raw_dir)
-    _check_every_run_recorded(cfg, subject, [r[0] for r in recordings], events, events_path, raw_dir)
+    kind = get_kind(cfg)
+    recordings = kind.recordings(cfg, subject, raw_dir)
+    kind.check_recordings(cfg, subject, [r[0] for r in recordings], events, events_path, raw_dir)
     for run, path, events_tsv, read in recordings:
         raw = read()
         if reference is not None and abs(raw.info["sfreq"] - reference[1]) > 1e-6:
@@ -542,8 +435,8 @@ def _within_run_split(cfg: dict[str, Any], events: pd.DataFrame) -> tuple[np.nda
     onsets = events["onset"].to_numpy(dtype=np.float64)
     starts = np.flatnonzero(sentence[1:] != sentence[:-1]) + 1  # first word of every sentence but the first
     where = f"the dataset has a single run (run {run}, {n} words"
-    if cfg["dataset"]["kind"] == "meeg_bids":
-        where += f"; a sentence ends at each pause longer than {SENTENCE_PAUSE:g} s"
+    if get_kind(cfg).sentence_rule:
+        where += f"; {get_kind(cfg).sentence_rule}"
     if starts.size == 0:
         raise ConfigError(None, "electrophysiology.test_runs", f"{where}) holding a single sentence: no block of "
                                                                 "whole sentences can be held out for testing; "

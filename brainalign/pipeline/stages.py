@@ -19,7 +19,8 @@ import pandas as pd
 
 from .._validation import BrainalignError, ConfigError, InputFileError
 from ..config import feature_set_instances
-from ..features.design import events_after_last_volume, fir_design, frame_times_for_run, hrf_convolve
+from ..datasets.registry import get_kind, selected_subjects
+from ..features.design import events_after_last_volume, fir_design, hrf_convolve
 from ..io import (
     Features,
     Responses,
@@ -66,39 +67,13 @@ def _set_threads(n_threads: int) -> None:
 
 # --------------------------------------------------------------------------- dataset facts
 def is_volume_dataset(cfg: dict[str, Any]) -> bool:
-    """True for datasets read from NIfTI images (BIDS + fMRIPrep, real or simulated)."""
-    return cfg["dataset"]["kind"] in ("bids", "simulated_bids")
+    """True for datasets read from NIfTI images (the ``"volume"`` modality: BIDS + fMRIPrep, real or simulated)."""
+    return get_kind(cfg).modality == "volume"
 
 
 def dataset_subjects(cfg: dict[str, Any]) -> list[str]:
     """The subjects a config analyses (excluded ones are still listed, and flagged later)."""
-    ds = cfg["dataset"]
-    if ds["kind"] in ("simulated", "simulated_bids", "simulated_meeg", "simulated_seeg"):
-        available = [f"sub-{k + 1:02d}" for k in range(cfg["simulation"]["n_subjects"])]
-    elif ds["kind"] == "meeg_bids":
-        from .electro import electro_subjects
-
-        available = electro_subjects(cfg)
-    elif ds["kind"] in ("simulated_images", "nsd"):
-        from .decoding import decoding_subjects
-
-        available = decoding_subjects(cfg)
-    elif ds["kind"] == "bids":
-        from ..datasets.bids import list_bids_subjects
-
-        available = list_bids_subjects(ds)
-    else:
-        from ..datasets.alice import list_alice_subjects
-
-        if not Path(ds["data_dir"]).is_dir():
-            raise ConfigError(None, "dataset.data_dir", f"the folder {ds['data_dir']} does not exist.")
-        available = list_alice_subjects(ds["data_dir"], ds["roi_size"])
-    if ds["subjects"] == "all":
-        return available
-    unknown = [s for s in ds["subjects"] if s not in available]
-    if unknown:
-        raise ConfigError(None, "dataset.subjects", f"unknown subject(s) {unknown}; available: {available}.")
-    return list(ds["subjects"])
+    return selected_subjects(cfg)
 
 
 def dataset_timing(cfg: dict[str, Any], events: pd.DataFrame | None = None) -> tuple[float, dict[int, np.ndarray]]:
@@ -107,75 +82,19 @@ def dataset_timing(cfg: dict[str, Any], events: pd.DataFrame | None = None) -> t
     Onsets in the events table are relative to their run's first volume for
     multi-run datasets, so each run's frame times start at 0.
     """
-    kind = cfg["dataset"]["kind"]
-    if kind == "alice":
-        from ..datasets.alice import ALICE_FIRST_VOLUME_ONSET, ALICE_N_VOLUMES, ALICE_TR
-
-        return ALICE_TR, {1: frame_times_for_run(ALICE_N_VOLUMES, ALICE_TR, ALICE_FIRST_VOLUME_ONSET)}
-    if kind == "bids":
-        from ..datasets.bids import find_bids_runs, run_geometry
-
-        runs = find_bids_runs(cfg["dataset"], dataset_subjects(cfg)[0])
-        tr, n_volumes = run_geometry(runs)
-        return tr, {run.label: frame_times_for_run(n, tr, 0.0) for run, n in zip(runs, n_volumes)}
-    from ..datasets.simulated import n_volumes_for
-
-    if events is None:
-        raise BrainalignError("the timing of a simulated dataset needs its events table.")
-    tr = float(cfg["simulation"]["tr"])
-    return tr, {int(r): frame_times_for_run(n_volumes_for(events[events["run"] == r], tr), tr, 0.0)
-                for r in sorted(events["run"].unique())}
+    return get_kind(cfg).timing(cfg, events)
 
 
 # --------------------------------------------------------------------------- stimuli
 def run_stimuli(cfg: dict[str, Any], out: str | os.PathLike) -> Path:
     """Write the dataset's word events table (TSV)."""
-    ds = cfg["dataset"]
-    sim = cfg["simulation"]
-    if ds["kind"] == "alice":
-        from ..datasets.alice import ALICE_TEXTGRID, load_alice_events
-
-        events = load_alice_events(ds["data_dir"])
-        inputs = [Path(ds["data_dir"]) / ALICE_TEXTGRID]
-    elif ds["kind"] == "bids":
-        events, inputs = _bids_events(cfg)
-    elif ds["kind"] in ("simulated_meeg", "simulated_seeg", "meeg_bids"):
+    if get_kind(cfg).modality == "electro":
         from .electro import electro_events
 
         events, inputs = electro_events(cfg)
-    elif ds["kind"] == "simulated_bids":
-        from ..datasets.simulated_bids import split_story
-
-        events = split_story(sim["n_words"], sim["bids"]["n_runs"], sim["seed"])
-        inputs = []
     else:
-        from ..datasets.simulated import generate_story
-
-        events = generate_story(sim["n_words"], sim["seed"])
-        inputs = []
+        events, inputs = get_kind(cfg).events(cfg)
     return write_events(out, events, provenance(cfg, inputs, stage="stimuli"))
-
-
-def _bids_events(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[Path]]:
-    """Words of every run of the first subject (the design is shared by all subjects)."""
-    from ..datasets.bids import (
-        _events_path,
-        find_bids_runs,
-        read_run_words,
-        run_geometry,
-    )
-
-    ds = cfg["dataset"]
-    runs = find_bids_runs(ds, dataset_subjects(cfg)[0])
-    tr, n_volumes = run_geometry(runs)
-    parts = []
-    for run, n in zip(runs, n_volumes):
-        words = read_run_words(ds, run, n, tr)
-        words["run"] = run.label
-        words["stimulus_id"] = _events_path(ds, run).name
-        parts.append(words)
-    events = pd.concat(parts, ignore_index=True)
-    return events, sorted({_events_path(ds, run) for run in runs})
 
 
 # --------------------------------------------------------------------------- features
@@ -293,17 +212,7 @@ def run_responses(
     from ..datasets.alice import check_usable
     from ..preprocess.fmri import clean_signals
 
-    ds = cfg["dataset"]
-    if ds["kind"] == "alice":
-        from ..datasets.alice import alice_input_files, load_alice_responses
-
-        resp = load_alice_responses(ds["data_dir"], subject, ds["roi_size"])
-        inputs = alice_input_files(ds["data_dir"], subject, ds["roi_size"])
-    else:
-        if raw is None:
-            raise BrainalignError("simulated responses need the raw file (--raw).")
-        resp = read_responses(raw)
-        inputs = [raw]
+    resp, inputs = get_kind(cfg).responses(cfg, subject, raw)
     usable, reason = check_usable(resp)
     if not usable:
         logger.warning("excluding subject %s: %s", subject, reason)

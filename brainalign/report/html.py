@@ -47,34 +47,10 @@ def _img(path: Path, alt: str) -> str:
 
 
 def _dataset_credit(cfg: dict[str, Any]) -> str:
-    if cfg["dataset"]["kind"] == "alice":
-        from ..datasets.alice import ALICE_CITATION as c
+    """The report's "Data" line: the dataset kind's own credit (where the data come from, whom to cite)."""
+    from ..datasets.registry import get_kind
 
-        authors = ", ".join(c["authors"]) if isinstance(c.get("authors"), list) else c.get("authors", "")
-        fields = " ".join(html.escape(str(c[k])) for k in ("title", "journal", "year", "pages") if k in c)
-        return (f"<p><b>Data:</b> {html.escape(authors)}. {fields}. doi:{html.escape(str(c.get('doi', '')))}. "
-                f"Licence: {html.escape(str(c.get('licence', '')))}. {html.escape(str(c.get('source', '')))}</p>")
-    sim = cfg["simulation"]
-    ds = cfg["dataset"]
-    if ds["kind"] == "bids":
-        return (f"<p><b>Data:</b> BIDS dataset <code>{html.escape(ds['bids_dir'])}</code>, task "
-                f"{html.escape(ds['task'])}, fMRIPrep space {html.escape(ds['space'])} (cite the dataset's "
-                "authors as its dataset_description.json asks).</p>")
-    if ds["kind"] == "simulated_bids":
-        # Parcels are named from the user's dataset.atlas_labels, as in the score tables.
-        names = {int(k): str(v) for k, v in ds["atlas_labels"].items()}
-        planted = ", ".join(f"{names.get(int(k), f'label_{int(k)}')} (label {int(k)}, SNR {float(snr):g})"
-                            for k, snr in sorted(sim["bids"]["planted_parcels"].items(), key=lambda kv: int(kv[0])))
-        return ("<p><b>Data:</b> simulated BIDS + fMRIPrep dataset (docs/bids.md): layer "
-                f"{html.escape(sim['planted_layer'])} of {html.escape(sim['planted_feature_set'])} planted in "
-                f"atlas parcels {html.escape(planted)} on the MNI152 "
-                f"{sim['bids']['voxel_size']} mm grid, {sim['bids']['n_runs']} runs, motion artefact "
-                f"×{sim['bids']['motion_amplitude']}, seed {sim['seed']}. Atlas: "
-                f"<code>{html.escape(str(ds['atlas']))}</code>.</p>")
-    return ("<p><b>Data:</b> simulated by brainalign (docs/simulated.md): layer "
-            f"{html.escape(sim['planted_layer'])} of {html.escape(sim['planted_feature_set'])} planted "
-            f"through one shared linear map, SPM-HRF convolved, AR(1) noise at SNR "
-            f"{html.escape(json.dumps(sim['rois']))}, drift ×{sim['drift_amplitude']}, seed {sim['seed']}.</p>")
+    return f"<p><b>Data:</b> {html.escape(get_kind(cfg).credit(cfg))}</p>"
 
 
 def _fmriprep_confounds_text(pre: dict[str, Any]) -> str:

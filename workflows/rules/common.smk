@@ -22,6 +22,7 @@ from pathlib import Path
 
 
 from brainalign._validation import ConfigError
+from brainalign.datasets.registry import get_kind
 from brainalign.config import check_path_name, dump_config, feature_set_instances, read_config_file, validate_config
 from brainalign.pipeline.workflow_lock import claim_dataset_config, claimed_config_path
 from brainalign.pipeline.stages import dataset_subjects, partition_pair
@@ -79,14 +80,24 @@ INSTANCES = feature_set_instances(CFG)
 for _instance in INSTANCES:
     _inside_results(f"{RESULTS}/features/{_instance}.h5")
 THREADS = CFG["threads"]
-SIMULATED = CFG["dataset"]["kind"] == "simulated"
-SIMULATED_BIDS = CFG["dataset"]["kind"] == "simulated_bids"
-VOLUME = CFG["dataset"]["kind"] in ("bids", "simulated_bids")  # NIfTI in, voxel maps out
-ELECTRO = CFG["dataset"]["kind"] in ("simulated_meeg", "simulated_seeg", "meeg_bids")  # MEG/EEG/sEEG decoding
-DECODING = CFG["dataset"]["kind"] in ("simulated_images", "nsd")  # image-fMRI: captions and images
+# The dataset kind (brainalign.datasets.registry) decides which rules apply: its
+# modality picks the rule files' branches and the final targets.
+KIND = get_kind(CFG)
+MODALITY = KIND.modality  # "roi", "volume" (NIfTI in, voxel maps out), "electro" (MEG/EEG/sEEG), "images"
+FMRI = MODALITY in ("roi", "volume")
+VOLUME = MODALITY == "volume"
+SIMULATED = KIND.simulated  # generated under results/<name>/ by a simulate rule
+SIMULATED_ROI = SIMULATED and MODALITY == "roi"
+SIMULATED_VOLUME = SIMULATED and VOLUME
 # Variance partitioning runs on ROI datasets (per-unit banded ridge at whole-brain
 # scale is left to the user's own notebooks).
-PARTITION = None if VOLUME or ELECTRO or DECODING else partition_pair(CFG)  # (model, word-rate baseline) or None
+PARTITION = partition_pair(CFG) if MODALITY == "roi" else None  # (model, word-rate baseline) or None
+
+
+def final_targets(modality):
+    """What `rule all` asks for: the score table of the modality's analysis and the report."""
+    scores = "decoding/scores.csv" if modality in ("electro", "images") else "scores.csv"
+    return [f"{RESULTS}/{scores}", f"{RESULTS}/report.html"]
 
 # The resolved config is (re)written by a rule, only when it changed (its digest
 # is a param: Snakemake reruns the rule, and so everything that reads the file,
@@ -115,16 +126,12 @@ wildcard_constraints:
 
 def bids_input(wildcards):
     """The generated BIDS folder of the simulated BIDS dataset (nothing for real data)."""
-    return [f"{RESULTS}/bids"] if SIMULATED_BIDS else []
+    return [f"{RESULTS}/bids"] if SIMULATED_VOLUME else []
 
 
 def stimuli_sources(wildcards):
-    """The data files the word table is read from (a meeg_bids dataset's events TSVs), so editing one reruns it."""
-    if CFG["dataset"]["kind"] != "meeg_bids":
-        return []
-    from brainalign.pipeline.electro import electro_input_files
-
-    return [str(p) for p in electro_input_files(CFG)]
+    """The data files the word table is read from (e.g. a meeg_bids dataset's events TSVs), so editing one reruns it."""
+    return [str(p) for p in KIND.input_files(CFG)]
 
 
 def maps_dirs(wildcards):
@@ -133,11 +140,11 @@ def maps_dirs(wildcards):
 
 def raw_responses(wildcards):
     """Raw input of one subject: simulated files live under results/, real ones in data_dir."""
-    return [f"{RESULTS}/raw/{wildcards.subject}.h5"] if SIMULATED else []
+    return [f"{RESULTS}/raw/{wildcards.subject}.h5"] if SIMULATED_ROI else []
 
 
 def raw_argument(wildcards, input):
-    return f"--raw {shlex.quote(input.raw[0])}" if SIMULATED else ""
+    return f"--raw {shlex.quote(input.raw[0])}" if SIMULATED_ROI else ""
 
 
 def scores_dir(wildcards, input):
