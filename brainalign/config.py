@@ -187,9 +187,6 @@ def validate_config(config: dict[str, Any], path: str | os.PathLike | None = Non
         spec = cfg.get("decoding", {}).get(part, {})
         if spec.get("model_path"):
             spec["model_path"] = str((base / os.path.expanduser(spec["model_path"])).resolve())
-    for key in ("captions", "embeddings"):
-        if ds.get("nsd", {}).get(key) is not None:
-            ds["nsd"][key] = str((base / os.path.expanduser(ds["nsd"][key])).resolve())
     if ds.get("mask") not in (None, "brain"):
         ds["mask"] = str((base / os.path.expanduser(ds["mask"])).resolve())
     get_kind(cfg).resolve(cfg, base)

@@ -233,3 +233,25 @@ def test_a_kind_from_an_installed_package_runs_the_workflow(tmp_path, snakemake)
     assert "a toy kind declared by an installed package." in (results / "report.html").read_text()
     assert pd.read_csv(results / "comparisons.csv").empty
     assert "toy" not in kind_names()  # this process never saw the package
+
+
+def test_only_the_datasets_package_reads_the_dataset_kind():
+    """Kind-string branches are gone: outside brainalign/datasets/ no code reads ``dataset.kind`` or names a
+    kind, except where a kind's name is data (the config schema, docs, tests)."""
+    import re
+
+    # "bids" and "timeseries" are also BIDS words (a layout; fMRIPrep's confounds suffix).
+    names = [name for name in kind_names() if name not in ("bids", "timeseries")]
+    reads = re.compile(r"""(dataset"\]|ds)\[["']kind["']\]|\.get\(["']kind["']\)""")
+    named = re.compile(r"""["'](%s)["']""" % "|".join(map(re.escape, names)))
+    offenders = []
+    files = [*(REPO / "brainalign").rglob("*.py"), *(REPO / "workflows" / "rules").glob("*.smk"),
+             REPO / "Snakefile", *(REPO / "decoders").glob("*.py")]
+    for path in files:
+        if "datasets" in path.relative_to(REPO).parts:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#")[0]
+            if reads.search(code) or named.search(code):
+                offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert offenders == [], "\n".join(offenders)

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import InputFileError
-from .registry import DatasetKind
+from .registry import ImageData, ImagesKind
 
 __all__ = ["NSD_SCALE", "load_nsd_design", "load_nsd_subject", "load_nsd_images", "load_nsd_captions", "NsdKind"]
 
@@ -144,12 +144,42 @@ def load_nsd_captions(path: str | os.PathLike, nsd_ids: np.ndarray) -> list[str]
     return [str(first[i]) for i in nsd_ids]
 
 
-class NsdKind(DatasetKind):
+class NsdKind(ImagesKind):
     """``nsd``: the Natural Scenes Dataset's betas and images under ``dataset.data_dir`` (``dataset.nsd``)."""
 
     name = "nsd"
-    modality = "images"
     required = ("data_dir",)
+
+    def resolve(self, cfg: dict[str, Any], base: Path) -> None:
+        nsd = cfg["dataset"].get("nsd", {})
+        for key in ("captions", "embeddings"):
+            if nsd.get(key) is not None:
+                nsd[key] = str((base / os.path.expanduser(nsd[key])).resolve())
+
+    def image_data(self, cfg: dict[str, Any]) -> ImageData:
+        """Betas of the configured ROI and sessions; images at 64 px; embeddings from ``dataset.nsd.embeddings``
+        (else a fixed random image encoder's, docs/decoding.md); the shared 1000 images held out."""
+        ds, nsd = cfg["dataset"], cfg["dataset"]["nsd"]
+        root = ds["data_dir"]
+        betas, all_ids = {}, []
+        for subject, number in zip(self.subjects(cfg), nsd["subjects"]):
+            trials, ids, _ = load_nsd_subject(root, number, space=nsd["space"], betas=nsd["betas"],
+                                              roi=nsd["roi"], sessions=nsd["sessions"])
+            betas[subject] = (trials, ids, np.asarray([nsd["roi"]] * trials.shape[1]))
+            all_ids.append(ids)
+        ids = np.unique(np.concatenate(all_ids))
+        images = load_nsd_images(root, ids)
+        if nsd["captions"] is None:
+            raise InputFileError(None, "dataset.nsd.captions is required for NSD (a CSV of nsd_id, caption).")
+        captions = load_nsd_captions(nsd["captions"], ids)
+        if nsd["embeddings"] is not None:
+            tokens, pooled = _read_embeddings(nsd["embeddings"], ids)
+        else:
+            from .simulated_images import image_embeddings
+
+            tokens, pooled = image_embeddings(_resize(images, 64), 64, 0)
+        test = np.isin(ids, load_nsd_design(root)["sharedix"])
+        return ImageData(_resize(images, 64), captions, tokens, pooled, ids, test, betas)
 
     def subjects(self, cfg: dict[str, Any]) -> list[str]:
         return [f"subj{s:02d}" for s in cfg["dataset"]["nsd"]["subjects"]]
@@ -157,3 +187,24 @@ class NsdKind(DatasetKind):
     def credit(self, cfg: dict[str, Any]) -> str:
         return ("Natural Scenes Dataset (Allen et al. 2022, Nature Neuroscience 25:116-126; cite as its terms "
                 "of use ask).")
+
+
+def _resize(images: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    if images.shape[1] == size and images.shape[2] == size:
+        return images
+    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC)) for im in images])
+
+
+def _read_embeddings(path: str | os.PathLike, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with h5py.File(path, "r") as f:
+        for key in ("nsd_id", "tokens", "pooled"):
+            if key not in f:
+                raise InputFileError(path, f"dataset {key!r} is missing (field dataset.nsd.embeddings).")
+        index = {int(i): k for k, i in enumerate(f["nsd_id"][()])}
+        missing = [int(i) for i in ids if int(i) not in index]
+        if missing:
+            raise InputFileError(path, f"no embedding for image id(s) {missing[:10]}.")
+        rows = [index[int(i)] for i in ids]
+        return f["tokens"][()][rows], f["pooled"][()][rows]

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -47,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..io import Responses
 
-__all__ = ["ENTRY_POINT_GROUP", "KINDS", "MODALITIES", "DatasetKind", "ElectroKind", "PlantedSimulation", "VolumeKind", "get_kind", "selected_subjects", "volume_kinds", "kind_names", "register_kind",
+__all__ = ["ENTRY_POINT_GROUP", "KINDS", "MODALITIES", "DatasetKind", "ElectroKind", "ImageData", "ImagesKind", "PlantedSimulation", "VolumeKind", "get_kind", "selected_subjects", "volume_kinds", "kind_names", "register_kind",
            "compose_schema"]
 
 MODALITIES = ("roi", "volume", "electro", "images")
@@ -228,6 +229,44 @@ class ElectroKind(DatasetKind):
             raise InputFileError(path, f"this recording does not exist, but run {missing[0]} has words in "
                                        f"{events_path} (runs recorded: {sorted(runs)}; runs of the word table: "
                                        f"{expected}); without it the run's words would have no epochs.")
+
+
+@dataclass
+class ImageData:
+    """What an ``"images"`` kind gives the decoders (written to ``images.h5`` and ``betas/<subject>.h5``).
+
+    Attributes
+    ----------
+    images : ndarray of shape (n_images, height, width, 3), uint8
+    captions : list of str, length n_images
+    tokens : ndarray of shape (n_images, n_tokens, dim)
+        Token embeddings of the images (the decoders' token target).
+    pooled : ndarray of shape (n_images, dim)
+        Pooled image embeddings (the decoders' image target).
+    image_ids : ndarray of shape (n_images,), int
+    test : ndarray of shape (n_images,), bool
+        Held-out images.
+    betas : dict
+        Subject label -> (betas (n_trials, n_voxels), image id of each trial, ROI label of each voxel).
+    """
+
+    images: np.ndarray
+    captions: list[str]
+    tokens: np.ndarray
+    pooled: np.ndarray
+    image_ids: np.ndarray
+    test: np.ndarray
+    betas: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+class ImagesKind(DatasetKind):
+    """Base of the image-fMRI kinds: images with captions and embeddings, and per-trial betas."""
+
+    modality = "images"
+
+    def image_data(self, cfg: dict[str, Any]) -> ImageData:
+        """The images, their captions and embeddings, and every subject's betas."""
+        raise self._unsupported("images")
 
 
 class PlantedSimulation(DatasetKind):

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .registry import DatasetKind
+from .registry import ImageData, ImagesKind
 
 __all__ = ["COLORS", "SHAPES", "draw_images", "image_embeddings", "simulate_responses", "ImageEncoder",
            "SimulatedImagesKind"]
@@ -162,12 +162,23 @@ def simulate_responses(pooled: np.ndarray, *, subject_index: int, n_voxels: int,
     return betas.astype(np.float32), np.asarray(labels + [""] * n_voxels)
 
 
-class SimulatedImagesKind(DatasetKind):
+class SimulatedImagesKind(ImagesKind):
     """``simulated_images``: drawn shapes and betas planted from their embeddings (docs/decoding.md)."""
 
     name = "simulated_images"
-    modality = "images"
     simulated = True
+
+    def image_data(self, cfg: dict[str, Any]) -> ImageData:
+        sim, spec = cfg["simulation"], cfg["simulation"]["images"]
+        images, table = draw_images(spec["n_images"], sim["seed"], spec["image_size"])
+        tokens, pooled = image_embeddings(images, spec["embedding_dim"], sim["seed"])
+        ids = table["image_id"].to_numpy()
+        betas = {}
+        for k, subject in enumerate(self.subjects(cfg)):
+            trials, rois = simulate_responses(pooled, subject_index=k, n_voxels=spec["n_noise_voxels"],
+                                              rois=spec["rois"], snr=spec["snr"], seed=sim["seed"])
+            betas[subject] = (trials, ids, rois)
+        return ImageData(images, table["caption"].tolist(), tokens, pooled, ids, ids < spec["n_test"], betas)
 
     def subjects(self, cfg: dict[str, Any]) -> list[str]:
         return [f"subj{k + 1:02d}" for k in range(cfg["simulation"]["n_subjects"])]

@@ -87,70 +87,16 @@ def read_betas(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 # --------------------------------------------------------------------------- data
 def run_decoding_data(cfg: dict[str, Any], out_dir: str | os.PathLike) -> Path:
-    """Write ``images.h5`` and ``betas/<subject>.h5`` (simulated, or read from NSD)."""
+    """Write ``images.h5`` and ``betas/<subject>.h5`` from the dataset kind's :class:`ImageData`."""
     out_dir = Path(out_dir)
-    subjects = decoding_subjects(cfg)
     prov = provenance(cfg, [], stage="decoding_data")
-    if get_kind(cfg).simulated:
-        from ..datasets.simulated_images import draw_images, image_embeddings, simulate_responses
-
-        sim, spec = cfg["simulation"], cfg["simulation"]["images"]
-        images, table = draw_images(spec["n_images"], sim["seed"], spec["image_size"])
-        tokens, pooled = image_embeddings(images, spec["embedding_dim"], sim["seed"])
-        ids = table["image_id"].to_numpy()
-        test = ids < spec["n_test"]
-        _write_images(out_dir / "images.h5", images, table["caption"].tolist(), tokens, pooled, ids, test, prov)
-        for k, subject in enumerate(subjects):
-            betas, rois = simulate_responses(pooled, subject_index=k, n_voxels=spec["n_noise_voxels"],
-                                             rois=spec["rois"], snr=spec["snr"], seed=sim["seed"])
-            _write_betas(out_dir / "betas" / f"{subject}.h5", betas, ids, rois, prov)
-        return out_dir
-    from ..datasets.nsd import load_nsd_captions, load_nsd_design, load_nsd_images, load_nsd_subject
-
-    ds, nsd = cfg["dataset"], cfg["dataset"]["nsd"]
-    root = ds["data_dir"]
-    all_ids = []
-    for subject, number in zip(subjects, nsd["subjects"]):
-        betas, ids, _ = load_nsd_subject(root, number, space=nsd["space"], betas=nsd["betas"], roi=nsd["roi"],
-                                         sessions=nsd["sessions"])
-        _write_betas(out_dir / "betas" / f"{subject}.h5", betas, ids, np.asarray([nsd["roi"]] * betas.shape[1]),
-                     prov)
-        all_ids.append(ids)
-    ids = np.unique(np.concatenate(all_ids))
-    images = load_nsd_images(root, ids)
-    if nsd["captions"] is None:
-        raise InputFileError(None, "dataset.nsd.captions is required for NSD (a CSV of nsd_id, caption).")
-    captions = load_nsd_captions(nsd["captions"], ids)
-    if nsd["embeddings"] is not None:
-        tokens, pooled = _read_embeddings(nsd["embeddings"], ids)
-    else:
-        from ..datasets.simulated_images import image_embeddings
-
-        tokens, pooled = image_embeddings(_resize(images, 64), 64, 0)
-    test = np.isin(ids, load_nsd_design(root)["sharedix"])
-    _write_images(out_dir / "images.h5", _resize(images, 64), captions, tokens, pooled, ids, test, prov)
+    data = get_kind(cfg).image_data(cfg)
+    _write_images(out_dir / "images.h5", data.images, data.captions, data.tokens, data.pooled, data.image_ids,
+                  data.test, prov)
+    for subject in decoding_subjects(cfg):
+        betas, ids, rois = data.betas[subject]
+        _write_betas(out_dir / "betas" / f"{subject}.h5", betas, ids, rois, prov)
     return out_dir
-
-
-def _resize(images: np.ndarray, size: int) -> np.ndarray:
-    from PIL import Image
-
-    if images.shape[1] == size and images.shape[2] == size:
-        return images
-    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC)) for im in images])
-
-
-def _read_embeddings(path: str | os.PathLike, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    with h5py.File(path, "r") as f:
-        for key in ("nsd_id", "tokens", "pooled"):
-            if key not in f:
-                raise InputFileError(path, f"dataset {key!r} is missing (field dataset.nsd.embeddings).")
-        index = {int(i): k for k, i in enumerate(f["nsd_id"][()])}
-        missing = [int(i) for i in ids if int(i) not in index]
-        if missing:
-            raise InputFileError(path, f"no embedding for image id(s) {missing[:10]}.")
-        rows = [index[int(i)] for i in ids]
-        return f["tokens"][()][rows], f["pooled"][()][rows]
 
 
 # --------------------------------------------------------------------------- captioner
