@@ -22,6 +22,7 @@ MODULES = [
     "brainalign.stimuli.textgrid",
     "brainalign.datasets.registry",
     "brainalign.datasets.timeseries",
+    "brainalign.datasets.recordings",
     "brainalign.datasets.alice",
     "brainalign.datasets.simulated",
     "brainalign.datasets.bids",

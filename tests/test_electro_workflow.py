@@ -245,3 +245,39 @@ def test_seeg_sigkill_twice_then_resume_matches_a_run_from_scratch(seeg_run: Pat
     snakemake(workdir, *config, "--rerun-incomplete")
     assert not list(results.rglob("*.part"))
     assert results_digest(results) == results_digest(seeg_run)
+
+
+def test_recordings_kind_reads_the_users_files_as_the_workflow_did(meg_run: Path, tmp_path: Path):
+    """The user's-own-recordings kind, pointed at the run's FIF files with their words exported to TSVs:
+    the same word table and the same epochs, bit for bit."""
+    import yaml
+
+    from brainalign.config import validate_config
+    from brainalign.preprocess.meeg import read_raw, read_word_events
+    from brainalign.stimuli.events import read_events
+
+    for fif in sorted((meg_run / "raw").glob("sub-*/run-*_raw.fif")):
+        words = read_word_events(read_raw(fif), events_tsv=None, source=fif)
+        out = tmp_path / "events" / fif.parent.name / fif.name.replace("_raw.fif", "_events.tsv")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        words[["onset", "word"]].to_csv(out, sep="\t", index=False)  # repr floats: exact round trip
+    cfg = yaml.safe_load((CONFIGS / "simulated_meg_ci.yaml").read_text())
+    cfg["dataset"] = {"name": "mine", "kind": "recordings", "datatype": "eeg",
+                      "recordings": str(meg_run / "raw" / "{subject}" / "run-{run}_raw.fif"),
+                      "recording_events": str(tmp_path / "events" / "{subject}" / "run-{run}_events.tsv")}
+    cfg = validate_config(cfg, tmp_path / "mine.yaml")
+    events = run_stimuli_table(cfg, tmp_path / "events.tsv")
+    theirs = read_events(meg_run / "stimuli" / "events.tsv")
+    assert list(events["word"]) == list(theirs["word"]) and list(events["run"]) == list(theirs["run"])
+    ours = read_epochs(run_epochs(cfg, "sub-02", tmp_path / "events.tsv", tmp_path / "sub-02.h5"))
+    ref = read_epochs(meg_run / "epochs" / "sub-02.h5")
+    for key in ("X", "times", "word_index", "run"):
+        np.testing.assert_array_equal(getattr(ours, key), getattr(ref, key), err_msg=key)
+    assert ours.ch_names == ref.ch_names
+
+
+def run_stimuli_table(cfg: dict, out: Path) -> pd.DataFrame:
+    from brainalign.pipeline.stages import run_stimuli
+    from brainalign.stimuli.events import read_events
+
+    return read_events(run_stimuli(cfg, out))

@@ -255,3 +255,42 @@ def test_only_the_datasets_package_reads_the_dataset_kind():
             if reads.search(code) or named.search(code):
                 offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
     assert offenders == [], "\n".join(offenders)
+
+
+@pytest.mark.parametrize("dataset, field", [
+    ({"recordings": "{subject}_raw.fif"}, "dataset.recordings"),
+    ({"recording_events": "{run}_events.tsv"}, "dataset.recording_events"),
+    ({"datatype": None}, "dataset.datatype"),
+], ids=["recordings-without-run", "events-without-subject", "no-datatype"])
+def test_recordings_kind_names_bad_fields(tmp_path, dataset, field):
+    with pytest.raises(ConfigError) as err:
+        validate_config({"dataset": {"name": "meg", "kind": "recordings", "datatype": "meg",
+                                     "recordings": "{subject}/run-{run}_raw.fif",
+                                     "recording_events": "{subject}/run-{run}_events.tsv", **dataset},
+                         "feature_sets": {"minilm": {"kind": "transformer", "layers": [3]}},
+                         "electrophysiology": {"target_feature_set": "minilm", "target_layer": "3"}},
+                        tmp_path / "meg.yaml")
+    assert err.value.field == field
+
+
+def test_a_subject_lacking_a_run_is_named(tmp_path):
+    from brainalign.datasets.registry import get_kind
+
+    for subject, runs in (("sub-01", (1, 2)), ("sub-02", (1,))):
+        for run in runs:
+            (tmp_path / subject).mkdir(exist_ok=True)
+            (tmp_path / subject / f"run-{run}_raw.fif").write_bytes(b"")
+            (tmp_path / subject / f"run-{run}_events.tsv").write_text("onset\tword\n1.0\tgo\n")
+    cfg = validate_config({"dataset": {"name": "meg", "kind": "recordings", "datatype": "meg",
+                                       "recordings": "{subject}/run-{run}_raw.fif",
+                                       "recording_events": "{subject}/run-{run}_events.tsv"},
+                           "feature_sets": {"minilm": {"kind": "transformer", "layers": [3]}},
+                           "electrophysiology": {"target_feature_set": "minilm", "target_layer": "3"}},
+                          tmp_path / "meg.yaml")
+    kind = get_kind(cfg)
+    assert kind.subjects(cfg) == ["sub-01", "sub-02"]
+    events, sources = kind.events(cfg)
+    assert list(events["run"]) == [1, 2] and sources == [tmp_path / "sub-01" / f"run-{r}_events.tsv" for r in (1, 2)]
+    with pytest.raises(InputFileError, match="this events file of run-2_raw.fif does not exist") as err:
+        kind.recordings(cfg, "sub-02", None)
+    assert str(tmp_path / "sub-02" / "run-2_events.tsv") in str(err.value)

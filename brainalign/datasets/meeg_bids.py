@@ -29,7 +29,7 @@ from .._validation import ConfigError, InputFileError, not_utf8_error
 from .registry import ElectroKind
 
 __all__ = ["Recording", "find_recordings", "list_meeg_subjects", "read_bids_raw", "read_bids_words",
-           "MeegBidsKind", "SENTENCE_PAUSE"]
+           "word_table", "MeegBidsKind", "SENTENCE_PAUSE"]
 
 # Words in a row further apart than this start a new sentence (the events have no sentences).
 SENTENCE_PAUSE = 1.0
@@ -265,6 +265,26 @@ def _dict_word(value: Any, key: str) -> str | None:
     return None if word is None else str(word)
 
 
+def word_table(files: list[tuple[int, Path]], word_column: str = "word",
+               event_category: str | None = None) -> pd.DataFrame:
+    """The word table of recordings' events TSVs: (run, file) pairs read with :func:`read_bids_words`.
+
+    Returns ``onset`` (s from each recording's first sample), ``duration`` (0),
+    ``word``, ``run`` and ``sentence``: the events give no sentences, so a new
+    one starts after each pause longer than :data:`SENTENCE_PAUSE`.
+    """
+    parts = []
+    for run, path in files:
+        words = read_bids_words(path, word_column, event_category)
+        words["duration"] = 0.0
+        words["run"] = run
+        parts.append(words)
+    events = pd.concat(parts, ignore_index=True)
+    gap = events.groupby("run")["onset"].diff().fillna(np.inf).to_numpy() > SENTENCE_PAUSE
+    events["sentence"] = np.cumsum(gap) - 1
+    return events[["onset", "duration", "word", "run", "sentence"]]
+
+
 class MeegBidsKind(ElectroKind):
     """``meeg_bids``: a BIDS MEG/EEG/iEEG dataset read with mne-bids (``dataset.bids_dir``, ``dataset.datatype``)."""
 
@@ -278,19 +298,12 @@ class MeegBidsKind(ElectroKind):
     def events(self, cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[Path]]:
         """Words of every recording of the first subject; a new "sentence" after each pause > SENTENCE_PAUSE."""
         ds = cfg["dataset"]
-        parts, inputs = [], []
+        files = []
         for rec in find_recordings(ds, self.subjects(cfg)[0]):
             if rec.events is None:
                 raise InputFileError(rec.path, "no *_events.tsv beside the recording (word onsets are read from it).")
-            words = read_bids_words(rec.events, ds["word_column"], ds["event_category"])
-            words["duration"] = 0.0
-            words["run"] = rec.run
-            parts.append(words)
-            inputs.append(rec.events)
-        events = pd.concat(parts, ignore_index=True)
-        gap = events.groupby("run")["onset"].diff().fillna(np.inf).to_numpy() > SENTENCE_PAUSE
-        events["sentence"] = np.cumsum(gap) - 1
-        return events[["onset", "duration", "word", "run", "sentence"]], inputs
+            files.append((rec.run, rec.events))
+        return word_table(files, ds["word_column"], ds["event_category"]), [path for _, path in files]
 
     def input_files(self, cfg: dict[str, Any], subject: str | None = None) -> list[Path]:
         """``subject`` None: the first subject's events TSVs; a label: its recordings and every sidecar

@@ -63,6 +63,7 @@ KINDS: dict[str, str] = {
     "simulated_meeg": "brainalign.datasets.simulated_meeg:SimulatedMeegKind",
     "simulated_seeg": "brainalign.datasets.simulated_meeg:SimulatedSeegKind",
     "meeg_bids": "brainalign.datasets.meeg_bids:MeegBidsKind",
+    "recordings": "brainalign.datasets.recordings:RecordingsKind",
     "simulated_images": "brainalign.datasets.simulated_images:SimulatedImagesKind",
     "nsd": "brainalign.datasets.nsd:NsdKind",
 }

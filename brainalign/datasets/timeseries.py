@@ -37,7 +37,6 @@ config file's folder.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +46,13 @@ import pandas as pd
 from .._tsv import tsv_numbers
 from .._validation import ConfigError, InputFileError, not_utf8_error
 from ..io import Responses
+from ._patterns import check_pattern, fill, pattern_matches
 from .registry import DatasetKind
 
 __all__ = ["TimeseriesKind", "read_timeseries"]
 
 _EXTENSIONS = (".tsv", ".tsv.gz", ".npy", ".h5", ".hdf5")
 _FIELDS = ("responses", "events", "confounds_file")
-
-
-def _pattern_path(pattern: str, subject: str, run: int) -> Path:
-    return Path(pattern.replace("{subject}", subject).replace("{run}", str(run)))
 
 
 def read_timeseries(path: str | os.PathLike, unit_names: list[str] | None = None,
@@ -188,8 +184,8 @@ class TimeseriesKind(DatasetKind):
         super().check_config(cfg, path)
         ds = cfg["dataset"]
         for key in ("responses", "confounds_file"):
-            if ds.get(key) and ("{subject}" not in ds[key] or "{run}" not in ds[key]):
-                raise ConfigError(path, f"dataset.{key}", f"{ds[key]!r} must hold both {{subject}} and {{run}}.")
+            if ds.get(key):
+                check_pattern(ds[key], f"dataset.{key}", path)
         if not Path(ds["events"]).is_file():
             raise ConfigError(path, "dataset.events", f"the file {ds['events']} does not exist.")
 
@@ -206,23 +202,9 @@ class TimeseriesKind(DatasetKind):
         ds.setdefault("h5_key", "responses")
 
     def subjects(self, cfg: dict[str, Any]) -> list[str]:
-        """Subjects with a response file of the first run (``{subject}`` matches letters, digits, ``_.-``)."""
-        pattern = cfg["dataset"]["responses"]
-        first_run = self._runs(cfg)[0]
-        text = str(_pattern_path(pattern, "{subject}", first_run))
-        # The first {subject} captures the label, later ones must repeat it.
-        first, *rest = re.escape(text).split(re.escape("{subject}"))
-        regex = re.compile("^" + first + r"(?P<subject>[A-Za-z0-9][A-Za-z0-9_.-]*)" + rest[0]
-                           + "".join("(?P=subject)" + part for part in rest[1:]) + "$")
-        prefix = text.split("{subject}")[0]
-        folder = Path(prefix) if prefix.endswith(os.sep) else Path(prefix).parent
-        if not folder.is_dir():
-            raise ConfigError(None, "dataset.responses", f"the folder {folder} does not exist.")
-        found = sorted({m.group("subject") for p in folder.rglob("*") if (m := regex.match(str(p)))})
-        if not found:
-            raise ConfigError(None, "dataset.responses", f"no file matches {text} (run {first_run} of the "
-                                                         f"word table {cfg['dataset']['events']}).")
-        return found
+        """Subjects with a response file of the word table's first run."""
+        return [s for s, _ in pattern_matches(cfg["dataset"]["responses"], "dataset.responses",
+                                              run=self._runs(cfg)[0])]
 
     def events(self, cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[Path]]:
         from ..stimuli.events import read_events
@@ -235,7 +217,7 @@ class TimeseriesKind(DatasetKind):
         if subject is None:
             return [Path(ds["events"])]
         patterns = [ds["responses"]] + ([ds["confounds_file"]] if ds.get("confounds_file") else [])
-        return [_pattern_path(p, subject, run) for p in patterns for run in self._runs(cfg)]
+        return [fill(p, subject, run) for p in patterns for run in self._runs(cfg)]
 
     def timing(self, cfg: dict[str, Any], events: pd.DataFrame | None = None,
                ) -> tuple[float, dict[int, np.ndarray]]:
@@ -256,14 +238,14 @@ class TimeseriesKind(DatasetKind):
         parts, confounds, times, runs, names, conf_names = [], [], [], [], None, None
         for run in self._runs(cfg):
             data, run_names = self._read_run(cfg, subject, run)
-            path = _pattern_path(ds["responses"], subject, run)
+            path = fill(ds["responses"], subject, run)
             if names is not None and run_names != names:
                 raise InputFileError(path, f"its units {run_names[:5]} differ from those of the subject's first "
                                            f"run {names[:5]}; every run holds the same units in the same order.")
             names = run_names
             if ds.get("confounds_file"):
-                conf, cols = read_timeseries(_pattern_path(ds["confounds_file"], subject, run))
-                conf_path = _pattern_path(ds["confounds_file"], subject, run)
+                conf, cols = read_timeseries(fill(ds["confounds_file"], subject, run))
+                conf_path = fill(ds["confounds_file"], subject, run)
                 if len(conf) != len(data):
                     raise InputFileError(conf_path, f"has {len(conf)} rows but {path.name} has {len(data)} samples.")
                 if conf_names is not None and cols != conf_names:
@@ -294,4 +276,4 @@ class TimeseriesKind(DatasetKind):
 
     def _read_run(self, cfg: dict[str, Any], subject: str, run: int) -> tuple[np.ndarray, list[str]]:
         ds = cfg["dataset"]
-        return read_timeseries(_pattern_path(ds["responses"], subject, run), ds.get("unit_names"), ds["h5_key"])
+        return read_timeseries(fill(ds["responses"], subject, run), ds.get("unit_names"), ds["h5_key"])
