@@ -81,13 +81,34 @@ def check_option(name: str, value: Any, allowed: Iterable[Any]) -> Any:
 
 
 def check_type(name: str, value: Any, types: type | tuple[type, ...]) -> Any:
-    """Return ``value`` if it is an instance of ``types``, else raise naming ``name``."""
-    if not isinstance(value, types):
+    """Return ``value`` if it is an instance of ``types``, else raise naming ``name``.
+
+    A bool is not accepted as an int (Python's ``True`` is an ``int``) unless
+    ``bool`` is one of ``types``.
+    """
+    wanted = types if isinstance(types, tuple) else (types,)
+    refused_bool = isinstance(value, (bool, np.bool_)) and not any(t in (bool, np.bool_) for t in wanted)
+    if refused_bool or not isinstance(value, types):
         names = types.__name__ if isinstance(types, type) else " or ".join(t.__name__ for t in types)
         raise BrainalignError(
             f"'{name}' must be an instance of {names}, got {type(value).__name__} ({value!r})."
         )
     return value
+
+
+def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
+    """Return ``value`` as an ``int`` if it is an integer in ``[low, high]`` (bounds optional), else raise.
+
+    Booleans are refused (``True`` is an ``int`` in Python); numpy integers are accepted.
+    """
+    from numbers import Integral
+
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral) or \
+            (low is not None and value < low) or (high is not None and value > high):
+        bounds = " and ".join(b for b in (f">= {low}" if low is not None else "",
+                                          f"<= {high}" if high is not None else "") if b)
+        raise BrainalignError(f"'{name}' must be an int{' ' + bounds if bounds else ''}, got {value!r}.")
+    return int(value)
 
 
 def check_range(

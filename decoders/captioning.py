@@ -33,7 +33,7 @@ import contextlib
 import math
 import os
 from collections.abc import Iterator, Sequence
-from numbers import Integral, Real
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from torch import nn
 from brainalign._validation import (
     BrainalignError,
     check_fname,
+    check_int,
     check_option,
     check_random_state,
 )
@@ -99,10 +100,6 @@ def _as_float_tensor(x: Any, name: str) -> torch.Tensor:
     return t
 
 
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-        raise BrainalignError(f"'{name}' must be an integer >= {low}, got {value!r}.")
-    return int(value)
 
 
 def _check_generate_kwargs(kwargs: dict[str, Any]) -> None:
@@ -441,10 +438,10 @@ class GitCaptioner:
         list of list of int, length n
             Without the start token, the end token and the padding.
         """
-        max_new_tokens = _check_int("max_new_tokens", max_new_tokens, 1)
-        num_beams = _check_int("num_beams", num_beams, 1)
+        max_new_tokens = check_int("max_new_tokens", max_new_tokens, 1)
+        num_beams = check_int("num_beams", num_beams, 1)
         if batch_size is not None:
-            batch_size = _check_int("batch_size", batch_size, 1)
+            batch_size = check_int("batch_size", batch_size, 1)
         _check_generate_kwargs(generate_kwargs)
         emb = self._check_embeddings(image_embeddings)
         n, n_tokens = emb.shape[:2]
@@ -633,15 +630,15 @@ class ClipCapCaptioner:
             raise BrainalignError("'tokenizer' is required when 'decoder' is a model object, not a folder.")
         if isinstance(tokenizer, (str, os.PathLike)):
             tokenizer = _load_tokenizer(check_fname(tokenizer, kind="directory", what="ClipCap tokenizer"))
-        self.embed_dim = _check_int("embed_dim", embed_dim, 1)
-        self.prefix_length = _check_int("prefix_length", prefix_length, 1)
+        self.embed_dim = check_int("embed_dim", embed_dim, 1)
+        self.prefix_length = check_int("prefix_length", prefix_length, 1)
         self.mapping = check_option("mapping", mapping, ["mlp", "transformer"])
         self.d_model = int(decoder.get_input_embeddings().weight.shape[1])
         if mapping_hidden_size is not None:
-            mapping_hidden_size = _check_int("mapping_hidden_size", mapping_hidden_size, 1)
+            mapping_hidden_size = check_int("mapping_hidden_size", mapping_hidden_size, 1)
         self.mapping_hidden_size = mapping_hidden_size
-        self.n_mapping_layers = _check_int("n_mapping_layers", n_mapping_layers, 1)
-        self.n_heads = _check_int("n_heads", n_heads, 1)
+        self.n_mapping_layers = check_int("n_mapping_layers", n_mapping_layers, 1)
+        self.n_heads = check_int("n_heads", n_heads, 1)
         if self.mapping == "transformer" and self.d_model % self.n_heads:
             raise BrainalignError(
                 f"'n_heads' ({self.n_heads}) must divide the decoder width d_model = {self.d_model}."
@@ -835,14 +832,14 @@ class ClipCapCaptioner:
         float
         """
         emb = self._check_embeddings(embeddings)
-        rows = self._encode_captions(captions, _check_int("max_caption_tokens", max_caption_tokens, 2))
+        rows = self._encode_captions(captions, check_int("max_caption_tokens", max_caption_tokens, 2))
         if len(rows) != emb.shape[0]:
             raise BrainalignError(
                 f"'embeddings' and 'captions' must have the same length, got {emb.shape[0]} and {len(rows)}."
             )
         total, count = 0.0, 0
         with _eval_mode(self.mapping_net, self.decoder):
-            for sl in _batches(len(rows), _check_int("batch_size", batch_size, 1)):
+            for sl in _batches(len(rows), check_int("batch_size", batch_size, 1)):
                 ids, mask, labels = self._pad(rows[sl])
                 n_tok = int((labels != -100).sum())
                 total += float(self._loss(self.mapping_net(emb[sl]), ids, mask, labels)) * n_tok
@@ -900,10 +897,10 @@ class ClipCapCaptioner:
         ClipCapCaptioner
             ``self``, with ``loss_history_`` set.
         """
-        epochs = _check_int("epochs", epochs, 1)
-        batch_size = _check_int("batch_size", batch_size, 1)
-        warmup_steps = _check_int("warmup_steps", warmup_steps, 0)
-        max_caption_tokens = _check_int("max_caption_tokens", max_caption_tokens, 2)
+        epochs = check_int("epochs", epochs, 1)
+        batch_size = check_int("batch_size", batch_size, 1)
+        warmup_steps = check_int("warmup_steps", warmup_steps, 0)
+        max_caption_tokens = check_int("max_caption_tokens", max_caption_tokens, 2)
         for name, value in (("lr", lr), ("weight_decay", weight_decay)):
             if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value < 0:
                 raise BrainalignError(f"'{name}' must be a finite number >= 0, got {value!r}.")
@@ -981,10 +978,10 @@ class ClipCapCaptioner:
         -------
         list of list of int, length n
         """
-        max_new_tokens = _check_int("max_new_tokens", max_new_tokens, 1)
-        num_beams = _check_int("num_beams", num_beams, 1)
+        max_new_tokens = check_int("max_new_tokens", max_new_tokens, 1)
+        num_beams = check_int("num_beams", num_beams, 1)
         if batch_size is not None:
-            batch_size = _check_int("batch_size", batch_size, 1)
+            batch_size = check_int("batch_size", batch_size, 1)
         _check_generate_kwargs(generate_kwargs)
         emb = self._check_embeddings(embeddings)
         generate_kwargs.setdefault("do_sample", False)

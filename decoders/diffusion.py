@@ -73,7 +73,7 @@ from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import 
 from diffusers.utils import logging as diffusers_logging
 from numpy.typing import ArrayLike
 
-from brainalign._validation import BrainalignError
+from brainalign._validation import BrainalignError, check_int
 
 __all__ = [
     "Img2ImgReconstructor",
@@ -182,10 +182,6 @@ def _as_tensor(name: str, value: Any) -> torch.Tensor:
     return t
 
 
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-        raise BrainalignError(f"'{name}' must be an int >= {low}, got {value!r}.")
-    return int(value)
 
 
 def _check_float(name: str, value: Any, low: float, high: float | None = None) -> float:
@@ -618,17 +614,17 @@ class UnclipReconstructor(_Reconstructor):
             )
         n = emb.shape[0]
         seeds = _resolve_seeds(seed, n)
-        steps = _check_int("num_inference_steps", num_inference_steps, 1)
+        steps = check_int("num_inference_steps", num_inference_steps, 1)
         guidance = _check_float("guidance_scale", guidance_scale, 0.0)
         n_train = int(self.pipeline.image_noising_scheduler.config.num_train_timesteps)
-        noise_level = _check_int("noise_level", noise_level, 0)
+        noise_level = check_int("noise_level", noise_level, 0)
         if noise_level >= n_train:
             raise BrainalignError(
                 f"'noise_level' must be in [0, {n_train - 1}], got {noise_level}."
             )
         h_def, w_def = self.image_size
-        height = h_def if height is None else _check_int("height", height, 8)
-        width = w_def if width is None else _check_int("width", width, 8)
+        height = h_def if height is None else check_int("height", height, 8)
+        width = w_def if width is None else check_int("width", width, 8)
         for name, v in (("height", height), ("width", width)):
             if v % 8:
                 raise BrainalignError(f"'{name}' must be a multiple of 8, got {v}.")
@@ -977,7 +973,7 @@ class Img2ImgReconstructor(_Reconstructor):
         z = self._check_latents(latents, latent_shape)
         n = z.shape[0]
         seeds = _resolve_seeds(seed, n)
-        steps = _check_int("num_inference_steps", num_inference_steps, 1)
+        steps = check_int("num_inference_steps", num_inference_steps, 1)
         strength = _check_float("strength", strength, 0.0, 1.0)
         guidance = _check_float("guidance_scale", guidance_scale, 0.0)
         cn_scale = _check_float("controlnet_conditioning_scale", controlnet_conditioning_scale, 0.0)
@@ -1151,8 +1147,8 @@ def build_tiny_unclip(
     -------
     UnclipReconstructor
     """
-    seed = _check_int("seed", seed, 0)
-    image_embed_dim = _check_int("image_embed_dim", image_embed_dim, 1)
+    seed = check_int("seed", seed, 0)
+    image_embed_dim = check_int("image_embed_dim", image_embed_dim, 1)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         tokenizer = _tiny_tokenizer()
@@ -1208,7 +1204,7 @@ def build_tiny_img2img(
     -------
     Img2ImgReconstructor
     """
-    seed = _check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     if not isinstance(controlnet, bool):
         raise BrainalignError(f"'controlnet' must be a bool, got {controlnet!r}.")
     cn = None

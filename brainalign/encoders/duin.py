@@ -77,7 +77,7 @@ from numpy.typing import ArrayLike
 from torch import nn
 from torch.nn import functional as F
 
-from brainalign._validation import BrainalignError
+from brainalign._validation import BrainalignError, check_int
 from brainalign.encoders._base import EstimatorMixin
 from brainalign.io import atomic_path
 
@@ -109,14 +109,6 @@ _HISTORY_KEYS = (
 # --------------------------------------------------------------------------- #
 # parameter validation
 # --------------------------------------------------------------------------- #
-def _int_param(name: str, value: Any, low: int) -> int:
-    if (
-        isinstance(value, (bool, np.bool_))
-        or not isinstance(value, (int, np.integer))
-        or value < low
-    ):
-        raise BrainalignError(f"'{name}' must be an int >= {low}, got {value!r}.")
-    return int(value)
 
 
 def _float_param(
@@ -149,17 +141,17 @@ def _check_params(p: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     out["sfreq"] = _float_param("sfreq", p["sfreq"], 0.0, low_open=True)
     out["patch_ms"] = _float_param("patch_ms", p["patch_ms"], 0.0, low_open=True)
-    out["d_model"] = _int_param("d_model", p["d_model"], 1)
-    out["n_layers"] = _int_param("n_layers", p["n_layers"], 0)
-    out["n_heads"] = _int_param("n_heads", p["n_heads"], 1)
+    out["d_model"] = check_int("d_model", p["d_model"], 1)
+    out["n_layers"] = check_int("n_layers", p["n_layers"], 0)
+    out["n_heads"] = check_int("n_heads", p["n_heads"], 1)
     if out["d_model"] % out["n_heads"]:
         raise BrainalignError(
             f"'d_model' ({out['d_model']}) must be divisible by 'n_heads' ({out['n_heads']})."
         )
     out["dropout"] = _float_param("dropout", p["dropout"], 0.0, 1.0, high_open=True)
-    out["codebook_size"] = _int_param("codebook_size", p["codebook_size"], 0)
-    out["codebook_dim"] = _int_param("codebook_dim", p["codebook_dim"], 1)
-    out["pretrain_epochs"] = _int_param("pretrain_epochs", p["pretrain_epochs"], 0)
+    out["codebook_size"] = check_int("codebook_size", p["codebook_size"], 0)
+    out["codebook_dim"] = check_int("codebook_dim", p["codebook_dim"], 1)
+    out["pretrain_epochs"] = check_int("pretrain_epochs", p["pretrain_epochs"], 0)
     if out["pretrain_epochs"] > 0 and out["codebook_size"] == 0:
         raise BrainalignError(
             f"'pretrain_epochs' is {out['pretrain_epochs']} but 'codebook_size' is 0: the "
@@ -171,19 +163,19 @@ def _check_params(p: dict[str, Any]) -> dict[str, Any]:
     out["mask_ratio"] = _float_param(
         "mask_ratio", p["mask_ratio"], 0.0, 1.0, low_open=True, high_open=True
     )
-    out["epochs"] = _int_param("epochs", p["epochs"], 1)
-    out["batch_size"] = _int_param("batch_size", p["batch_size"], 1)
+    out["epochs"] = check_int("epochs", p["epochs"], 1)
+    out["batch_size"] = check_int("batch_size", p["batch_size"], 1)
     out["lr"] = _float_param("lr", p["lr"], 0.0, low_open=True)
     out["weight_decay"] = _float_param("weight_decay", p["weight_decay"], 0.0)
     out["val_fraction"] = _float_param(
         "val_fraction", p["val_fraction"], 0.0, 1.0, high_open=True
     )
-    out["patience"] = _int_param("patience", p["patience"], 1)
+    out["patience"] = check_int("patience", p["patience"], 1)
     rs = p["random_state"]
     if rs is None:
         out["random_state"] = int(np.random.SeedSequence().generate_state(1)[0])
     else:
-        out["random_state"] = _int_param("random_state", rs, 0)
+        out["random_state"] = check_int("random_state", rs, 0)
     if not isinstance(p["verbose"], (bool, np.bool_)):
         raise BrainalignError(f"'verbose' must be True or False, got {p['verbose']!r}.")
     out["verbose"] = bool(p["verbose"])

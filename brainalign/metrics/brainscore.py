@@ -76,7 +76,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from brainalign._validation import BrainalignError, check_2d, check_option
+from brainalign._validation import BrainalignError, check_2d, check_int, check_option
 from brainalign.metrics.cka import linear_cka
 from brainalign.metrics.rsa import rsa_score
 
@@ -225,10 +225,6 @@ def normalize(raw: float, ceiling: float) -> NormalizedScore:
 
 
 # --------------------------------------------------------------------------- splits
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise BrainalignError(f"'{name}' must be an int >= {low}, got {value!r}.")
-    return int(value)
 
 
 def _check_seed(value: Any) -> int:
@@ -305,8 +301,8 @@ def shuffle_split(
         Index arrays of shapes (n_train,) and (n_test,), in permutation order
         (not sorted), as scikit-learn yields them.
     """
-    n = _check_int("n_samples", n_samples, 2)
-    n_splits = _check_int("n_splits", n_splits, 1)
+    n = check_int("n_samples", n_samples, 2)
+    n_splits = check_int("n_splits", n_splits, 1)
     n_train, n_test = _split_sizes(n, train_size, test_size)
     rng = np.random.RandomState(_check_seed(random_state))
     out = []
@@ -345,7 +341,7 @@ def group_kfold_shuffle(groups: ArrayLike, n_splits: int = 10, *, random_state: 
         raise BrainalignError(
             f"'groups' must be 1-D with one label per sample (>= 2 samples), got shape {labels.shape}."
         )
-    n_splits = _check_int("n_splits", n_splits, 2)
+    n_splits = check_int("n_splits", n_splits, 2)
     unique = np.unique(labels)
     if n_splits > unique.shape[0]:
         raise BrainalignError(

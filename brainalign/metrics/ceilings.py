@@ -33,7 +33,7 @@ import numpy as np
 import scipy.optimize
 from numpy.typing import ArrayLike
 
-from brainalign._validation import BrainalignError
+from brainalign._validation import BrainalignError, check_int
 from brainalign.metrics.correlation import pearsonr_columns
 
 __all__ = [
@@ -464,10 +464,6 @@ class ExtrapolationResult:
     scores: dict[int, np.ndarray]
 
 
-def _check_count(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise BrainalignError(f"'{name}' must be an int >= {low}, got {value!r}.")
-    return int(value)
 
 
 def extrapolate_ceiling(
@@ -505,12 +501,12 @@ def extrapolate_ceiling(
     """
     if not isinstance(scores_by_n, Mapping) or not scores_by_n:
         raise BrainalignError("'scores_by_n' must be a non-empty mapping of pool size to scores.")
-    n_bootstraps = _check_count("n_bootstraps", n_bootstraps, 1)
-    random_state = _check_count("random_state", random_state, 0)
+    n_bootstraps = check_int("n_bootstraps", n_bootstraps, 1)
+    random_state = check_int("random_state", random_state, 0)
     arrays: dict[int, np.ndarray] = {}
     n_neuroids = None
     for n in sorted(scores_by_n):
-        _check_count("pool size", n, 1)
+        check_int("pool size", n, 1)
         a = np.asarray(scores_by_n[n], dtype=np.float64)
         if a.ndim == 2:
             a = a[:, None, :]
@@ -640,12 +636,12 @@ def collect_subject_pool_scores(
         )
     for name, value in (("subsets", subsets), ("holdouts", holdouts)):
         if value != "all":
-            _check_count(name, value, 1)
+            check_int(name, value, 1)
     labels = np.unique(labels_per_column)
     if labels.shape[0] < 2:
         raise BrainalignError(f"At least 2 subjects are needed, got {labels.shape[0]} ({labels.tolist()}).")
     columns = {lab: np.flatnonzero(labels_per_column == lab) for lab in labels.tolist()}
-    rng = np.random.RandomState(_check_count("random_state", random_state, 0))
+    rng = np.random.RandomState(check_int("random_state", random_state, 0))
     out: dict[int, np.ndarray] = {}
     n_splits = None
     for n in range(2, labels.shape[0] + 1):

@@ -58,17 +58,13 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
-from brainalign._validation import BrainalignError, check_2d, check_random_state
+from brainalign._validation import BrainalignError, check_2d, check_int, check_random_state
 
 __all__ = ["FoldOperators", "RefitShiftResult", "circular_shift_indices", "refit_shift_test", "refit_shift_tests"]
 
 Fold = tuple[np.ndarray, np.ndarray]
 
 
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise BrainalignError(f"'{name}' must be an int >= {low}, got {value!r}.")
-    return int(value)
 
 
 def _shrinkage(s: np.ndarray, alpha: float, shape: tuple[int, int]) -> np.ndarray:
@@ -342,8 +338,8 @@ def circular_shift_indices(
         ``X_b[t] = X[(t - s) mod n_run]``.
     """
     runs = np.asarray(runs)
-    n_permutations = _check_int("n_permutations", n_permutations, 1)
-    min_shift = _check_int("min_shift", min_shift, 1)
+    n_permutations = check_int("n_permutations", n_permutations, 1)
+    min_shift = check_int("min_shift", min_shift, 1)
     rng = check_random_state(random_state)
     if runs.ndim != 1 or runs.size < 2:
         raise BrainalignError(f"'runs' must be a 1-D array of at least 2 labels, got shape {runs.shape}.")
@@ -444,8 +440,8 @@ def refit_shift_tests(
         raise BrainalignError(f"'shift' must be 'design' or 'responses', got {shift!r}.")
     index = circular_shift_indices(runs_arr, n_permutations, min_shift, random_state)
     n_perm = index.shape[0]
-    h = None if stop_after is None else _check_int("stop_after", stop_after, 1)
-    step = n_targets if n_targets_batch is None else _check_int("n_targets_batch", n_targets_batch, 1)
+    h = None if stop_after is None else check_int("stop_after", stop_after, 1)
+    step = n_targets if n_targets_batch is None else check_int("n_targets_batch", n_targets_batch, 1)
     clean = clean if clean is not None else (lambda x: x)
     raw, alphas = {}, {}
     for name, (X, a) in designs.items():

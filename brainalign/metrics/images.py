@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from brainalign._validation import BrainalignError, check_fname, check_option
+from brainalign._validation import BrainalignError, check_fname, check_int, check_option
 from brainalign.metrics import identification as _identification
 
 __all__ = [
@@ -117,10 +117,6 @@ _BATCH = 32
 # --------------------------------------------------------------------------- #
 
 
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise BrainalignError(f"'{name}' must be an int >= {low}, got {value!r}.")
-    return int(value)
 
 
 def _item_to_chw(item: Any, name: str, index: int, channels_first: bool) -> torch.Tensor:
@@ -233,7 +229,7 @@ def _paired_batches(
     batch_size: int,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield resized float32 (b, 3, size, size) batches of both image sets, in order."""
-    _check_int("batch_size", batch_size, 1)
+    check_int("batch_size", batch_size, 1)
     R = _Images(recon, "recon", channels_first)
     T = _Images(true, "true", channels_first)
     if R.n != T.n:
@@ -248,7 +244,7 @@ def _paired_batches(
 
 
 def _check_size(size: Any, low: int = 1) -> int:
-    return _check_int("size", size, low)
+    return check_int("size", size, low)
 
 
 # --------------------------------------------------------------------------- #
@@ -1064,8 +1060,8 @@ def random_cnn_features(seed: int = 0, *, channels: int = 8, size: int = 32) -> 
     extractor : FeatureExtractor
         Returns a tensor of shape (b, channels, h, w).
     """
-    seed = _check_int("seed", seed, 0)
-    channels = _check_int("channels", channels, 1)
+    seed = check_int("seed", seed, 0)
+    channels = check_int("channels", channels, 1)
     size = _check_size(size, 8)
     gen = torch.Generator().manual_seed(seed)
     with torch.device("meta"):  # no default initialisation: the global RNG is not used
@@ -1127,7 +1123,7 @@ def extract_features(
     """
     if not callable(extractor):
         raise BrainalignError(f"'extractor' must be callable, got {type(extractor).__name__}.")
-    _check_int("batch_size", batch_size, 1)
+    check_int("batch_size", batch_size, 1)
     src = _Images(images, "images", channels_first)
     dev = torch.device("cpu") if device is None else torch.device(device)
     chunks: list[Any] = []

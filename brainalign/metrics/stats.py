@@ -30,6 +30,7 @@ from numpy.typing import ArrayLike
 from brainalign._validation import (
     BrainalignError,
     check_2d,
+    check_int,
     check_option,
     check_random_state,
 )
@@ -71,10 +72,6 @@ class PermutationResult(NamedTuple):
 
 
 # --------------------------------------------------------------------------- helpers
-def _check_int(name: str, value: int, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise BrainalignError(f"'{name}' must be an int >= {low}, got {value!r}.")
-    return int(value)
 
 
 def _check_level(level: float) -> float:
@@ -105,7 +102,7 @@ def _standardize(a: np.ndarray) -> np.ndarray:
 
 def _batches(n_targets: int, n_targets_batch: int | None):
     step = (
-        n_targets if n_targets_batch is None else _check_int("n_targets_batch", n_targets_batch, 1)
+        n_targets if n_targets_batch is None else check_int("n_targets_batch", n_targets_batch, 1)
     )
     for start in range(0, n_targets, step):
         yield slice(start, min(start + step, n_targets))
@@ -233,7 +230,7 @@ def circular_shift_test(
     rng = check_random_state(random_state)
     a, b = _pair(y_true, y_pred)
     n, n_targets = a.shape
-    n_permutations = _check_int("n_permutations", n_permutations, 1)
+    n_permutations = check_int("n_permutations", n_permutations, 1)
     if n < 2:
         raise BrainalignError(f"'y_true' must have at least 2 samples, got {n}.")
     if (
@@ -329,7 +326,7 @@ def block_permutation_test(
         )
     a, b = _pair(y_true, y_pred)
     n, n_targets = a.shape
-    n_permutations = _check_int("n_permutations", n_permutations, 1)
+    n_permutations = check_int("n_permutations", n_permutations, 1)
     n_blocks = n // block_size
     if n_blocks < 2:
         raise BrainalignError(
@@ -516,7 +513,7 @@ def bootstrap_ci(
     """
     rng = check_random_state(random_state)
     level = _check_level(level)
-    n_bootstraps = _check_int("n_bootstraps", n_bootstraps, 1)
+    n_bootstraps = check_int("n_bootstraps", n_bootstraps, 1)
     v = check_2d(per_subject_values, "per_subject_values", "targets")
     if v.shape[0] < 2:
         raise BrainalignError(
