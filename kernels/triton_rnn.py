@@ -30,6 +30,7 @@ import triton
 import triton.language as tl
 
 from .cells import CELLS
+from .reference import check_inputs, reference_headwise_rnn
 
 __all__ = ["triton_headwise_rnn", "SUPPORTED_HEAD_DIMS"]
 
@@ -548,8 +549,6 @@ class _HeadwiseRNN(torch.autograd.Function):
         Wx, R, b, states, out = ctx.saved_tensors
         if Wx.shape[-1] > 128:
             # Tiled sizes: the backward is not fused yet; recompute the reference.
-            from .interface import reference_headwise_rnn
-
             leaves = [t.detach().float().requires_grad_(True) for t in (Wx, R, b, states)]
             with torch.enable_grad():
                 ref, _ = reference_headwise_rnn(*leaves, ctx.cell)
@@ -562,9 +561,7 @@ class _HeadwiseRNN(torch.autograd.Function):
 def triton_headwise_rnn(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: torch.Tensor | None,
                         cell: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``"triton"`` backend of :func:`~brainalign.kernels.headwise_rnn` (same signature and results)."""
-    from .interface import _check
-
-    _, _, _, _, DH = _check(Wx, R, b, states, cell)
+    _, _, _, _, DH = check_inputs(Wx, R, b, states, cell)
     if DH not in SUPPORTED_HEAD_DIMS and not (DH > 128 and DH % _TILE == 0):
         raise ValueError(f"the Triton kernel supports head sizes {SUPPORTED_HEAD_DIMS} and multiples of {_TILE} "
                          f"above 128, got DH = {DH}; use backend='torch'.")

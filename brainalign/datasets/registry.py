@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..io import Responses
 
-__all__ = ["ENTRY_POINT_GROUP", "KINDS", "MODALITIES", "DatasetKind", "ElectroKind", "ImageData", "ImagesKind", "PlantedSimulation", "VolumeKind", "get_kind", "selected_subjects", "volume_kinds", "kind_names", "register_kind",
+__all__ = ["ENTRY_POINT_GROUP", "KINDS", "MODALITIES", "DatasetKind", "ElectroKind", "ImageData", "ImagesKind", "PlantedSimulation", "VolumeKind", "get_kind", "registry_generation", "selected_subjects", "volume_kinds", "kind_names", "register_kind",
            "compose_schema"]
 
 MODALITIES = ("roi", "volume", "electro", "images")
@@ -73,6 +73,12 @@ ENTRY_POINT_GROUP = "brainalign.dataset_kinds"
 
 _instances: dict[str, DatasetKind] = {}
 _entry_points_loaded = False
+_generation = 0  # bumped by register_kind: the composed config schema is stale
+
+
+def registry_generation() -> int:
+    """A number that changes whenever :func:`register_kind` changes the registry."""
+    return _generation
 
 
 def _load_entry_points() -> None:
@@ -321,13 +327,12 @@ def register_kind(name: str, target: str | type[DatasetKind]) -> None:
     Its :attr:`~DatasetKind.schema` fragment is added to the config schema,
     and ``name`` to the values ``dataset.kind`` accepts.
     """
-    from ..config import _schema
-
+    global _generation
     KINDS[name] = target if isinstance(target, str) else f"{target.__module__}:{target.__qualname__}"
     _instances.pop(name, None)
     if not isinstance(target, str):
         _instances[name] = target()
-    _schema.cache_clear()
+    _generation += 1  # the config schema is composed again (brainalign.config)
 
 
 def kind_names() -> list[str]:
