@@ -101,12 +101,6 @@ def run_simulate_bids(
 
 
 # --------------------------------------------------------------------------- mask
-def _nifti_bytes(img) -> bytes:
-    import gzip
-
-    return gzip.compress(img.to_bytes(), mtime=0)
-
-
 def _raise_disjoint_masks(runs: list, imgs: list, threshold: float) -> None:
     """Raise naming the first run whose brain mask shares no voxel with those of the runs before it."""
     common = np.ones(imgs[0].shape, dtype=bool)
@@ -136,7 +130,7 @@ def run_mask(cfg: dict[str, Any], out: str | os.PathLike) -> Path:
     from nilearn.masking import intersect_masks
 
     from ..datasets.bids import find_bids_runs
-    from ..preprocess.nifti import _load_img, mask_on_grid
+    from ..preprocess.nifti import _load_img, mask_on_grid, write_nifti
 
     ds = cfg["dataset"]
     runs = [run for subject in dataset_subjects(cfg) for run in find_bids_runs(ds, subject)]
@@ -166,8 +160,7 @@ def run_mask(cfg: dict[str, Any], out: str | os.PathLike) -> Path:
         raise InputFileError(inputs[0], "the analysis mask is empty (no voxel in every run's brain mask).")
     logger.info("analysis mask: %d voxels from %d run(s)", int(data.sum()), len(runs))
     out = Path(out)
-    with atomic_path(out) as tmp:
-        tmp.write_bytes(_nifti_bytes(nib.Nifti1Image(data, ref.affine)))
+    write_nifti(out, nib.Nifti1Image(data, ref.affine))
     write_provenance(out, provenance(cfg, inputs, stage="mask"))
     return out
 
