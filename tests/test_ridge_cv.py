@@ -375,3 +375,17 @@ def test_large_but_representable_values_fit_as_at_unit_scale():
     big = RidgeCV().fit(X, Y * 1e140)
     np.testing.assert_array_equal(big.alpha_, ref.alpha_)
     np.testing.assert_allclose(big.coef_ / 1e140, ref.coef_, rtol=1e-10)
+
+
+def test_one_default_alpha_grid_everywhere():
+    """The config's default ``encoder.alphas`` is every ridge estimator's default grid (issue #17)."""
+    import json
+
+    from brainalign.config import SCHEMA_PATH
+    from brainalign.encoders import ridge
+
+    schema = json.loads(SCHEMA_PATH.read_text())
+    np.testing.assert_allclose(schema["properties"]["encoder"]["properties"]["alphas"]["default"], DEFAULT_ALPHAS,
+                               rtol=1e-15)
+    assert ridge.DEFAULT_ALPHAS is DEFAULT_ALPHAS and len(DEFAULT_ALPHAS) == 17
+    assert np.array_equal(ridge.RidgeCVEncoder().alphas, DEFAULT_ALPHAS)

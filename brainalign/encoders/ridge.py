@@ -28,7 +28,8 @@ from brainalign.metrics.correlation import pearsonr_columns
 
 __all__ = ["ridge_svd_path", "RidgeCVEncoder", "cross_validated_pearson"]
 
-#: Default grid of ridge penalties, 1e-2 ... 1e6 in half-decade steps.
+#: The default grid of ridge penalties, 1e-2 ... 1e6 in half-decade steps: every ridge estimator's, and the
+#: config's ``encoder.alphas`` default (tests/test_ridge_cv.py checks the schema against it).
 DEFAULT_ALPHAS: np.ndarray = np.logspace(-2, 6, 17)
 DEFAULT_ALPHAS.flags.writeable = False
 

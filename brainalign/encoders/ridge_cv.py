@@ -70,12 +70,9 @@ from numpy.typing import ArrayLike
 from brainalign._validation import BrainalignError, check_option
 from brainalign.backend import ALL_BACKENDS, get_backend
 from brainalign.encoders.cv import ContiguousKFold
+from brainalign.encoders.ridge import DEFAULT_ALPHAS  # the one default grid (also the config's default)
 
 __all__ = ["DEFAULT_ALPHAS", "RidgeCV"]
-
-#: Default grid of penalties: one per decade, 1e-2 ... 1e6.
-DEFAULT_ALPHAS: np.ndarray = np.logspace(-2, 6, 9)
-DEFAULT_ALPHAS.flags.writeable = False
 
 #: Slope added to K-fold scores before the arg-max, times log(alpha) (himalaya's tie-break).
 KFOLD_TIE_SLOPE = 1e-10
@@ -263,7 +260,7 @@ class RidgeCV:
 
     Parameters
     ----------
-    alphas : array-like of shape (n_alphas,), default=np.logspace(-2, 6, 9)
+    alphas : array-like of shape (n_alphas,), default=np.logspace(-2, 6, 17)
         Candidate penalties, each finite and > 0. Penalties act on the raw
         (unscaled) features: if the chosen alpha sits at an end of the grid for
         many targets, widen the grid.

@@ -162,6 +162,8 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
     from ..metrics.identification import binomial_chance_interval, retrieval_top1
 
     dec = cfg["decoding"]
+    # The config's penalty grid (encoder.alphas), as in every other ridge of the workflow.
+    alphas = np.asarray(cfg["encoder"]["alphas"], dtype=np.float64)
     data = read_images(images_path)
     betas, ids, rois = read_betas(betas_path)
     index = {int(i): k for k, i in enumerate(data["image_id"])}
@@ -177,7 +179,7 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
     # Ridge always runs: the linear baseline every decoder's retrieval is read against.
     for name in dict.fromkeys(["ridge", *dec["decoders"]]):
         if name == "ridge":
-            model = RidgeCVEncoder(cv=5, gap=0).fit(X_train, Y_train)
+            model = RidgeCVEncoder(alphas=alphas, cv=5, gap=0).fit(X_train, Y_train)
         else:
             from ..encoders.mindeye import BrainToEmbedding
 
@@ -204,7 +206,7 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
     tokens = data["tokens"][rows].reshape(len(rows), -1)
     text = data["text"][rows]
     for target, Y in (("tokens", tokens), ("text", text)):
-        model = RidgeCVEncoder(cv=5, gap=0).fit(X_train, Y[~test])
+        model = RidgeCVEncoder(alphas=alphas, cv=5, gap=0).fit(X_train, Y[~test])
         retrieval_rows("ridge", target, np.asarray(model.predict(X_test)), Y[test])
     best = "mlp" if "mlp" in predictions else next(iter(predictions))
     pred = predictions[best]
@@ -251,7 +253,7 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
     # BrainSCUBA: ROI preferred directions from a forward (embedding -> voxel) ridge encoder.
     from ..decoders.selectivity import project_to_bank, roi_weights
 
-    encoder = RidgeCVEncoder(cv=5, gap=0, alpha_per_target=False).fit(Y_train, X_train)
+    encoder = RidgeCVEncoder(alphas=alphas, cv=5, gap=0, alpha_per_target=False).fit(Y_train, X_train)
     roi_names, roi_w = roi_weights(encoder.coef_.T, rois)
     projected, top = project_to_bank(roi_w, Y_train, temperature=dec["selectivity_temperature"])
     roi_captions = ([""] * len(roi_names) if captioner is None else
