@@ -10,10 +10,34 @@ import numpy as np
 
 from .._validation import BrainalignError
 
-__all__ = ["EstimatorMixin"]
+__all__ = ["EstimatorMixin", "SklearnTags"]
 
 
-class EstimatorMixin:
+class SklearnTags:
+    """scikit-learn's estimator tags, built only when scikit-learn asks (importing it costs about a second).
+
+    ``estimator_type`` is ``"regressor"`` (multi-output targets) or
+    ``"classifier"``. ``is_regressor``, ``Pipeline``, ``GridSearchCV``,
+    ``cross_val_score`` and ``clone`` read these with scikit-learn >= 1.6
+    (``__sklearn_tags__``) and before (``_estimator_type``).
+    """
+
+    _estimator_type = "regressor"
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags
+
+        classifier = self._estimator_type == "classifier"
+        return Tags(
+            estimator_type=self._estimator_type,
+            target_tags=TargetTags(required=True, multi_output=not classifier, single_output=True),
+            classifier_tags=ClassifierTags() if classifier else None,
+            regressor_tags=None if classifier else RegressorTags(),
+            input_tags=InputTags(two_d_array=True),
+        )
+
+
+class EstimatorMixin(SklearnTags):
     """``get_params``/``set_params``/``repr`` read from ``__init__``'s keyword arguments, as scikit-learn does.
 
     Subclasses store every constructor argument unchanged under its own name and

@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .._validation import BrainalignError, check_2d
+from ._base import EstimatorMixin
 from .cv import ContiguousKFold
 from .ridge import DEFAULT_ALPHAS, RidgeCVEncoder, _RidgeSVD
 
@@ -49,7 +50,7 @@ def _scale_grid(n_bands: int, band_scales: np.ndarray) -> np.ndarray:
     return np.concatenate([np.ones((len(rest), 1)), rest], axis=1)
 
 
-class BandedRidgeCV:
+class BandedRidgeCV(EstimatorMixin):
     """Ridge with one penalty per feature space, chosen by contiguous inner CV.
 
     Parameters
@@ -140,6 +141,24 @@ class BandedRidgeCV:
             raise BrainalignError(f"X has {X.shape[1]} features, but BandedRidgeCV was fitted with "
                                   f"{self.n_features_in_}.")
         return X @ self.coef_ + self.intercept_
+
+    def score(self, X: ArrayLike, Y: ArrayLike) -> float:
+        """Held-out R² (:func:`heldout_r2`), averaged over targets, as scikit-learn's regressors score.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, sum(band_sizes))
+        Y : array-like of shape (n_samples, n_targets)
+
+        Returns
+        -------
+        float
+        """
+        Y = check_2d(Y, "Y", "targets")
+        pred = self.predict(X)
+        if Y.shape != pred.shape:
+            raise BrainalignError(f"'Y' must have shape {pred.shape} to match the predictions, got {Y.shape}.")
+        return float(np.nanmean(heldout_r2(Y, pred)))
 
 
 def heldout_r2(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:

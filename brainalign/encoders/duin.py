@@ -111,18 +111,9 @@ _HISTORY_KEYS = (
 # --------------------------------------------------------------------------- #
 
 
-def _float_param(
-    name: str,
-    value: Any,
-    low: float,
-    high: float = math.inf,
-    *,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    )
+def _float_param(name: str, value: Any, low: float, high: float = math.inf, *, low_open: bool = False,
+                 high_open: bool = False) -> float:
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
     v = float(value) if ok else math.nan
     if (
         not ok
@@ -590,6 +581,8 @@ class DuINWordDecoder(EstimatorMixin):
     statistics are part of the saved model. All trials must have the same
     number of whole patches.
     """
+
+    _estimator_type = "classifier"
 
     def __init__(
         self,

@@ -23,6 +23,7 @@ import scipy.linalg
 from numpy.typing import ArrayLike
 
 from brainalign._validation import BrainalignError, check_2d, check_option
+from brainalign.encoders._base import SklearnTags
 from brainalign.encoders.cv import ContiguousKFold
 from brainalign.metrics.correlation import pearsonr_columns
 
@@ -249,7 +250,7 @@ def _select_alpha(cv_scores: np.ndarray, alphas: np.ndarray, per_target: bool) -
 # --------------------------------------------------------------------------- #
 # estimator
 # --------------------------------------------------------------------------- #
-class RidgeCVEncoder:
+class RidgeCVEncoder(SklearnTags):
     """Ridge encoding model with alpha chosen by contiguous inner cross-validation.
 
     For each candidate alpha, the model is fit on the training part of every

@@ -69,6 +69,7 @@ from numpy.typing import ArrayLike
 
 from brainalign._validation import BrainalignError, check_option
 from brainalign.backend import ALL_BACKENDS, get_backend
+from brainalign.encoders._base import SklearnTags
 from brainalign.encoders.cv import ContiguousKFold
 from brainalign.encoders.ridge import DEFAULT_ALPHAS  # the one default grid (also the config's default)
 
@@ -252,7 +253,7 @@ class _Spectrum:
 # --------------------------------------------------------------------------- #
 # the estimator
 # --------------------------------------------------------------------------- #
-class RidgeCV:
+class RidgeCV(SklearnTags):
     """Ridge regression with efficient cross-validation over the penalty, for many targets.
 
     See the module docstring (:mod:`brainalign.encoders.ridge_cv`) for the exact
