@@ -20,13 +20,48 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._validation import InputFileError
+from ._validation import InputFileError, not_utf8_error
 
-__all__ = ["tsv_numbers"]
+__all__ = ["read_tsv_cells", "tsv_numbers"]
 
 # Cells that mean "no value": empty, BIDS's "n/a", and "nan" (as pandas writes a missing float).
 _MISSING = frozenset({"", "n/a", "nan"})
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d*,\d+$")
+
+
+def read_tsv_cells(path: str | os.PathLike, what: str, *, header: bool = True) -> pd.DataFrame:
+    """Every cell of a UTF-8 (optionally BOM-prefixed) tab-separated file, as text.
+
+    Parameters
+    ----------
+    path : str or path-like
+    what : str
+        What the file is, in error messages (e.g. ``"events file"``).
+    header : bool, default=True
+        The first line names the columns. False: it is row 0 of the table
+        (pandas would rename a repeated name, e.g. ``"IFG.1"``, instead of
+        letting the caller refuse it).
+
+    Returns
+    -------
+    table : pandas.DataFrame of str
+        Nothing is read as missing: ``n/a``, ``NA`` or an empty cell stay text
+        (see :func:`tsv_numbers` for numbers).
+
+    Raises
+    ------
+    InputFileError
+        Naming the file: empty, not UTF-8, or not a parsable table.
+    """
+    try:
+        return pd.read_csv(path, sep="\t", dtype=str, header=0 if header else None, keep_default_na=False,
+                           na_filter=False, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        raise InputFileError(path, f"{what} is empty (no header, no rows).") from None
+    except UnicodeDecodeError:
+        raise not_utf8_error(path, what) from None
+    except pd.errors.ParserError as err:
+        raise InputFileError(path, f"cannot be parsed as a tab-separated table ({err}).") from None
 
 
 def tsv_numbers(

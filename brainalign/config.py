@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from ._validation import ConfigError, InputFileError, not_utf8_error
-from .datasets.registry import get_kind, registry_generation, volume_kinds
+from .datasets.registry import compose_schema, get_kind, registry_generation, volume_kinds
 
 __all__ = ["load_config", "validate_config", "read_config_file", "dump_config", "check_path_name",
            "feature_set_instances", "comparison_sets", "SCHEMA_PATH", "SAFE_NAME_PATTERN"]
@@ -68,8 +68,6 @@ def _schema() -> dict[str, Any]:
 
 @lru_cache(maxsize=2)
 def _composed_schema(generation: int) -> dict[str, Any]:
-    from .datasets.registry import compose_schema
-
     return compose_schema(json.loads(SCHEMA_PATH.read_text()))
 
 

@@ -43,8 +43,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._tsv import tsv_numbers
-from .._validation import ConfigError, InputFileError, not_utf8_error
+from .._tsv import read_tsv_cells, tsv_numbers
+from .._validation import ConfigError, InputFileError
 from ..io import Responses
 from ._patterns import check_pattern, fill, pattern_matches
 from .registry import DatasetKind
@@ -91,16 +91,8 @@ def read_timeseries(path: str | os.PathLike, unit_names: list[str] | None = None
         raise InputFileError(path, "this response file does not exist.")
     name = path.name.lower()
     if name.endswith((".tsv", ".tsv.gz")):
-        try:
-            # header=None: pandas would rename a repeated unit name ("IFG.1") instead of refusing it.
-            table = pd.read_csv(path, sep="\t", dtype=str, header=None, keep_default_na=False, na_filter=False,
-                                encoding="utf-8-sig")
-        except pd.errors.EmptyDataError:
-            raise InputFileError(path, "the file is empty (no header, no rows).") from None
-        except UnicodeDecodeError:
-            raise not_utf8_error(path, "response file") from None
-        except pd.errors.ParserError as err:
-            raise InputFileError(path, f"cannot be parsed as a tab-separated table ({err}).") from None
+        # The header is row 0, so that a repeated unit name is refused below, not renamed.
+        table = read_tsv_cells(path, "response file", header=False)
         names = [str(c) for c in table.iloc[0]]
         body = table.iloc[1:]
         data = np.column_stack([tsv_numbers(body[c], path, name) for c, name in zip(body.columns, names)]) \
@@ -236,16 +228,19 @@ class TimeseriesKind(DatasetKind):
         ds = cfg["dataset"]
         tr, onset = float(ds["sampling_interval"]), float(ds["first_sample_onset"])
         parts, confounds, times, runs, names, conf_names = [], [], [], [], None, None
+        paths, conf_paths = [], []  # the inputs, as input_files lists them (without reading the words again)
         for run in self._runs(cfg):
             data, run_names = self._read_run(cfg, subject, run)
             path = fill(ds["responses"], subject, run)
+            paths.append(path)
             if names is not None and run_names != names:
                 raise InputFileError(path, f"its units {run_names[:5]} differ from those of the subject's first "
                                            f"run {names[:5]}; every run holds the same units in the same order.")
             names = run_names
             if ds.get("confounds_file"):
-                conf, cols = read_timeseries(fill(ds["confounds_file"], subject, run))
                 conf_path = fill(ds["confounds_file"], subject, run)
+                conf, cols = read_timeseries(conf_path)
+                conf_paths.append(conf_path)
                 if len(conf) != len(data):
                     raise InputFileError(conf_path, f"has {len(conf)} rows but {path.name} has {len(data)} samples.")
                 if conf_names is not None and cols != conf_names:
@@ -262,7 +257,7 @@ class TimeseriesKind(DatasetKind):
             modality="fmri", confounds=np.concatenate(confounds) if confounds else None,
             confound_names=list(conf_names or []),
         )
-        return resp, self.input_files(cfg, subject)
+        return resp, paths + conf_paths
 
     def credit(self, cfg: dict[str, Any]) -> str:
         ds = cfg["dataset"]

@@ -88,12 +88,13 @@ def dataset_timing(cfg: dict[str, Any], events: pd.DataFrame | None = None) -> t
 # --------------------------------------------------------------------------- stimuli
 def run_stimuli(cfg: dict[str, Any], out: str | os.PathLike) -> Path:
     """Write the dataset's word events table (TSV)."""
-    if get_kind(cfg).modality == "electro":
+    kind = get_kind(cfg)
+    if kind.modality == "electro":
         from .electro import electro_events
 
-        events, inputs = electro_events(cfg)
+        events, inputs = electro_events(cfg)  # the kind's words, with the test split checked
     else:
-        events, inputs = get_kind(cfg).events(cfg)
+        events, inputs = kind.events(cfg)
     return write_events(out, events, provenance(cfg, inputs, stage="stimuli"))
 
 

@@ -39,13 +39,13 @@ import numpy as np
 import pandas as pd
 import scipy.signal
 
+from .._tsv import read_tsv_cells
 from .._validation import (
     BrainalignError,
     InputFileError,
     check_fname,
     check_option,
     check_range,
-    not_utf8_error,
 )
 
 __all__ = [
@@ -331,16 +331,7 @@ def _words_from_tsv(
     path: str | os.PathLike, word_column: str, event_category: str | None = None
 ) -> tuple[list[float], list[str], list[str], Path]:
     path = check_fname(path, "file", "events")
-    try:
-        table = pd.read_csv(
-            path, sep="\t", dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig"
-        )
-    except pd.errors.EmptyDataError:
-        raise InputFileError(path, "events file is empty (no header, no rows).") from None
-    except UnicodeDecodeError:
-        raise not_utf8_error(path, "events file") from None
-    except pd.errors.ParserError as err:
-        raise InputFileError(path, f"cannot be parsed as a tab-separated table ({err}).") from None
+    table = read_tsv_cells(path, "events file")
     for column in ("onset", word_column):
         if column not in table.columns:
             raise InputFileError(

@@ -32,12 +32,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._tsv import read_tsv_cells
 from .._validation import (
     InputFileError,
     check_fname,
     check_range,
     check_type,
-    not_utf8_error,
 )
 from ..io import write_with_sidecar
 from .textgrid import read_textgrid
@@ -241,16 +241,7 @@ def read_events(path: str | os.PathLike) -> pd.DataFrame:
         As returned by :func:`validate_events`.
     """
     path = check_fname(path, "file", "events")
-    try:
-        table = pd.read_csv(
-            path, sep="\t", dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig"
-        )
-    except pd.errors.EmptyDataError:
-        raise InputFileError(path, "events file is empty (no header, no rows).") from None
-    except UnicodeDecodeError:
-        raise not_utf8_error(path, "events file") from None
-    except pd.errors.ParserError as err:
-        raise InputFileError(path, f"cannot be parsed as a tab-separated table ({err}).") from None
+    table = read_tsv_cells(path, "events file")
     # Data row i is on line i + 2 (line 1 is the header).
     return _validate(table, path, 2)
 
