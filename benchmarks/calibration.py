@@ -36,7 +36,8 @@ import scipy.stats
 from brainalign.datasets.planted_voxels import simulate_planted_voxels
 from brainalign.metrics.cv_permutation import refit_shift_test
 from brainalign.metrics.stats import circular_shift_test, fdr_correction
-from brainalign.pipeline.volumes import nested_cv_pearson
+from brainalign.encoders.ridge_cv import nested_cv_pearson
+from brainalign.pipeline.stages import encoder_cv_options
 from brainalign.preprocess.fmri import LinearCleaner, clean_signals
 
 CLEANING = {"detrend": True, "high_pass": 0.0078125, "standardize": "zscore_sample", "confounds": "fmriprep"}
@@ -53,7 +54,7 @@ def both_tests(sim, seed: int, n_permutations: int, stop_after: int | None = 10
     conf = sim.confounds
     y = clean_signals(sim.responses, sim.tr, CLEANING, sim.runs, conf).astype(np.float32)
     x = clean_signals(sim.design, sim.tr, CLEANING, sim.runs, conf)
-    res = nested_cv_pearson(x, y, ENCODER, sim.runs)
+    res = nested_cv_pearson(x, y, **encoder_cv_options(ENCODER), groups=sim.runs)
     t0 = time.perf_counter()
     old = circular_shift_test(y, res["predictions"], n_permutations=n_permutations, random_state=seed).pvalues
     t1 = time.perf_counter()

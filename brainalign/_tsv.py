@@ -22,14 +22,27 @@ import pandas as pd
 
 from ._validation import InputFileError, not_utf8_error
 
-__all__ = ["read_tsv_cells", "tsv_numbers"]
+__all__ = ["MISSING_CELLS", "is_missing", "read_tsv_cells", "tsv_numbers"]
 
-# Cells that mean "no value": empty, BIDS's "n/a", and "nan" (as pandas writes a missing float).
-_MISSING = frozenset({"", "n/a", "nan"})
+#: The one definition of a missing cell in every TSV brainalign reads (compared stripped and lower-cased):
+#: empty, BIDS's ``n/a``, and ``nan`` (as pandas writes a missing float). Number columns: a missing cell is
+#: an error or NaN, as the reader says (:func:`tsv_numbers`). Word columns of BIDS events: the row has no word
+#: and is skipped. brainalign's own events table (``stimuli/events.tsv``) keeps its words literally: there
+#: a word *is* the stimulus ("n/a" or "null" may be spoken).
+MISSING_CELLS = frozenset({"", "n/a", "nan"})
+_MISSING = MISSING_CELLS
+
+
+def is_missing(value: Any) -> bool:
+    """Whether a cell is missing: None, ``pd.NA``, a float NaN, or text in :data:`MISSING_CELLS`."""
+    if value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and np.isnan(value)):
+        return True
+    return isinstance(value, str) and value.strip().lower() in MISSING_CELLS
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d*,\d+$")
 
 
-def read_tsv_cells(path: str | os.PathLike, what: str, *, header: bool = True) -> pd.DataFrame:
+def read_tsv_cells(path: str | os.PathLike, what: str, *, header: bool = True, sep: str = "\t",
+                   names: list[str] | None = None) -> pd.DataFrame:
     """Every cell of a UTF-8 (optionally BOM-prefixed) tab-separated file, as text.
 
     Parameters
@@ -41,6 +54,10 @@ def read_tsv_cells(path: str | os.PathLike, what: str, *, header: bool = True) -
         The first line names the columns. False: it is row 0 of the table
         (pandas would rename a repeated name, e.g. ``"IFG.1"``, instead of
         letting the caller refuse it).
+    sep : str, default="\t"
+        The separator (a BIDS dataset config may name another).
+    names : list of str, optional
+        Column names of a file without a header line (then ``header`` is ignored).
 
     Returns
     -------
@@ -54,8 +71,8 @@ def read_tsv_cells(path: str | os.PathLike, what: str, *, header: bool = True) -
         Naming the file: empty, not UTF-8, or not a parsable table.
     """
     try:
-        return pd.read_csv(path, sep="\t", dtype=str, header=0 if header else None, keep_default_na=False,
-                           na_filter=False, encoding="utf-8-sig")
+        return pd.read_csv(path, sep=sep, dtype=str, header=0 if header and names is None else None, names=names,
+                           keep_default_na=False, na_filter=False, encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         raise InputFileError(path, f"{what} is empty (no header, no rows).") from None
     except UnicodeDecodeError:

@@ -66,6 +66,7 @@ SCORE_COLUMNS = [
     "roi",
     "metric",
     "cv",
+    "alpha_criterion",
     "fold",
     "score",
     "ceiling",

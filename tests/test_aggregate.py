@@ -64,7 +64,8 @@ CEILING = {"A": 0.5, "B": 0.25}
 def _rows(model, feature_set, seed, layer, roi, subject, score):
     base = {"dataset": "toy", "subject": subject, "model": model, "seed": seed,
             "feature_set": feature_set, "layer": layer, "roi": roi, "unit": roi,
-            "metric": "pearson_r", "cv": "contiguous5_gap5"}
+            "metric": "pearson_r", "cv": "contiguous5_gap5",
+            "alpha_criterion": "inner_cv_pearson_r"}
     # Per-fold rows carry junk that must never enter the summaries.
     return ([{**base, "fold": str(k), "score": 5.0 + k, "alpha": 1.0} for k in range(2)]
             + [{**base, "fold": "mean", "score": score, "alpha": 1.0}])

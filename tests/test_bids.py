@@ -364,7 +364,8 @@ def test_nested_cv_pearson_matches_himalaya_with_the_same_folds():
     from himalaya.backend import set_backend
     from himalaya.ridge import RidgeCV as HimalayaRidgeCV
 
-    from brainalign.pipeline.volumes import nested_cv_pearson
+    from brainalign.encoders.ridge_cv import nested_cv_pearson
+    from brainalign.pipeline.stages import encoder_cv_options
 
     set_backend("numpy")
     rng = np.random.default_rng(0)
@@ -374,7 +375,7 @@ def test_nested_cv_pearson_matches_himalaya_with_the_same_folds():
     alphas = np.logspace(-1, 4, 6)
     enc = {"outer_folds": 5, "inner_folds": 5, "gap": 0, "alphas": alphas.tolist(), "alpha_per_target": True,
            "pooled": False}
-    ours = nested_cv_pearson(x, y, enc, groups=runs)
+    ours = nested_cv_pearson(x, y, **encoder_cv_options(enc), groups=runs)
     assert ours["fold_scores"].shape == (3, 40) and np.isfinite(ours["predictions"]).all()
     for k, held in enumerate((1, 2, 3)):
         train, test = runs != held, runs == held

@@ -276,7 +276,7 @@ def test_linear_regression_is_sklearn_min_norm(rcond):
     sklearn = pytest.importorskip("sklearn")
     if int(sklearn.__version__.split(".")[0]) == 1 and int(sklearn.__version__.split(".")[1]) < 9:
         pytest.skip("LinearRegression's tol sets the dense lstsq cutoff from scikit-learn 1.9 on")
-    from brainalign.metrics.brainscore import _ols_min_norm
+    from brainalign.metrics.brainscore.regression import _ols_min_norm
 
     rng = np.random.default_rng(5)
     Y = rng.standard_normal((30, 4))

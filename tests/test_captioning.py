@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from brainalign.decoders import captioning
 from brainalign.decoders.captioning import ClipCapCaptioner, GitCaptioner
+from brainalign.decoders.captioning._common import _trim
 
 from brainalign._validation import BrainalignError
 
@@ -191,7 +191,7 @@ def test_git_wiring_matches_native_vision_path(git):
             eos_token_id=102, pad_token_id=0,
         )
     torch.testing.assert_close(git.logits(emb), native_logits, rtol=1e-5, atol=1e-5)
-    expected = captioning._trim(native_ids[:, 1:], git.eos_token_ids)
+    expected = _trim(native_ids[:, 1:], git.eos_token_ids)
     assert git.generate_ids(emb, max_new_tokens=6, num_beams=2) == expected
     # The vision encoder is restored after every call, also when the call fails.
     original = model.git.image_encoder

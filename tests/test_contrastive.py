@@ -260,7 +260,7 @@ def test_channel_fusion_and_subject_layers():
 def test_planted_identification_beats_chance_and_shuffled(data, fitted):
     X, Y, subjects, groups, positions = data
     train, test = split(groups)
-    acc = fitted.score(X[test], Y[test], subjects=subjects[test])
+    acc = fitted.identification_scores(X[test], Y[test], subjects=subjects[test])
     n_cand = np.unique(Y[test], axis=0).shape[0]
     chance10 = 10 / n_cand
     assert acc[10] >= 5 * chance10, acc
@@ -273,7 +273,7 @@ def test_planted_identification_beats_chance_and_shuffled(data, fitted):
         groups=groups[train],
         positions=positions,
     )
-    acc_shuffled = shuffled.score(X[test], Y[test], subjects=subjects[test])
+    acc_shuffled = shuffled.identification_scores(X[test], Y[test], subjects=subjects[test])
     assert acc_shuffled[10] <= chance_interval(test.size, 10, n_cand)[1]
     assert acc[10] - acc_shuffled[10] >= 0.5, (acc, acc_shuffled)
     # fitted attributes
@@ -371,7 +371,7 @@ def test_save_load_round_trip(data, fitted, tmp_path):
         loaded.predict(X[test], subjects=subjects[test]),
         fitted.predict(X[test], subjects=subjects[test]),
     )
-    assert loaded.score(X[test], Y[test], subjects[test]) == fitted.score(
+    assert loaded.identification_scores(X[test], Y[test], subjects[test]) == fitted.identification_scores(
         X[test], Y[test], subjects[test]
     )
 
@@ -384,7 +384,7 @@ def test_channel_fusion_with_different_channel_counts():
         take(X, train), Y[train], subjects=subjects[train], groups=groups[train]
     )
     assert est.n_channels_ == {0: 12, 1: 20}
-    acc = est.score(take(X, test), Y[test], subjects=subjects[test])
+    acc = est.identification_scores(take(X, test), Y[test], subjects=subjects[test])
     n_cand = np.unique(Y[test], axis=0).shape[0]
     assert acc[10] > chance_interval(test.size, 10, n_cand)[1], acc
     assert acc[10] >= 5 * 10 / n_cand, acc
@@ -423,7 +423,7 @@ def test_errors(data):
     with pytest.raises(BrainalignError, match="samples"):
         est.predict(Xs[:, :, :-1], subjects=ss)
     with pytest.raises(BrainalignError, match="n_targets|shape"):
-        est.score(Xs, Ys[:, :3], subjects=ss)
+        est.identification_scores(Xs, Ys[:, :3], subjects=ss)
 
 
 def test_params_contract():

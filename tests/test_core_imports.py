@@ -11,9 +11,10 @@ import sys
 
 CORE = [
     "brainalign.encoders.cv", "brainalign.encoders.ridge", "brainalign.encoders.ridge_cv",
-    "brainalign.encoders.banded", "brainalign.backend", "brainalign.metrics.correlation",
+    "brainalign.encoders.banded", "brainalign.encoders.ridge_core", "brainalign.backend", "brainalign.metrics.correlation",
     "brainalign.metrics.ceilings", "brainalign.metrics.brainscore", "brainalign.metrics.rsa",
     "brainalign.metrics.cka", "brainalign.metrics.identification", "brainalign.metrics.stats",
+    "brainalign.metrics.cv_permutation",
 ]
 FORBIDDEN = ["pandas", "h5py", "sklearn", "nilearn", "transformers", "matplotlib", "yaml"]
 

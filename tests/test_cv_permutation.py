@@ -27,7 +27,8 @@ from brainalign.metrics.cv_permutation import (
     refit_shift_tests,
 )
 from brainalign.metrics.stats import circular_shift_test, fdr_correction
-from brainalign.pipeline.volumes import nested_cv_pearson
+from brainalign.encoders.ridge_cv import nested_cv_pearson
+from brainalign.pipeline.stages import encoder_cv_options
 from brainalign.preprocess.fmri import LinearCleaner, clean_signals
 
 @pytest.fixture(autouse=True)
@@ -156,7 +157,7 @@ def test_circular_shift_indices_shift_each_run_within_itself():
 def test_sequential_stopping_is_besag_clifford():
     sim = simulate_planted_voxels(200, n_runs=2, n_volumes=100, n_features=8, planted_fraction=0.1, snr=0.8, seed=4)
     y, x, clean = cleaned(sim)
-    res = nested_cv_pearson(x, y, ENCODER, sim.runs)
+    res = nested_cv_pearson(x, y, **encoder_cv_options(ENCODER), groups=sim.runs)
     args = dict(runs=sim.runs, clean=clean, n_permutations=300, random_state=5)
     full = refit_shift_test(y, sim.design, res["folds"], res["alphas"], **args)
     seq = refit_shift_test(y, sim.design, res["folds"], res["alphas"], stop_after=10, **args)
@@ -177,9 +178,9 @@ def test_sequential_stopping_is_besag_clifford():
 def test_several_layers_share_the_shifts():
     sim = simulate_planted_voxels(30, n_runs=2, n_volumes=80, n_features=6, seed=6)
     y, x, clean = cleaned(sim)
-    res = nested_cv_pearson(x, y, ENCODER, sim.runs)
+    res = nested_cv_pearson(x, y, **encoder_cv_options(ENCODER), groups=sim.runs)
     raw2 = sim.design[:, :3]
-    res2 = nested_cv_pearson(clean(raw2), y, ENCODER, sim.runs)
+    res2 = nested_cv_pearson(clean(raw2), y, **encoder_cv_options(ENCODER), groups=sim.runs)
     both = refit_shift_tests(y, {"a": (sim.design, res["alphas"]), "b": (raw2, res2["alphas"])}, res["folds"],
                              runs=sim.runs, clean=clean, n_permutations=20, random_state=1)
     alone = refit_shift_test(y, raw2, res2["folds"], res2["alphas"], runs=sim.runs, clean=clean, n_permutations=20,
@@ -212,7 +213,7 @@ def test_null_pvalues_are_calibrated(phi, n_volumes, per_run):
     sim = simulate_planted_voxels(n_voxels, n_runs=2, n_volumes=n_volumes, n_features=32, phi=phi,
                                   n_confounds=per_run, seed=11)
     y, x, clean = cleaned(sim)
-    res = nested_cv_pearson(x, y, ENCODER, sim.runs)
+    res = nested_cv_pearson(x, y, **encoder_cv_options(ENCODER), groups=sim.runs)
     p = refit_shift_test(y, sim.design, res["folds"], res["alphas"], runs=sim.runs, clean=clean, n_permutations=500,
                          stop_after=10, random_state=12).pvalues
     for alpha in (0.05, 0.01):
@@ -246,7 +247,7 @@ def test_shifting_the_responses_is_liberal_with_many_confounds():
     n_voxels = 4000
     sim = simulate_planted_voxels(n_voxels, n_runs=2, n_volumes=100, n_features=32, phi=0.3, n_confounds=26, seed=11)
     y, x, clean = cleaned(sim)
-    res = nested_cv_pearson(x, y, ENCODER, sim.runs)
+    res = nested_cv_pearson(x, y, **encoder_cv_options(ENCODER), groups=sim.runs)
     p = refit_shift_test(y, sim.design, res["folds"], res["alphas"], runs=sim.runs, clean=clean, shift="responses",
                          n_permutations=500, stop_after=10, random_state=12).pvalues
     assert np.mean(p <= 0.05) > binomial_interval(n_voxels, 0.05)[1]
@@ -291,7 +292,7 @@ def _false_discovery_proportions(seeds, n_voxels, n_runs, n_volumes, phi):
         sim = simulate_planted_voxels(n_voxels, n_runs=n_runs, n_volumes=n_volumes, n_features=32, phi=phi,
                                       planted_fraction=0.1, snr=0.6, seed=seed)
         y, x, clean = cleaned(sim)
-        res = nested_cv_pearson(x, y, ENCODER, sim.runs)
+        res = nested_cv_pearson(x, y, **encoder_cv_options(ENCODER), groups=sim.runs)
         p = refit_shift_test(y, sim.design, res["folds"], res["alphas"], runs=sim.runs, clean=clean,
                              n_permutations=1000, stop_after=10, random_state=seed + 100).pvalues
         found = fdr_correction(p) <= 0.05

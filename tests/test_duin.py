@@ -14,7 +14,8 @@ import torch
 from scipy import stats
 
 from brainalign._validation import BrainalignError
-from brainalign.encoders.duin import DuINWordDecoder, _DuINNet
+from brainalign.encoders.duin import DuINWordDecoder
+from brainalign.encoders.duin.network import _DuINNet
 
 torch.set_num_threads(1)
 

@@ -203,7 +203,7 @@ def test_planted_retrieval_and_regression(data, fitted):
     X, Y, subj = data
     Xte, Yte, ste = X[N_TRAIN:], Y[N_TRAIN:], subj[N_TRAIN:]
     n = len(Xte)
-    s = fitted.score(Xte, Yte, ste)
+    s = fitted.retrieval_scores(Xte, Yte, ste)
     assert s["n_way"] == n and s["n_draws"] == 1 and s["chance"] == pytest.approx(1 / n)
     _, high = binomial_chance_interval(n, 1 / n, 0.99)
     for key in ("brain_to_target", "target_to_brain"):
@@ -238,7 +238,7 @@ def test_planted_retrieval_and_regression(data, fitted):
 
 def test_score_uses_300_way_when_possible(data, fitted):
     X, Y, subj = data
-    s = fitted.score(X[:300], Y[:300], subj[:300])
+    s = fitted.retrieval_scores(X[:300], Y[:300], subj[:300])
     assert (s["n_way"], s["n_draws"], s["chance"]) == (300, 30, pytest.approx(1 / 300))
 
 
@@ -246,7 +246,7 @@ def test_pure_noise_at_chance():
     X, Y, subj = planted(signal=False, seed=3)
     est = BrainToEmbedding(epochs=10, lr=1e-3).fit(X[:N_TRAIN], Y[:N_TRAIN], subj[:N_TRAIN])
     n = len(X) - N_TRAIN
-    s = est.score(X[N_TRAIN:], Y[N_TRAIN:], subj[N_TRAIN:])
+    s = est.retrieval_scores(X[N_TRAIN:], Y[N_TRAIN:], subj[N_TRAIN:])
     low, high = binomial_chance_interval(n, 1 / n, 0.99)
     for key in ("brain_to_target", "target_to_brain"):
         assert low <= s[key] <= high, s
@@ -264,10 +264,10 @@ def test_token_targets_and_single_subject():
     assert pred.shape == (10, tokens, d)
     assert est.predict_projected(X[:10]).shape == (10, tokens, d)
     assert est.transform_targets(Y[:10]).shape == (10, tokens, d)
-    s = est.score(X[:10], Y[:10])
+    s = est.retrieval_scores(X[:10], Y[:10])
     assert s["n_way"] == 10
     with pytest.raises(BrainalignError, match=r"'Y' must have shape \(n_samples, 3, 4\)"):
-        est.score(X[:10], Y[:10, 0])
+        est.retrieval_scores(X[:10], Y[:10, 0])
 
 
 def test_determinism_and_global_rng_untouched(data):
@@ -339,7 +339,7 @@ def test_errors(data, fitted):
     with pytest.raises(BrainalignError, match="one label per sample"):
         fitted.predict(X[:3], subj[:2])
     with pytest.raises(BrainalignError, match="same number of samples"):
-        fitted.score(X[:4], Y[:3], subj[:4])
+        fitted.retrieval_scores(X[:4], Y[:3], subj[:4])
     with pytest.raises(BrainalignError, match="'X' sample 2 of subject 'sub-01' has 200 voxels"):
         BrainToEmbedding().fit([X[0], X[1], X[1], X[0]], Y[:4], ["sub-01", "sub-02"] * 2)
     with pytest.raises(BrainalignError, match="same number of samples"):

@@ -312,7 +312,7 @@ def test_fit_predict_errors():
     with pytest.raises(BrainalignError, match="not fitted"):
         RidgeCVEncoder().predict(X)
     enc = RidgeCVEncoder(alphas=[1.0]).fit(X, Y)
-    with pytest.raises(BrainalignError, match=r"'X' has 3 features.*n_features_in_=12"):
+    with pytest.raises(BrainalignError, match=r"X has 3 features, but RidgeCVEncoder is expecting 12 features"):
         enc.predict(X[:, :3])
     with pytest.raises(BrainalignError, match=r"'Y' must have shape \(100, 5\)"):
         enc.score(X, Y[:, :2])
@@ -324,7 +324,8 @@ def test_fit_predict_errors():
 def test_cross_validated_pearson_matches_manual_nested_loop():
     X, Y = planted(n=200, seed=16)
     res = cross_validated_pearson(X, Y, outer_cv=4, gap=3, inner_cv=3, alphas=ALPHAS)
-    assert set(res) == {"fold_scores", "score", "pooled_score", "alphas", "predictions", "folds"}
+    assert set(res) == {"fold_scores", "score", "pooled_score", "alphas", "predictions", "folds", "alpha_criterion"}
+    assert res["alpha_criterion"] == "inner_cv_pearson_r"
     assert res["fold_scores"].shape == (4, 5) and res["alphas"].shape == (4, 5)
     assert res["score"].shape == (5,) and res["predictions"].shape == (200, 5)
     assert not np.isnan(res["predictions"]).any()  # every sample is tested once

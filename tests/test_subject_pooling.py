@@ -181,7 +181,8 @@ def test_runs_sampling_and_grid_that_differ_are_refused(cfg, folders):
 # --------------------------------------------------------------------------- scores tables and epochs
 def _scores(folder: Path, name: str, feature_set: str) -> Path:
     rows = [{"dataset": "toy", "subject": s, "model": feature_set, "seed": -1, "feature_set": feature_set,
-             "layer": "0", "roi": "A", "unit": "A", "metric": "pearson_r", "cv": "contiguous5_gap0", "fold": "mean",
+             "layer": "0", "roi": "A", "unit": "A", "metric": "pearson_r", "cv": "contiguous5_gap0",
+             "alpha_criterion": "inner_cv_pearson_r", "fold": "mean",
              "score": 0.1 * k, "p_value": 0.5} for k, s in enumerate(["s1", "s2", "s3"])]
     return write_table(folder / name, pd.DataFrame(rows))
 

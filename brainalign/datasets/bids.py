@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._tsv import tsv_numbers
-from .._validation import ConfigError, InputFileError, not_utf8_error
+from .._tsv import is_missing, read_tsv_cells, tsv_numbers
+from .._validation import ConfigError, InputFileError
 from .registry import VolumeKind, selected_subjects
 
 __all__ = [
@@ -268,15 +268,7 @@ def read_run_words(ds: dict[str, Any], run: BidsRun, n_volumes: int, tr: float) 
     spec = ds.get("word_events") or {}
     if not path.exists():
         raise InputFileError(path, f"events file of {run.bold.name} does not exist.")
-    try:
-        table = pd.read_csv(path, sep=spec.get("sep", "\t"), header=None if spec.get("columns") else 0,
-                            names=spec.get("columns"), dtype=str, keep_default_na=False, encoding="utf-8")
-    except UnicodeDecodeError:
-        raise not_utf8_error(path, "events file") from None
-    except pd.errors.EmptyDataError:
-        raise InputFileError(path, "the events file is empty (no header, no rows).") from None
-    except pd.errors.ParserError as err:
-        raise InputFileError(path, f"is not a readable table ({err}).") from err
+    table = read_tsv_cells(path, "events file", sep=spec.get("sep", "\t"), names=spec.get("columns"))
     word_col = spec.get("word_column", "word")
     onset_col = spec.get("onset_column", "onset")
     offset_col = spec.get("offset_column")
@@ -286,8 +278,9 @@ def read_run_words(ds: dict[str, Any], run: BidsRun, n_volumes: int, tr: float) 
         if col not in table.columns:
             raise InputFileError(path, f"has no column {col!r} (columns: {list(table.columns)}).")
     words = table[word_col].str.strip()
-    rows = np.flatnonzero(((words != "") & (words.str.lower() != "n/a")).to_numpy())
-    # Only a missing cell (empty, n/a) means "no value"; text that is not a number (2,5) is an error.
+    rows = np.flatnonzero(~words.map(is_missing).to_numpy(dtype=bool))
+    # Only a missing cell (brainalign._tsv.MISSING_CELLS) means "no value"; text that is not a number (2,5) is
+    # an error.
     numbers = {"path": path, "missing": "nan", "rows": rows, "line_offset": 1 if spec.get("columns") else 2}
     onset = tsv_numbers(table[onset_col].iloc[rows], column=onset_col, **numbers)
     if offset_col:

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._tsv import tsv_numbers
-from .._validation import ConfigError, InputFileError, not_utf8_error
+from .._tsv import is_missing, read_tsv_cells, tsv_numbers
+from .._validation import ConfigError, InputFileError
 from .registry import ElectroKind
 
 __all__ = ["Recording", "find_recordings", "list_meeg_subjects", "read_bids_raw", "read_bids_words",
@@ -50,7 +50,7 @@ def read_bids_raw(recording: Recording):
     """Read one recording with mne-bids (channel types and bad channels from ``*_channels.tsv``)."""
     import mne_bids
 
-    from ..preprocess.meeg import _check_edf_header
+    from ..preprocess.meeg.edf import _check_edf_header
 
     if recording.path.suffix.lower() in (".edf", ".bdf"):
         _check_edf_header(recording.path)
@@ -189,14 +189,8 @@ def read_bids_words(path: str | os.PathLike, word_column: str = "word",
     from ..preprocess.meeg import tagged_word
 
     path = Path(path)
-    try:
-        table = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False, dtype=str, encoding="utf-8")
-    except UnicodeDecodeError:
-        raise not_utf8_error(path, "events file") from None
-    except pd.errors.EmptyDataError:
-        raise InputFileError(path, "the events file is empty (no header, no rows).") from None
-    except pd.errors.ParserError as err:
-        raise InputFileError(path, f"not a readable TSV ({err}).") from err
+    cells = read_tsv_cells(path, "events file")
+    table = cells.mask(cells.map(is_missing))  # missing cells (brainalign._tsv.MISSING_CELLS) become NaN
     if "onset" not in table.columns:
         raise InputFileError(path, f"no 'onset' column; columns: {list(table.columns)}.")
     if word_column in table.columns:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import BrainalignError
+from .._validation import BrainalignError, check_is_fitted, check_params
 
 __all__ = ["EstimatorMixin", "SklearnTags"]
 
@@ -23,6 +23,13 @@ class SklearnTags:
     """
 
     _estimator_type = "regressor"
+    #: X is (n_trials, n_channels, n_times), not a 2-D table: scikit-learn's
+    #: ``check_estimator`` then runs none of its 2-D checks (its own rule).
+    _three_d_input = False
+    #: A 1-D target is refused (e.g. embeddings, always (n_samples, d)).
+    _single_output = True
+    #: Trained by stochastic gradient descent: a few epochs need not fit the training set well.
+    _poor_score = False
 
     def __sklearn_tags__(self):
         from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags
@@ -30,10 +37,10 @@ class SklearnTags:
         classifier = self._estimator_type == "classifier"
         return Tags(
             estimator_type=self._estimator_type,
-            target_tags=TargetTags(required=True, multi_output=not classifier, single_output=True),
-            classifier_tags=ClassifierTags() if classifier else None,
-            regressor_tags=None if classifier else RegressorTags(),
-            input_tags=InputTags(two_d_array=True),
+            target_tags=TargetTags(required=True, multi_output=not classifier, single_output=self._single_output),
+            classifier_tags=ClassifierTags(poor_score=self._poor_score) if classifier else None,
+            regressor_tags=None if classifier else RegressorTags(poor_score=self._poor_score),
+            input_tags=InputTags(two_d_array=not self._three_d_input, three_d_array=self._three_d_input),
         )
 
 
@@ -87,9 +94,15 @@ class EstimatorMixin(SklearnTags):
         est._validate_params()
         return est, state, meta, sidecar, checkpoint_paths(path)[0]
 
+    #: Parameter name -> allowed kinds (:func:`brainalign._validation.check_params`).
+    _parameter_constraints: dict[str, list] = {}
+
+    def _validate_params(self) -> None:
+        """Check every constructor parameter against ``_parameter_constraints``."""
+        check_params(type(self).__name__, self.get_params(), self._parameter_constraints)
+
     def _check_fitted(self) -> None:
-        if not hasattr(self, self._fitted_attribute):
-            raise BrainalignError(f"This {type(self).__name__} instance is not fitted yet; call 'fit' first.")
+        check_is_fitted(self, self._fitted_attribute)
 
     def _subject_index(self, labels: Sequence[Hashable]) -> np.ndarray:
         """Indices into ``subjects_`` of per-row subject labels (all None: the only subject)."""

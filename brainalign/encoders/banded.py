@@ -21,15 +21,24 @@ with cross-validated R² of the joint model ``R2_ab`` and of each space alone,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .._validation import BrainalignError, check_2d
+from .._validation import (
+    BrainalignError,
+    Constraint,
+    Options,
+    check_2d,
+    check_is_fitted,
+    check_n_features,
+    check_params,
+)
 from ._base import EstimatorMixin
 from .cv import ContiguousKFold
-from .ridge import DEFAULT_ALPHAS, RidgeCVEncoder, _RidgeSVD
+from .ridge import CV_CONSTRAINTS, RidgeCVEncoder
+from .ridge_core import DEFAULT_ALPHAS, TIE_TOLERANCE, RidgeSVD
 
 __all__ = ["BandedRidgeCV", "partition_variance", "heldout_r2"]
 
@@ -55,8 +64,9 @@ class BandedRidgeCV(EstimatorMixin):
 
     Parameters
     ----------
-    band_sizes : sequence of int
-        Number of columns of each band, in the column order of ``X``.
+    band_sizes : sequence of int or None, default=None
+        Number of columns of each band, in the column order of ``X``; None is
+        one band of all the columns (plain ridge with the inner-CV alpha).
     alphas : array-like of shape (n_alphas,)
         Global penalties searched for every band scaling.
     band_scales : array-like of shape (n_scales,)
@@ -82,9 +92,18 @@ class BandedRidgeCV(EstimatorMixin):
     intercept_ : ndarray of shape (n_targets,)
     cv_scores_ : ndarray of shape (n_scalings, n_alphas, n_targets)
         Inner-CV mean criterion for each scaling and alpha.
+    alpha_criterion_ : str
+        ``"inner_cv_r2"`` or ``"inner_cv_pearson_r"``
+        (:data:`brainalign.encoders.ridge_core.ALPHA_CRITERIA`).
     """
 
-    def __init__(self, *, band_sizes: Sequence[int] = (), alphas: ArrayLike = DEFAULT_ALPHAS,
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "cv": CV_CONSTRAINTS["cv"],
+        "gap": CV_CONSTRAINTS["gap"],
+        "scoring": [Options("r2", "pearson")],
+    }  # band_sizes, alphas and band_scales are checked against X in fit
+
+    def __init__(self, *, band_sizes: Sequence[int] | None = None, alphas: ArrayLike = DEFAULT_ALPHAS,
                  band_scales: ArrayLike = DEFAULT_BAND_SCALES, cv: int | Any = 5, gap: int = 5,
                  scoring: str = "r2"):
         self.band_sizes = band_sizes
@@ -96,8 +115,9 @@ class BandedRidgeCV(EstimatorMixin):
 
     def fit(self, X: ArrayLike, Y: ArrayLike) -> BandedRidgeCV:
         """Fit on ``X`` (n_samples, sum(band_sizes)) and ``Y`` (n_samples, n_targets)."""
-        X, Y = check_2d(X, "X", "features"), check_2d(Y, "Y", "targets")
-        sizes = [int(s) for s in self.band_sizes]
+        check_params(type(self).__name__, self.get_params(), self._parameter_constraints)
+        X, Y, y_1d = check_2d(X, "X", "features"), check_2d(Y, "Y", "targets"), np.asarray(Y).ndim == 1
+        sizes = [X.shape[1]] if self.band_sizes is None else [int(s) for s in self.band_sizes]
         if not sizes or sum(sizes) != X.shape[1] or min(sizes) < 1:
             raise BrainalignError(f"'band_sizes' {sizes} must be positive and sum to the "
                                   f"{X.shape[1]} columns of X.")
@@ -114,13 +134,13 @@ class BandedRidgeCV(EstimatorMixin):
         ])  # (n_scalings, n_alphas, n_targets)
         flat = scores.reshape(-1, scores.shape[-1])
         # Ties go to the first (smallest scaling, then smallest alpha) in grid order.
-        best = np.argmax(flat >= flat.max(axis=0) - 1e-10, axis=0)
+        best = np.argmax(flat >= flat.max(axis=0) - TIE_TOLERANCE, axis=0)
         best_scale, best_alpha = np.divmod(best, len(alphas))
         x_mean, y_mean = X.mean(axis=0), Y.mean(axis=0)
         coef = np.empty((X.shape[1], Y.shape[1]))
         for g in np.unique(best_scale):
             cols = best_scale == g
-            svd = _RidgeSVD((X - x_mean) * col_scale[g], Y[:, cols] - y_mean[cols])
+            svd = RidgeSVD((X - x_mean) * col_scale[g], Y[:, cols] - y_mean[cols])
             coef[:, cols] = svd.coefs(alphas[best_alpha[cols]]) * col_scale[g][:, None]
         self.scales_ = grid[best_scale].T
         self.alpha_ = alphas[best_alpha]
@@ -128,19 +148,20 @@ class BandedRidgeCV(EstimatorMixin):
         self.coef_ = coef
         self.intercept_ = y_mean - x_mean @ coef
         self.cv_scores_ = scores
+        self.alpha_criterion_ = "inner_cv_pearson_r" if self.scoring == "pearson" else "inner_cv_r2"
         self.band_slices_ = slices
         self.n_features_in_ = X.shape[1]
+        self._y_1d = y_1d
         return self
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Predictions of shape (n_samples, n_targets)."""
-        if not hasattr(self, "coef_"):
-            raise BrainalignError("This BandedRidgeCV instance is not fitted yet; call 'fit' first.")
+        check_is_fitted(self, "coef_")
+        was_1d = np.asarray(X).ndim == 1
         X = check_2d(X, "X", "features")
-        if X.shape[1] != self.n_features_in_:
-            raise BrainalignError(f"X has {X.shape[1]} features, but BandedRidgeCV was fitted with "
-                                  f"{self.n_features_in_}.")
-        return X @ self.coef_ + self.intercept_
+        check_n_features(self, X, X.shape[1], was_1d=was_1d)
+        pred = X @ self.coef_ + self.intercept_
+        return pred[:, 0] if getattr(self, "_y_1d", False) else pred
 
     def score(self, X: ArrayLike, Y: ArrayLike) -> float:
         """Held-out R² (:func:`heldout_r2`), averaged over targets, as scikit-learn's regressors score.
@@ -156,6 +177,7 @@ class BandedRidgeCV(EstimatorMixin):
         """
         Y = check_2d(Y, "Y", "targets")
         pred = self.predict(X)
+        pred = pred[:, None] if pred.ndim == 1 else pred
         if Y.shape != pred.shape:
             raise BrainalignError(f"'Y' must have shape {pred.shape} to match the predictions, got {Y.shape}.")
         return float(np.nanmean(heldout_r2(Y, pred)))

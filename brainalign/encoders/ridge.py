@@ -15,31 +15,30 @@ products.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-import scipy.linalg
 from numpy.typing import ArrayLike
 
-from brainalign._validation import BrainalignError, check_2d, check_option
+from brainalign._validation import (
+    Boolean,
+    BrainalignError,
+    Constraint,
+    HasMethods,
+    Interval,
+    Options,
+    check_2d,
+    check_is_fitted,
+    check_n_features,
+    check_params,
+    is_int,
+)
 from brainalign.encoders._base import SklearnTags
 from brainalign.encoders.cv import ContiguousKFold
+from brainalign.encoders.ridge_core import DEFAULT_ALPHAS, TIE_TOLERANCE, RidgeSVD
 from brainalign.metrics.correlation import pearsonr_columns
 
 __all__ = ["ridge_svd_path", "RidgeCVEncoder", "cross_validated_pearson"]
-
-#: The default grid of ridge penalties, 1e-2 ... 1e6 in half-decade steps: every ridge estimator's, and the
-#: config's ``encoder.alphas`` default (tests/test_ridge_cv.py checks the schema against it).
-DEFAULT_ALPHAS: np.ndarray = np.logspace(-2, 6, 17)
-DEFAULT_ALPHAS.flags.writeable = False
-
-#: Two cross-validated scores closer than this are a tie (the smaller alpha wins).
-#: Scores are correlations in [-1, 1]; for very small or very large alphas the
-#: predictions are (nearly) proportional across alphas, so their correlations
-#: agree up to rounding and would otherwise be ranked by floating-point noise.
-TIE_TOLERANCE = 1e-10
-
 
 # --------------------------------------------------------------------------- #
 # validation helpers
@@ -79,34 +78,17 @@ def _check_alphas(alphas: ArrayLike) -> np.ndarray:
     return arr
 
 
-def _check_cv(name: str, cv: Any, gap: int) -> Any:
+#: Allowed values of the cross-validation parameters (:func:`brainalign._validation.check_params`).
+CV_CONSTRAINTS: dict[str, list[Constraint]] = {
+    "cv": [Interval("int", 2, None), HasMethods("split")],
+    "gap": [Interval("int", 0, None)],
+    "alpha_per_target": [Boolean()],
+}
+
+
+def _splitter(cv: Any, gap: int) -> Any:
     """An int builds ``ContiguousKFold(cv, gap)``; an object with ``split`` is used as is."""
-    if isinstance(cv, bool):
-        raise BrainalignError(
-            f"'{name}' must be an int >= 2 or a splitter with .split, got {cv!r}."
-        )
-    if isinstance(cv, (int, np.integer)):
-        if cv < 2:
-            raise BrainalignError(f"'{name}' must be an int >= 2 or a splitter, got {cv!r}.")
-        return ContiguousKFold(n_splits=int(cv), gap=gap)
-    if hasattr(cv, "split") and not isinstance(cv, (str, bytes)):
-        return cv
-    raise BrainalignError(
-        f"'{name}' must be an int >= 2 or an object with a .split method, got "
-        f"{type(cv).__name__} ({cv!r})."
-    )
-
-
-def _check_gap(gap: Any) -> int:
-    if isinstance(gap, bool) or not isinstance(gap, (int, np.integer)) or gap < 0:
-        raise BrainalignError(f"'gap' must be an int >= 0, got {gap!r}.")
-    return int(gap)
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise BrainalignError(f"'{name}' must be True or False, got {value!r}.")
-    return bool(value)
+    return ContiguousKFold(n_splits=int(cv), gap=int(gap)) if is_int(cv) else cv
 
 
 def _materialize_folds(
@@ -132,49 +114,6 @@ def _materialize_folds(
 # --------------------------------------------------------------------------- #
 # SVD ridge path
 # --------------------------------------------------------------------------- #
-def _svd(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    try:
-        return scipy.linalg.svd(X, full_matrices=False, lapack_driver="gesdd", check_finite=False)
-    except np.linalg.LinAlgError:  # pragma: no cover - gesdd rarely fails to converge
-        return scipy.linalg.svd(X, full_matrices=False, lapack_driver="gesvd", check_finite=False)
-
-
-def _shrinkage(s: np.ndarray, alpha: float, shape: tuple[int, int]) -> np.ndarray:
-    """``s / (s**2 + alpha)``; for ``alpha == 0`` the pseudo-inverse ``1/s`` (0 for tiny s)."""
-    if alpha > 0:
-        return s / (s**2 + alpha)
-    tol = (s.max() if s.size else 0.0) * max(shape) * np.finfo(np.float64).eps
-    out = np.zeros_like(s)
-    big = s > tol
-    out[big] = 1.0 / s[big]
-    return out
-
-
-class _RidgeSVD:
-    """One SVD of a training matrix, reused for every alpha."""
-
-    def __init__(self, X_train: np.ndarray, Y_train: np.ndarray):
-        self.shape = X_train.shape
-        U, self.s, Vt = _svd(X_train)
-        self.V = Vt.T  # (n_features, k)
-        self.UtY = U.T @ Y_train  # (k, n_targets)
-
-    def predictions(self, X_test: np.ndarray, alphas: Iterable[float]) -> Iterator[np.ndarray]:
-        """Yield test predictions (n_test, n_targets) for each alpha in turn."""
-        XV = X_test @ self.V  # (n_test, k)
-        for alpha in alphas:
-            yield XV @ (_shrinkage(self.s, float(alpha), self.shape)[:, None] * self.UtY)
-
-    def coefs(self, alpha_per_target: np.ndarray) -> np.ndarray:
-        """Coefficients (n_features, n_targets), column j with ``alpha_per_target[j]``."""
-        coef = np.empty((self.V.shape[0], self.UtY.shape[1]))
-        for alpha in np.unique(alpha_per_target):
-            cols = alpha_per_target == alpha
-            d = _shrinkage(self.s, float(alpha), self.shape)
-            coef[:, cols] = self.V @ (d[:, None] * self.UtY[:, cols])
-        return coef
-
-
 def ridge_svd_path(
     X_train: ArrayLike, Y_train: ArrayLike, X_test: ArrayLike, alphas: ArrayLike
 ) -> np.ndarray:
@@ -219,7 +158,7 @@ def ridge_svd_path(
             f"(X_test.shape={Xte.shape}, X_train.shape={Xtr.shape})."
         )
     alphas_arr = _check_alphas(alphas)
-    path = _RidgeSVD(Xtr, Ytr)
+    path = RidgeSVD(Xtr, Ytr)
     out = np.empty((alphas_arr.size, Xte.shape[0], Ytr.shape[1]))
     for i, pred in enumerate(path.predictions(Xte, alphas_arr)):
         out[i] = pred
@@ -295,6 +234,9 @@ class RidgeCVEncoder(SklearnTags):
     cv_scores_ : ndarray of shape (n_alphas, n_targets)
         Mean over inner folds of the held-out criterion (``scoring``), rows in
         the order of ``alphas``.
+    alpha_criterion_ : str
+        ``"inner_cv_pearson_r"`` or ``"inner_cv_r2"``: the name of the criterion
+        (:data:`brainalign.encoders.ridge_core.ALPHA_CRITERIA`).
     n_features_in_ : int
         Number of features seen in :meth:`fit`.
 
@@ -305,6 +247,12 @@ class RidgeCVEncoder(SklearnTags):
     target (and :meth:`predict` then returns a 1-D array). ``n_features >
     n_samples`` is supported (thin SVD).
     """
+
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        **CV_CONSTRAINTS,
+        "fit_intercept": [Boolean()],
+        "scoring": [Options("pearson", "r2")],
+    }  # alphas has its own check (_check_alphas)
 
     def __init__(
         self,
@@ -370,14 +318,13 @@ class RidgeCVEncoder(SklearnTags):
         -------
         self : RidgeCVEncoder
         """
+        check_params(type(self).__name__, self.get_params(), self._parameter_constraints)
         alphas = _check_alphas(self.alphas)
-        splitter = _check_cv("cv", self.cv, _check_gap(self.gap))
-        per_target = _check_bool("alpha_per_target", self.alpha_per_target)
-        fit_intercept = _check_bool("fit_intercept", self.fit_intercept)
-        scoring = check_option("scoring", self.scoring, ["pearson", "r2"])
+        splitter = _splitter(self.cv, self.gap)
+        per_target, fit_intercept, scoring = bool(self.alpha_per_target), bool(self.fit_intercept), self.scoring
         Xf = _as_features(X, "X")
-        y_1d = np.ndim(Y) == 1
         Yf = _as_targets(Y, "Y")
+        y_1d = np.asarray(Y).ndim == 1
         _check_same_rows(Xf, Yf)
 
         folds = _materialize_folds(splitter, Xf, Yf, groups, "cv")
@@ -390,7 +337,7 @@ class RidgeCVEncoder(SklearnTags):
                 Xtr, Ytr, Xte = Xtr - x_mean, Ytr - y_mean, Xte - x_mean
             else:
                 y_mean = np.zeros(n_targets)
-            path = _RidgeSVD(Xtr, Ytr)
+            path = RidgeSVD(Xtr, Ytr)
             for i, pred in enumerate(path.predictions(Xte, alphas)):
                 if scoring == "pearson":
                     # The intercept shifts predictions only, which leaves r unchanged.
@@ -407,18 +354,16 @@ class RidgeCVEncoder(SklearnTags):
             x_mean, y_mean = np.zeros(Xf.shape[1]), np.zeros(n_targets)
             Xc, Yc = Xf, Yf
         self.alpha_ = alphas[best]
-        self.coef_ = _RidgeSVD(Xc, Yc).coefs(self.alpha_)
+        self.coef_ = RidgeSVD(Xc, Yc).coefs(self.alpha_)
         self.intercept_ = y_mean - x_mean @ self.coef_ if fit_intercept else np.zeros(n_targets)
         self.cv_scores_ = cv_scores
+        self.alpha_criterion_ = "inner_cv_pearson_r" if scoring == "pearson" else "inner_cv_r2"
         self.n_features_in_ = Xf.shape[1]
         self._y_1d = y_1d
         return self
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "coef_"):
-            raise BrainalignError(
-                f"This {type(self).__name__} instance is not fitted yet; call 'fit' first."
-            )
+        check_is_fitted(self, "coef_")
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Predict responses.
@@ -434,11 +379,7 @@ class RidgeCVEncoder(SklearnTags):
         """
         self._check_fitted()
         Xf = _as_features(X, "X")
-        if Xf.shape[1] != self.n_features_in_:
-            raise BrainalignError(
-                f"'X' has {Xf.shape[1]} features, but this encoder was fit with "
-                f"n_features_in_={self.n_features_in_} (X.shape={Xf.shape})."
-            )
+        check_n_features(self, Xf, Xf.shape[1], was_1d=np.asarray(X).ndim == 1)
         pred = Xf @ self.coef_ + self.intercept_
         return pred[:, 0] if self._y_1d else pred
 
@@ -531,16 +472,20 @@ def cross_validated_pearson(
             Held-out predictions; NaN for samples in no test fold.
         ``folds`` : list of (train, test) index arrays
             The outer folds (for :func:`brainalign.metrics.cv_permutation.refit_shift_test`).
+        ``alpha_criterion`` : str
+            How the inner loop chose alpha (``"inner_cv_pearson_r"``, see
+            :data:`brainalign.encoders.ridge_core.ALPHA_CRITERIA`).
     """
     Xf = _as_features(X, "X")
     Yf = _as_targets(Y, "Y")
     _check_same_rows(Xf, Yf)
-    gap = _check_gap(gap)
-    outer = _check_cv("outer_cv", outer_cv, gap)
-    _check_cv("inner_cv", inner_cv, gap)
+    check_params("cross_validated_pearson",
+                 {"outer_cv": outer_cv, "inner_cv": inner_cv, "gap": gap, "pooled": pooled,
+                  "alpha_per_target": alpha_per_target},
+                 {"outer_cv": CV_CONSTRAINTS["cv"], "inner_cv": CV_CONSTRAINTS["cv"], "gap": CV_CONSTRAINTS["gap"],
+                  "pooled": [Boolean()], "alpha_per_target": [Boolean()]})
+    outer = _splitter(outer_cv, gap)
     alphas_arr = _check_alphas(alphas)
-    pooled = _check_bool("pooled", pooled)
-    _check_bool("alpha_per_target", alpha_per_target)
 
     if groups is not None:
         groups = np.asarray(groups)
@@ -581,4 +526,5 @@ def cross_validated_pearson(
         "alphas": fold_alphas,
         "predictions": predictions,
         "folds": folds,
+        "alpha_criterion": "inner_cv_pearson_r",
     }

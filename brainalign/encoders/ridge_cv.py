@@ -61,31 +61,38 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from brainalign._validation import BrainalignError, check_option
+from brainalign._validation import (
+    Boolean,
+    BrainalignError,
+    Constraint,
+    HasMethods,
+    Interval,
+    NoneValue,
+    Options,
+    check_params,
+    as_float64,
+    check_array_input,
+    check_is_fitted,
+    check_n_features,
+    check_not_empty,
+)
 from brainalign.backend import ALL_BACKENDS, get_backend
 from brainalign.encoders._base import SklearnTags
 from brainalign.encoders.cv import ContiguousKFold
-from brainalign.encoders.ridge import DEFAULT_ALPHAS  # the one default grid (also the config's default)
+from brainalign.encoders.ridge_core import (  # the one place that solves, and the one default grid
+    DEFAULT_ALPHAS,
+    BatchedSolver,
+    raise_nonfinite,
+    target_batches,
+)
+from brainalign.metrics.correlation import pearsonr_columns
 
-__all__ = ["DEFAULT_ALPHAS", "RidgeCV"]
-
-#: Slope added to K-fold scores before the arg-max, times log(alpha) (himalaya's tie-break).
-KFOLD_TIE_SLOPE = 1e-10
-
-#: Default batch on CPU backends: the (n_samples, n_targets_batch) work arrays stay
-#: near this size, which keeps them in cache between the matrix products.
-_CPU_BATCH_BYTES = 8 * 2**20
-#: Default working-memory budget on a GPU when neither batch option is given.
-_GPU_DEFAULT_GIB = 2.0
-
-_EPS64 = np.finfo(np.float64).eps
-
+__all__ = ["DEFAULT_ALPHAS", "RidgeCV", "nested_cv_pearson"]
 
 # --------------------------------------------------------------------------- #
 # parameter and data validation
@@ -104,12 +111,6 @@ def _check_alphas(alphas: Any) -> np.ndarray:
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
         raise BrainalignError(f"'alphas' must be finite and > 0, got {arr.tolist()!r}.")
     return arr
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise BrainalignError(f"'{name}' must be True or False, got {value!r}.")
-    return bool(value)
 
 
 def _check_dtype(dtype: Any) -> str | None:
@@ -141,7 +142,10 @@ def _as_2d(a: Any, name: str, columns: str, keep_tensor: bool = False) -> tuple[
     else:
         if is_tensor:
             a = a.detach().cpu().numpy()
+        check_array_input(a, name)
         arr = np.asarray(a)
+        if arr.dtype.kind == "O":  # e.g. a list of mixed ints and floats, or pandas' object columns
+            arr = as_float64(arr, name)
         if arr.dtype.kind not in "fiub":
             raise BrainalignError(f"'{name}' must hold real numbers, got dtype {arr.dtype}.")
     was_1d = arr.ndim == 1
@@ -152,8 +156,7 @@ def _as_2d(a: Any, name: str, columns: str, keep_tensor: bool = False) -> tuple[
             f"'{name}' must be 2-D (n_samples, n_{columns}) or 1-D (n_samples,) for a single "
             f"column, got shape {tuple(arr.shape)}."
         )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise BrainalignError(f"'{name}' must not be empty, got shape {tuple(arr.shape)}.")
+    check_not_empty(arr, name, columns)
     return arr, was_1d
 
 
@@ -162,15 +165,6 @@ def _is_narrow_float(a: Any) -> bool:
     if isinstance(a, np.ndarray):
         return a.dtype.kind == "f" and a.dtype.itemsize <= 4
     return bool(a.dtype.is_floating_point) and a.element_size() <= 4
-
-
-def _raise_nonfinite(a: np.ndarray, name: str, col_offset: int = 0) -> None:
-    bad = ~np.isfinite(a)
-    row, col = np.argwhere(bad)[0]
-    raise BrainalignError(
-        f"'{name}' contains {int(bad.sum())} NaN or infinite value(s), the first at "
-        f"row={int(row)}, column={int(col) + col_offset}."
-    )
 
 
 def _check_scale(a: np.ndarray, name: str, dtype: str) -> None:
@@ -191,63 +185,6 @@ def _check_scale(a: np.ndarray, name: str, dtype: str) -> None:
             f"shape {a.shape} (the sums of squares would overflow; at most {limit:.3g}): rescale it, e.g. "
             "standardize each column."
         )
-
-
-def _batches(n_targets: int, batch: int) -> Iterator[slice]:
-    for start in range(0, n_targets, batch):
-        yield slice(start, min(start + batch, n_targets))
-
-
-# --------------------------------------------------------------------------- #
-# spectral decomposition of a (centred) training matrix
-# --------------------------------------------------------------------------- #
-class _Spectrum:
-    """Hat matrix ``L diag(fit_gain) L^T`` and coefficient map ``P diag(coef_gain) L^T``.
-
-    ``Xc`` (m, p) is the centred training matrix, float64 on the backend. With
-    ``p <= m`` the covariance ``Xc^T Xc = V diag(lam) V^T`` (passed as ``cov``
-    when the caller already has it) gives ``L = Xc V``, ``P = V`` and
-    ``fit_gain = coef_gain = 1/(lam + alpha)``. Otherwise the Gram matrix
-    ``Xc Xc^T = U diag(lam) U^T`` gives ``L = U``, ``P = Xc^T U``,
-    ``fit_gain = lam/(lam + alpha)``, ``coef_gain = 1/(lam + alpha)``.
-    Components with eigenvalue <= ``lam_max * max(m, p) * eps`` (the null
-    space, e.g. the constant direction removed by centring) are dropped: they
-    contribute nothing to the fit. The decomposition is float64; ``L`` and
-    ``P`` are returned in ``dtype`` (``L = Xc V`` is computed in that dtype).
-    """
-
-    def __init__(self, backend: Any, Xc: Any, dtype: str, cov: Any = None):
-        B = backend
-        m, p = Xc.shape
-        self.mode = "cov" if p <= m else "gram"
-        if self.mode == "cov":
-            lam, vecs = B.eigh(B.matmul(Xc.T, Xc) if cov is None else cov)
-        else:
-            lam, vecs = B.eigh(B.matmul(Xc, Xc.T))
-        lam_np = B.to_numpy(lam)
-        top = float(lam_np.max()) if lam_np.size else 0.0
-        keep = np.flatnonzero(lam_np > max(top, 0.0) * max(m, p) * _EPS64)
-        if top <= 0.0:
-            keep = keep[:0]
-        self.lam = B.take(lam, keep, axis=0)  # (r,) float64
-        vecs = B.take(vecs, keep, axis=1)
-        self.rank = int(keep.size)
-        if self.mode == "cov":
-            self.P = B.astype(vecs, dtype)  # (p, r)
-            Xd = Xc if dtype == "float64" else B.astype(Xc, dtype)
-            self.L = B.matmul(Xd, self.P)  # (m, r)
-        else:
-            self.L = B.astype(vecs, dtype)
-            self.P = B.astype(B.matmul(Xc.T, vecs), dtype)
-
-    def coef_gain(self, alphas: Any) -> Any:
-        """(n_alphas, r) float64: ``1 / (lam + alpha)``."""
-        return 1.0 / (self.lam[None, :] + alphas[:, None])
-
-    def fit_gain(self, alphas: Any) -> Any:
-        """(n_alphas, r) float64: ``g`` in ``H(alpha) = L diag(g) L^T``."""
-        gain = self.coef_gain(alphas)
-        return gain if self.mode == "cov" else gain * self.lam[None, :]
 
 
 # --------------------------------------------------------------------------- #
@@ -311,6 +248,9 @@ class RidgeCV(SklearnTags):
         Score of every alpha (rows in the order of ``alphas``) for every
         target: minus the mean squared leave-one-out error, or the mean over
         folds of minus the test mean squared error. Higher is better.
+    alpha_criterion_ : str
+        ``"loo_neg_mse"`` or ``"kfold_neg_mse"``: the name of the criterion
+        (:data:`brainalign.encoders.ridge_core.ALPHA_CRITERIA`).
     n_features_in_ : int
         Number of features seen in :meth:`fit`.
     dtype_ : str
@@ -336,16 +276,14 @@ class RidgeCV(SklearnTags):
     """
 
     #: Allowed forms of each parameter (checked at the start of :meth:`fit`).
-    _parameter_constraints: ClassVar[dict[str, str]] = {
-        "alphas": "a non-empty 1-D array of finite numbers > 0",
-        "cv": "'loo', an int >= 2, or an object with a split(X, y, groups) method",
-        "alpha_per_target": "True or False",
-        "fit_intercept": "True or False",
-        "n_targets_batch": "None or an int >= 1",
-        "memory_limit_gib": "None or a number > 0",
-        "backend": f"None or one of {ALL_BACKENDS}",
-        "dtype": "None, 'float32' or 'float64'",
-    }
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "cv": [Options("loo"), Interval("int", 2, None), HasMethods("split")],
+        "alpha_per_target": [Boolean()],
+        "fit_intercept": [Boolean()],
+        "n_targets_batch": [Interval("int", 1, None), NoneValue()],
+        "memory_limit_gib": [Interval("real", 0, None, "neither"), NoneValue()],
+        "backend": [Options(*ALL_BACKENDS), NoneValue()],
+    }  # alphas and dtype have their own checks (_check_alphas, _check_dtype)
 
     def __init__(
         self,
@@ -410,60 +348,25 @@ class RidgeCV(SklearnTags):
 
     def _validate_params(self) -> dict[str, Any]:
         """Check every constructor parameter; return them normalised."""
-        out: dict[str, Any] = {"alphas": _check_alphas(self.alphas)}
-        cv = self.cv
-        if isinstance(cv, str):
-            check_option("cv", cv, ["loo"])
-        elif (
-            isinstance(cv, (bool, np.bool_))
-            or (not isinstance(cv, (int, np.integer)) and not hasattr(cv, "split"))
-            or (isinstance(cv, (int, np.integer)) and cv < 2)
-        ):
-            raise BrainalignError(
-                f"Invalid value for the 'cv' parameter of {type(self).__name__}: {cv!r}. "
-                f"Allowed: {self._parameter_constraints['cv']}."
-            )
-        out["cv"] = cv
-        out["alpha_per_target"] = _check_bool("alpha_per_target", self.alpha_per_target)
-        out["fit_intercept"] = _check_bool("fit_intercept", self.fit_intercept)
-        batch = self.n_targets_batch
-        if batch is not None and (
-            isinstance(batch, (bool, np.bool_)) or not isinstance(batch, (int, np.integer)) or batch < 1
-        ):
-            raise BrainalignError(f"'n_targets_batch' must be None or an int >= 1, got {batch!r}.")
-        out["n_targets_batch"] = None if batch is None else int(batch)
-        limit = self.memory_limit_gib
-        if limit is not None and (
-            isinstance(limit, (bool, np.bool_))
-            or not isinstance(limit, (int, float, np.integer, np.floating))
-            or not math.isfinite(limit)
-            or limit <= 0
-        ):
-            raise BrainalignError(f"'memory_limit_gib' must be None or a number > 0, got {limit!r}.")
-        out["memory_limit_gib"] = None if limit is None else float(limit)
-        if self.backend is not None:
-            check_option("backend", self.backend, ALL_BACKENDS)
+        check_params(type(self).__name__, self.get_params(), self._parameter_constraints)
+        out: dict[str, Any] = {"alphas": _check_alphas(self.alphas), "cv": self.cv}
+        out["alpha_per_target"] = bool(self.alpha_per_target)
+        out["fit_intercept"] = bool(self.fit_intercept)
+        out["n_targets_batch"] = None if self.n_targets_batch is None else int(self.n_targets_batch)
+        out["memory_limit_gib"] = None if self.memory_limit_gib is None else float(self.memory_limit_gib)
         out["backend"] = get_backend(self.backend)
         out["dtype"] = _check_dtype(self.dtype)
         return out
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "coef_"):
-            raise BrainalignError(
-                f"This {type(self).__name__} instance is not fitted yet; call 'fit' with "
-                "appropriate arguments before using this estimator."
-            )
+        check_is_fitted(self, "coef_")
 
     def _check_X(self, X: Any) -> np.ndarray:
-        Xa, _ = _as_2d(X, "X", "features")
-        if Xa.shape[1] != self.n_features_in_:
-            raise BrainalignError(
-                f"'X' has {Xa.shape[1]} features, but this {type(self).__name__} was fit with "
-                f"n_features_in_={self.n_features_in_} (X.shape={Xa.shape})."
-            )
+        Xa, was_1d = _as_2d(X, "X", "features")
+        check_n_features(self, Xa, Xa.shape[1], was_1d=was_1d)
         Xa = Xa.astype(self.dtype_, copy=False)
         if not np.isfinite(Xa).all():
-            _raise_nonfinite(Xa, "X")
+            raise_nonfinite(Xa, "X")
         return Xa
 
     # ------------------------------------------------------------------ fit
@@ -499,7 +402,7 @@ class RidgeCV(SklearnTags):
             dtype = "float32" if _is_narrow_float(Xa) and _is_narrow_float(Ya) else "float64"
         Xa = Xa.astype(np.float64, copy=False)
         if not np.isfinite(Xa).all():
-            _raise_nonfinite(Xa, "X")
+            raise_nonfinite(Xa, "X")
         _check_scale(Xa, "X", dtype)
         alphas = params["alphas"]
         n_samples = Xa.shape[0]
@@ -518,7 +421,7 @@ class RidgeCV(SklearnTags):
         else:
             folds = self._folds(params["cv"], Xa, Ya, groups)
 
-        solver = _Solver(
+        solver = BatchedSolver(
             backend=backend,
             X=Xa,
             Y=Ya,
@@ -535,6 +438,7 @@ class RidgeCV(SklearnTags):
         self.coef_ = coef
         self.intercept_ = intercept
         self.cv_scores_ = cv_scores
+        self.alpha_criterion_ = "loo_neg_mse" if folds is None else "kfold_neg_mse"
         self.n_features_in_ = Xa.shape[1]
         self.dtype_ = dtype
         self.n_targets_batch_ = batch
@@ -628,9 +532,9 @@ class RidgeCV(SklearnTags):
             )
         Ya = Ya.astype(np.float64, copy=False)
         if not np.isfinite(Ya).all():
-            _raise_nonfinite(Ya, "Y")
+            raise_nonfinite(Ya, "Y")
         r2 = np.empty(Ya.shape[1])
-        for sl in _batches(Ya.shape[1], 4096):
+        for sl in target_batches(Ya.shape[1], 4096):
             y = Ya[:, sl]
             ss_res = np.sum((y - pred2[:, sl].astype(np.float64)) ** 2, axis=0)
             ss_tot = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
@@ -642,286 +546,82 @@ class RidgeCV(SklearnTags):
         return float(np.mean(r2))
 
 
+
+
 # --------------------------------------------------------------------------- #
-# the computation
+# nested cross-validation
 # --------------------------------------------------------------------------- #
-def _argmax_first(scores: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Arg-max along ``axis``, first index on ties, NaN never chosen (unless all NaN)."""
-    return np.argmax(np.where(np.isnan(scores), -np.inf, scores), axis=axis)
+def nested_cv_pearson(
+    X: ArrayLike,
+    Y: ArrayLike,
+    *,
+    outer_cv: int = 5,
+    gap: int = 5,
+    inner_cv: int = 5,
+    alphas: ArrayLike = DEFAULT_ALPHAS,
+    alpha_per_target: bool = True,
+    pooled: bool = False,
+    groups: ArrayLike | None = None,
+) -> dict[str, Any]:
+    """Nested cross-validated Pearson r of many targets with :class:`RidgeCV` as the inner loop.
 
+    The folds are those of :func:`brainalign.encoders.ridge.cross_validated_pearson`
+    (leave-one-run-out with ``groups``, else contiguous K-fold with a gap,
+    outer and inner alike), but the inner loop is the batched :class:`RidgeCV`:
+    alphas chosen by held-out squared error (``"kfold_neg_mse"``, as
+    scikit-learn and himalaya choose them), products in the responses' dtype
+    (float32 responses use float32 BLAS), decompositions in float64. At
+    whole-brain scale this is several times faster than the ROI path's
+    float64 Pearson-criterion encoder; the two criteria can pick different
+    alphas for the same target.
 
-class _Solver:
-    """Leave-one-out or K-fold scores, choice and refit, batched over targets."""
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Stimulus features, in time order; cast to the dtype of ``Y``.
+    Y : array-like of shape (n_samples, n_targets)
+        Responses, in time order (float32 in the workflow).
+    outer_cv, inner_cv : int, default=5
+        Number of contiguous outer and inner folds (ignored for the outer loop
+        with ``groups``; the inner loop is leave-one-run-out when at least two
+        training runs remain).
+    gap : int, default=5
+        Samples dropped on each side of every test block.
+    alphas : array-like of shape (n_alphas,), default=DEFAULT_ALPHAS
+    alpha_per_target : bool, default=True
+    pooled : bool, default=False
+        ``score`` is the mean over outer folds of the within-fold r, or (True)
+        the r of all held-out predictions concatenated.
+    groups : array-like of shape (n_samples,), optional
+        Run labels for leave-one-run-out.
 
-    def __init__(
-        self,
-        *,
-        backend: Any,
-        X: np.ndarray,
-        Y: np.ndarray,
-        alphas: np.ndarray,
-        folds: list[tuple[np.ndarray, np.ndarray]] | None,
-        per_target: bool,
-        fit_intercept: bool,
-        dtype: str,
-    ):
-        self.B = backend
-        self.Y = Y
-        self.alphas = alphas
-        self.folds = folds
-        self.per_target = per_target
-        self.fit_intercept = fit_intercept
-        self.dtype = dtype
-        self.item = np.dtype(dtype).itemsize
-        B = backend
-        n, p = X.shape
-        self.n, self.p = n, p
-        self.x_mean = X.mean(axis=0) if fit_intercept else np.zeros(p)
-        X64 = B.asarray(X, "float64")
-        alphas_b = B.asarray(alphas, "float64")
-
-        # One decomposition of all samples: the refit (and the leave-one-out scores).
-        Xc = X64 - B.asarray(self.x_mean, "float64") if fit_intercept else X64
-        cov_all = B.matmul(Xc.T, Xc) if p <= n else None
-        loo = folds is None
-        full = _Spectrum(B, Xc, "float64" if loo else dtype, cov=cov_all)
-        self.full_L = B.astype(full.L, dtype)
-        self.full_P = full.P if loo and dtype == "float64" else B.astype(full.P, dtype)
-        self.full_coef_gain = B.astype(full.coef_gain(alphas_b), dtype)  # (n_alphas, r)
-        self.x_mean_d = B.asarray(self.x_mean, dtype)
-        self.rank = full.rank
-        fixed = (n + p) * full.rank * self.item + 2 * n * p * 8
-
-        if loo:
-            fit_gain = full.fit_gain(alphas_b)  # (n_alphas, r) float64
-            lev = B.matmul(fit_gain, B.square(full.L).T)  # (n_alphas, n): H_ii per alpha
-            if fit_intercept:
-                lev = lev + 1.0 / n
-            # Weights 1 / (1 - H_ii)^2 of the squared residuals.
-            self.loo_weights = B.astype(1.0 / B.square(1.0 - lev), dtype)
-            if full.mode == "cov":
-                # Residuals as Yc - L (g * Q).
-                self.loo_gain = B.astype(fit_gain, dtype)
-                self.loo_complement = False
-            else:
-                # L = U is orthonormal: residuals as (I - U U^T) Yc + U (alpha / (lam + alpha) * Q),
-                # which avoids the cancellation of Yc - fit when the fit nearly interpolates
-                # (p >= n, small alpha). (I - U U^T) Yc is zero unless X is rank-deficient.
-                resid_gain = alphas_b[:, None] / (full.lam[None, :] + alphas_b[:, None])
-                self.loo_gain = B.astype(resid_gain, dtype)
-                self.loo_complement = True
-                self.loo_need_perp = full.rank < n - (1 if fit_intercept else 0)
-            fixed += 2 * len(alphas) * (n + full.rank) * self.item
-        else:
-            del full
-            self.fold_data = []
-            for train, test in folds:
-                spec, T = self._fold_spectrum(Xc, cov_all, train, test)
-                gain = B.astype(spec.coef_gain(alphas_b), dtype)  # (n_alphas, r)
-                # Test rows times each alpha's gains, stacked: (n_alphas * n_test, r).
-                T_alphas = B.multiply(T[None, :, :], gain[:, None, :]).reshape(-1, spec.rank)
-                self.fold_data.append(
-                    {"train": train, "test": test, "L": spec.L, "T_alphas": T_alphas}
-                )
-                fixed += (train.size + len(alphas) * test.size) * spec.rank * self.item
-            self.max_train = max(tr.size for tr, _ in folds)
-            self.max_test = max(te.size for _, te in folds)
-            self.max_rank = max(fd["L"].shape[1] for fd in self.fold_data)
-        self.fixed_bytes = fixed
-
-    def _fold_spectrum(self, Xc: Any, cov_all: Any, train: np.ndarray, test: np.ndarray):
-        """Decomposition of one fold's training rows, and its test rows mapped by ``P``.
-
-        ``Xc`` is ``X`` centred on all samples (float64). Re-centring on the
-        training mean is a rank-one update; when fewer rows are left out than
-        kept, the training covariance is the full one minus the left-out rows'
-        (float64, so the subtraction loses nothing that matters).
-        """
-        B = self.B
-        n, p = Xc.shape
-        Xtr = B.take(Xc, train, axis=0)
-        Xte = B.take(Xc, test, axis=0)
-        mean = B.mean_float64(Xtr, axis=0) if self.fit_intercept else None
-        cov = None
-        if p <= train.size and cov_all is not None:
-            out = np.setdiff1d(np.arange(n), train, assume_unique=False)
-            if out.size < train.size:
-                Xout = B.take(Xc, out, axis=0)
-                cov = cov_all - B.matmul(Xout.T, Xout)
-                if mean is not None:
-                    cov = cov - train.size * (mean[:, None] * mean[None, :])
-        if mean is not None:
-            Xtr = Xtr - mean
-            Xte = Xte - mean
-        spec = _Spectrum(B, Xtr, self.dtype, cov=cov)
-        Xte_d = Xte if self.dtype == "float64" else B.astype(Xte, self.dtype)
-        return spec, B.matmul(Xte_d, spec.P)
-
-    # ------------------------------------------------------------------ memory
-    def bytes_per_target(self) -> int:
-        n, p, na, r = self.n, self.p, len(self.alphas), self.rank
-        if self.folds is None:
-            # Y batch (a cast copy and the centred one), residuals, Q, scaled Q, refit
-            # gains and coefficients; float64 scores.
-            return self.item * (3 * n + 3 * r + p) + 8 * 2 * na
-        tr, te, rf = self.max_train, self.max_test, self.max_rank
-        # Y batch (two), training and test rows, Q, stacked test predictions, refit Q,
-        # gains and coefficients; float64 scores.
-        return self.item * (2 * n + tr + te + rf + na * te + 2 * r + p) + 8 * 3 * na
-
-    def batch_size(self, n_targets_batch: int | None, memory_limit_gib: float | None) -> int:
-        v = self.Y.shape[1]
-        if n_targets_batch is not None:
-            return min(n_targets_batch, v)
-        # 25 % headroom for temporaries and allocator slack not modelled per array.
-        per = int(1.25 * self.bytes_per_target())
-        if memory_limit_gib is None:
-            if self.B.device == "cpu":
-                b = max(64, min(4096, _CPU_BATCH_BYTES // (self.item * self.n)))
-                return int(min(b, v))
-            memory_limit_gib = _GPU_DEFAULT_GIB
-        budget = memory_limit_gib * 2**30 - self.fixed_bytes
-        if budget < per:
-            need = (self.fixed_bytes + per) / 2**30
-            raise BrainalignError(
-                f"'memory_limit_gib'={memory_limit_gib} is too small: the decompositions and a "
-                f"single target already need {need:.3g} GiB."
-            )
-        return int(min(v, budget // per))
-
-    # ------------------------------------------------------------------ batches
-    def _load(self, sl: slice) -> tuple[Any, np.ndarray]:
-        """Targets ``sl`` on the backend, centred if fitting an intercept; and their means."""
-        B = self.B
-        Yb = B.asarray(self.Y[:, sl], self.dtype)
-        if self.fit_intercept:
-            mean = B.mean_float64(Yb, axis=0)
-        else:
-            mean = B.sum_float64(Yb, axis=0)  # only to detect NaN/inf cheaply
-        mean_np = B.to_numpy(mean)
-        if not np.isfinite(mean_np).all():
-            Y64 = B.to_numpy(B.asarray(self.Y[:, sl], "float64"))
-            if not np.isfinite(Y64).all():
-                _raise_nonfinite(Y64, "Y", sl.start)
-            raise BrainalignError(
-                f"'Y' holds values up to {float(np.max(np.abs(Y64))):.3g} in magnitude, which overflow "
-                f"{self.dtype}: rescale it (e.g. standardize each target), or fit in float64."
-            )
-        if self.fit_intercept:
-            Yb = B.subtract(Yb, B.astype(mean, self.dtype)[None, :])
-            return Yb, mean_np
-        return Yb, np.zeros(mean_np.shape)
-
-    def _refit(self, Yc: Any, y_mean: np.ndarray, best: np.ndarray, Q: Any = None):
-        """Coefficients and intercepts of targets ``Yc`` (centred) with alpha indices ``best``.
-
-        ``Q = L^T Yc`` may be passed in (it is then overwritten).
-        """
-        B = self.B
-        if Q is None:
-            Q = B.matmul(self.full_L.T, Yc)  # (r, b)
-        gains = B.take(self.full_coef_gain, best, axis=0).T  # (r, b)
-        coef = B.matmul(self.full_P, B.multiply(Q, gains, out=Q))  # (p, b)
-        del gains
-        if self.fit_intercept:
-            offset = B.to_numpy(B.einsum("i,ij->j", self.x_mean_d, coef)).astype(np.float64)
-            intercept = (y_mean - offset).astype(self.dtype)
-        else:
-            intercept = np.zeros(coef.shape[1], dtype=self.dtype)
-        return B.to_numpy(coef), intercept
-
-    def _loo_scores(self, Yc: Any) -> tuple[np.ndarray, Any]:
-        """(n_alphas, b) minus mean squared leave-one-out errors; and Q = L^T Yc."""
-        B = self.B
-        L = self.full_L
-        n, b = Yc.shape
-        Q = B.matmul(L.T, Yc)  # (r, b)
-        QD = B.empty(Q.shape, self.dtype)
-        E = B.empty((n, b), self.dtype)
-        sse = B.empty((len(self.alphas), b), "float64")
-        perp = None
-        if self.loo_complement and self.loo_need_perp:
-            perp = B.subtract(Yc, B.matmul(L, Q))  # part of Yc outside the span of U
-        for a in range(len(self.alphas)):
-            B.multiply(Q, self.loo_gain[a][:, None], out=QD)
-            B.matmul(L, QD, out=E)
-            if not self.loo_complement:
-                B.subtract(Yc, E, out=E)  # residuals = Yc - fitted values
-            elif perp is not None:
-                B.add(E, perp, out=E)
-            B.square(E, out=E)
-            sse[a] = B.astype(B.einsum("i,ij->j", self.loo_weights[a], E), "float64")
-        return -B.to_numpy(sse) / n, Q
-
-    def _kfold_scores(self, Yc: Any) -> np.ndarray:
-        """(n_alphas, b) mean over folds of minus the test mean squared error."""
-        B = self.B
-        na = len(self.alphas)
-        b = Yc.shape[1]
-        total = np.zeros((na, b))
-        for fd in self.fold_data:
-            Ytr = B.take(Yc, fd["train"], axis=0)
-            Yte = B.take(Yc, fd["test"], axis=0)
-            if self.fit_intercept:
-                mean = B.astype(B.mean_float64(Ytr, axis=0), self.dtype)[None, :]
-                B.subtract(Ytr, mean, out=Ytr)
-                B.subtract(Yte, mean, out=Yte)
-            n_test = Yte.shape[0]
-            Q = B.matmul(fd["L"].T, Ytr)  # (r, b)
-            pred = B.matmul(fd["T_alphas"], Q)  # (n_alphas * n_test, b): all alphas at once
-            ones = B.asarray(np.ones(n_test), self.dtype)
-            sse = B.empty((na, b), "float64")
-            for a in range(na):
-                err = pred[a * n_test : (a + 1) * n_test]
-                B.subtract(err, Yte, out=err)
-                B.square(err, out=err)
-                sse[a] = B.astype(B.einsum("i,ij->j", ones, err), "float64")
-            total -= B.to_numpy(sse) / n_test
-        return total / len(self.fold_data)
-
-    def _select(self, scores: np.ndarray) -> np.ndarray:
-        """Best alpha index per column of ``scores`` (n_alphas, n) under the CV's tie rule."""
-        if self.folds is not None:
-            scores = scores + KFOLD_TIE_SLOPE * np.log(self.alphas)[:, None]
-        return _argmax_first(scores, axis=0)
-
-    def run(self, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        B = self.B
-        v = self.Y.shape[1]
-        na = len(self.alphas)
-        cv_scores = np.empty((na, v))
-        best = np.empty(v, dtype=np.intp)
-        coef = np.empty((self.p, v), dtype=self.dtype)
-        intercept = np.empty(v, dtype=self.dtype)
-        for sl in _batches(v, batch):
-            Yc, y_mean = self._load(sl)
-            if self.folds is None:
-                scores, Q = self._loo_scores(Yc)
-            else:
-                scores, Q = self._kfold_scores(Yc), None
-            self._check_overflow(scores, sl, "cross-validation errors")
-            cv_scores[:, sl] = scores
-            if self.per_target:
-                best[sl] = self._select(scores)
-                coef[:, sl], intercept[sl] = self._refit(Yc, y_mean, best[sl], Q)
-                self._check_overflow(coef[:, sl], sl, "coefficients")
-            del Yc, Q
-        if not self.per_target:
-            mean_scores = np.mean(cv_scores, axis=1, keepdims=True)
-            best[:] = self._select(mean_scores)[0]
-            for sl in _batches(v, batch):
-                Yc, y_mean = self._load(sl)
-                coef[:, sl], intercept[sl] = self._refit(Yc, y_mean, best[sl])
-                self._check_overflow(coef[:, sl], sl, "coefficients")
-        B.synchronize()
-        return cv_scores, best, coef, intercept
-
-    def _check_overflow(self, values: np.ndarray, sl: slice, what: str) -> None:
-        """Raise if ``values`` (columns = targets ``sl``) overflowed: else the choice of alpha would be arbitrary."""
-        bad = ~np.isfinite(values)
-        if bad.any():
-            col = sl.start + int(np.argwhere(bad)[0][1])
-            raise BrainalignError(
-                f"The {what} of target {col} overflow {self.dtype}: the values of 'Y' (or 'X') are too large "
-                "for ridge; rescale them, e.g. standardize each column."
-            )
+    Returns
+    -------
+    result : dict
+        ``fold_scores`` (n_folds, n_targets), ``score`` (n_targets,),
+        ``alphas`` (n_folds, n_targets), ``predictions`` (n_samples,
+        n_targets; NaN outside every test fold), the outer ``folds`` and
+        ``alpha_criterion``, as :func:`~brainalign.encoders.ridge.cross_validated_pearson`.
+    """
+    y = np.asarray(Y)
+    x = np.asarray(X)
+    groups = None if groups is None else np.asarray(groups)
+    outer = list(ContiguousKFold(outer_cv, gap).split(x, groups=groups))
+    n, n_targets = y.shape
+    predictions = np.full((n, n_targets), np.nan, dtype=np.float32)
+    fold_scores = np.empty((len(outer), n_targets))
+    fold_alphas = np.empty((len(outer), n_targets))
+    model = None
+    for k, (train, test) in enumerate(outer):
+        inner_groups = groups[train] if groups is not None and np.unique(groups[train]).size >= 2 else None
+        model = RidgeCV(alphas=np.asarray(alphas), cv=ContiguousKFold(inner_cv, gap),
+                        alpha_per_target=alpha_per_target, backend="numpy")
+        model.fit(x[train].astype(y.dtype), y[train], groups=inner_groups)
+        pred = model.predict(x[test].astype(y.dtype))
+        predictions[test] = pred
+        fold_scores[k] = pearsonr_columns(y[test], pred)
+        fold_alphas[k] = model.alpha_
+    tested = ~np.isnan(predictions[:, 0])
+    score = pearsonr_columns(y[tested], predictions[tested]) if pooled else fold_scores.mean(axis=0)
+    return {"fold_scores": fold_scores, "score": score, "alphas": fold_alphas, "predictions": predictions,
+            "folds": outer, "alpha_criterion": model.alpha_criterion_ if model is not None else "kfold_neg_mse"}

@@ -47,7 +47,7 @@ is calibrated too and needs no refit of the design (``shift="responses"``:
 each run of the responses is shifted, cleaned again, and passed through the
 observed folds' operators); the workflow picks it there.
 
-This module imports only numpy.
+The decompositions come from the ridge core (:mod:`brainalign.encoders.ridge_core`).
 """
 
 from __future__ import annotations
@@ -59,59 +59,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from brainalign._validation import BrainalignError, check_2d, check_int, check_random_state
+from brainalign.encoders.ridge_core import fold_eigendecomposition, shrinkage
 
 __all__ = ["FoldOperators", "RefitShiftResult", "circular_shift_indices", "refit_shift_test", "refit_shift_tests"]
 
 Fold = tuple[np.ndarray, np.ndarray]
 
 
-
-
-def _shrinkage(s: np.ndarray, alpha: float, shape: tuple[int, int]) -> np.ndarray:
-    """``s / (s² + α)``; the pseudo-inverse ``1/s`` (0 for tiny s) for ``α = 0``, as the ridge encoders."""
-    if alpha > 0:
-        return s / (s**2 + alpha)
-    tol = (s.max() if s.size else 0.0) * max(shape) * np.finfo(np.float64).eps
-    out = np.zeros_like(s)
-    out[s > tol] = 1.0 / s[s > tol]
-    return out
-
-
-def _eig_floor(w: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Eigenvalues of a Gram matrix above its rounding level (the ridge shrinks the rest to nothing)."""
-    return w > w.max(initial=0.0) * max(shape) * np.finfo(np.float64).eps
-
-
-def _fold_decomposition(X: np.ndarray, train: np.ndarray, test: np.ndarray, gram: np.ndarray | None
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``U``, ``s`` and ``(X_test − m) V`` of the centred training design ``X_train − m = U diag(s) Vᵀ``.
-
-    Through the eigendecomposition of the smaller Gram matrix, several times
-    faster than an SVD for the permutations' many small decompositions. For
-    wide designs the centred kernels are read off ``gram = X Xᵀ`` (computed
-    once for all folds): ``(X_a − m)(X_b − m)ᵀ = K_ab − K_a· 1/n − 1/n K_·b + mean(K_tt)``.
-    """
-    n_tr = train.size
-    if gram is not None:
-        Ktt = gram[np.ix_(train, train)]
-        row = Ktt.mean(axis=1)
-        total = row.mean()
-        Kc = Ktt - row[:, None] - row[None, :] + total
-        Kst = gram[np.ix_(test, train)]
-        Kst_c = Kst - Kst.mean(axis=1)[:, None] - row[None, :] + total
-        w, U = np.linalg.eigh(Kc)
-        keep = _eig_floor(w, (n_tr, X.shape[1]))
-        w, U = w[keep], U[:, keep]
-        s = np.sqrt(w)
-        return U, s, Kst_c @ (U / s)
-    Xtr = X[train]
-    mean = Xtr.mean(axis=0)
-    Xc = Xtr - mean
-    w, V = np.linalg.eigh(Xc.T @ Xc)
-    keep = _eig_floor(w, Xc.shape)
-    w, V = w[keep], V[:, keep]
-    s = np.sqrt(w)
-    return (Xc @ V) / s, s, (X[test] - mean) @ V
 
 
 class _PenaltyTable:
@@ -191,7 +145,7 @@ class FoldOperators:
         # Per fold: ("dense", H) for one shared penalty, else ("factors", A, Q, gains (r, n_penalties)).
         self._ops: list[tuple] = []
         for k, (train, test) in enumerate(self.folds):
-            U, s, XtV = _fold_decomposition(X, train, test, gram)
+            U, s, XtV = fold_eigendecomposition(X, train, test, gram)
             values = table.values[k]
             shape = (train.size, X.shape[1])
             r = s.size
@@ -200,11 +154,11 @@ class FoldOperators:
             build = values.size * test.size * r * train.size / max(int(applications), 1)
             apply = test.size * train.size * width * (1 if values.size == 1 else 2)
             if build + apply < r * (train.size + test.size) * width:
-                H = {float(alpha): ((XtV * _shrinkage(s, float(alpha), shape)) @ U.T).astype(self.dtype)
+                H = {float(alpha): ((XtV * shrinkage(s, float(alpha), shape)) @ U.T).astype(self.dtype)
                      for alpha in values}
                 self._ops.append(("dense", H))
                 continue
-            gains = np.stack([_shrinkage(s, float(alpha), shape) for alpha in values], axis=1)
+            gains = np.stack([shrinkage(s, float(alpha), shape) for alpha in values], axis=1)
             self._ops.append(("factors", XtV.astype(self.dtype), np.ascontiguousarray(U.T, dtype=self.dtype),
                               gains.astype(self.dtype)))
 

@@ -217,7 +217,7 @@ def _check_finite_channels(raw, source: Path) -> None:
 
 def _check_some_data_channel(raw, bads: list[str], detected: list[str], listed: list[str], source: Path) -> None:
     """Raise when the recording has no data channel, or every one is bad (nothing would be left to epoch)."""
-    from ..preprocess.meeg import _data_picks
+    from ..preprocess.meeg.filtering import _data_picks
 
     data = [raw.ch_names[k] for k in _data_picks(raw.info)]
     if not data:

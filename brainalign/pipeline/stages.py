@@ -45,6 +45,7 @@ __all__ = [
     "run_score",
     "cv_groups",
     "cv_label",
+    "encoder_cv_options",
     "convolve_runs",
     "is_volume_dataset",
     "null_shift",
@@ -496,6 +497,17 @@ def cv_groups(cfg: dict[str, Any], runs: np.ndarray) -> np.ndarray | None:
     return None
 
 
+def encoder_cv_options(enc: dict[str, Any]) -> dict[str, Any]:
+    """The ``encoder`` config section as keyword arguments of the nested-CV functions.
+
+    For :func:`~brainalign.encoders.ridge.cross_validated_pearson` (the ROI path)
+    and :func:`~brainalign.encoders.ridge_cv.nested_cv_pearson` (the volume path).
+    """
+    return {"outer_cv": enc["outer_folds"], "gap": enc["gap"], "inner_cv": enc["inner_folds"],
+            "alphas": np.asarray(enc["alphas"]), "alpha_per_target": enc["alpha_per_target"],
+            "pooled": enc["pooled"]}
+
+
 def cv_label(cfg: dict[str, Any], runs: np.ndarray | None = None) -> str:
     """A short name of the cross-validation scheme, stored in the scores table."""
     enc = cfg["encoder"]
@@ -545,11 +557,7 @@ def run_score(
             ref = group[0]
             x = clean_signals(raw_x, ref.sampling, cfg["preprocessing"], ref.runs, ref.confounds)
             y = np.concatenate([r.data for r in group], axis=1)
-            res = cross_validated_pearson(
-                x, y, outer_cv=enc["outer_folds"], gap=enc["gap"], inner_cv=enc["inner_folds"],
-                alphas=np.asarray(enc["alphas"]), alpha_per_target=enc["alpha_per_target"],
-                pooled=enc["pooled"], groups=cv_groups(cfg, ref.runs),
-            )
+            res = cross_validated_pearson(x, y, **encoder_cv_options(enc), groups=cv_groups(cfg, ref.runs))
             pvalues = refit_pvalues(cfg, y, {layer: (raw_x, res)}, ref)[layer]
             col = 0
             for r in group:
@@ -565,14 +573,18 @@ def run_score(
                     col += 1
     warn_fdr_resolution(cfg["statistics"], len(design.layers) * usable[0].n_units,
                         f"one subject's layers and units of {design.model}")
-    table = score_table(rows, cfg, spec, design.model, usable[0].runs)
+    table = score_table(rows, cfg, spec, design.model, usable[0].runs, res["alpha_criterion"])
     prov = provenance(cfg, [design_path, *responses_paths], stage="score", feature_set=design.model)
     return write_table(out, table, prov)
 
 
 def score_table(rows: list[dict[str, Any]], cfg: dict[str, Any], spec: dict[str, Any], feature_set: str,
-                runs: np.ndarray) -> pd.DataFrame:
-    """Rows (subject, layer, roi, unit, fold, score, alpha, p_value) as the tidy scores table's columns."""
+                runs: np.ndarray, alpha_criterion: str) -> pd.DataFrame:
+    """Rows (subject, layer, roi, unit, fold, score, alpha, p_value) as the tidy scores table's columns.
+
+    ``alpha_criterion`` names how the encoder chose its penalties
+    (:data:`brainalign.encoders.ridge_core.ALPHA_CRITERIA`).
+    """
     table = pd.DataFrame(rows)
     table.insert(0, "dataset", cfg["dataset"]["name"])
     table.insert(2, "model", spec["family"])
@@ -580,6 +592,7 @@ def score_table(rows: list[dict[str, Any]], cfg: dict[str, Any], spec: dict[str,
     table.insert(4, "feature_set", feature_set)
     table.insert(7, "metric", "pearson_r")
     table.insert(8, "cv", cv_label(cfg, runs))
+    table.insert(9, "alpha_criterion", alpha_criterion)
     return table
 
 

@@ -43,6 +43,7 @@ from .stages import (
     cv_groups,
     dataset_subjects,
     dataset_timing,
+    encoder_cv_options,
     refit_pvalues,
     score_table,
     warn_fdr_resolution,
@@ -56,7 +57,6 @@ __all__ = [
     "run_volume_ceiling",
     "run_maps",
     "read_unit_scores",
-    "nested_cv_pearson",
 ]
 
 logger = logging.getLogger("brainalign")
@@ -299,6 +299,7 @@ def run_volume_score(
     grow with the number of voxels; folds are leave-one-run-out when there
     are several runs (``encoder.cv``).
     """
+    from ..encoders.ridge_cv import nested_cv_pearson
     from ..preprocess.fmri import clean_signals
 
     _set_threads(threads)
@@ -328,7 +329,8 @@ def run_volume_score(
         for start in range(0, n_units, batch):
             cols = slice(start, min(start + batch, n_units))
             y = resp.data[:, cols]
-            fits = {layer: nested_cv_pearson(x, y, enc, groups) for layer, x in designs.items()}
+            fits = {layer: nested_cv_pearson(x, y, **encoder_cv_options(enc), groups=groups)
+                    for layer, x in designs.items()}
             if store is None:
                 n_folds = next(iter(fits.values()))["fold_scores"].shape[0]
                 store = {"score": np.empty((len(layers), n_units), np.float32),
@@ -357,66 +359,12 @@ def run_volume_score(
                     rows.append({**base, "fold": str(fold), "score": float(value), "alpha": np.nan, "p_value": np.nan})
                 rows.append({**base, "fold": "mean", "score": float(means[roi]),
                              "alpha": float(np.exp(alphas[roi])), "p_value": np.nan})
-    table = score_table(rows, cfg, spec, design.model, usable[0].runs)
+    criterion = next(iter(fits.values()))["alpha_criterion"]
+    table = score_table(rows, cfg, spec, design.model, usable[0].runs, criterion)
     prov = provenance(cfg, [design_path, *responses_paths], stage="score", feature_set=design.model)
     _write_unit_arrays(out_units, usable, per_subject, {"layers": layers, "feature_set": design.model,
-                                                        "model": spec["family"]}, prov)
+                                                        "model": spec["family"], "alpha_criterion": criterion}, prov)
     return write_table(out, table, prov), Path(out_units)
-
-
-def nested_cv_pearson(
-    x: np.ndarray, y: np.ndarray, enc: dict[str, Any], groups: np.ndarray | None = None,
-) -> dict[str, np.ndarray]:
-    """Nested cross-validated Pearson r of many targets with :class:`~brainalign.encoders.ridge_cv.RidgeCV`.
-
-    The folds are those of :func:`brainalign.encoders.ridge.cross_validated_pearson`
-    (leave-one-run-out with ``groups``, else contiguous K-fold with a gap,
-    outer and inner alike), but the inner loop is the metrics library's
-    batched ``RidgeCV``: alphas chosen by held-out squared error (as
-    scikit-learn and himalaya choose them), products in the responses'
-    float32, decompositions in float64. At whole-brain scale this is several
-    times faster than the ROI path's float64 Pearson-criterion encoder; the
-    difference in chosen alphas moves r by a few thousandths (BENCHMARKS.md).
-
-    Parameters
-    ----------
-    x : ndarray of shape (n_samples, n_features)
-    y : ndarray of shape (n_samples, n_targets), float32
-    enc : dict
-        The ``encoder`` config section.
-    groups : ndarray of shape (n_samples,) or None
-        Run labels for leave-one-run-out.
-
-    Returns
-    -------
-    dict with ``fold_scores`` (n_folds, n_targets), ``score`` (n_targets,),
-    ``alphas`` (n_folds, n_targets), ``predictions`` (n_samples, n_targets;
-    NaN outside every test fold) and the outer ``folds``, as
-    ``cross_validated_pearson``.
-    """
-    from ..encoders.cv import ContiguousKFold
-    from ..encoders.ridge_cv import RidgeCV
-    from ..metrics.correlation import pearsonr_columns
-
-    y = np.asarray(y)
-    outer = list(ContiguousKFold(enc["outer_folds"], enc["gap"]).split(x, groups=groups))
-    n, n_targets = y.shape
-    predictions = np.full((n, n_targets), np.nan, dtype=np.float32)
-    fold_scores = np.empty((len(outer), n_targets))
-    fold_alphas = np.empty((len(outer), n_targets))
-    for k, (train, test) in enumerate(outer):
-        inner_groups = groups[train] if groups is not None and np.unique(groups[train]).size >= 2 else None
-        model = RidgeCV(alphas=np.asarray(enc["alphas"]), cv=ContiguousKFold(enc["inner_folds"], enc["gap"]),
-                        alpha_per_target=enc["alpha_per_target"], backend="numpy")
-        model.fit(x[train].astype(y.dtype), y[train], groups=inner_groups)
-        pred = model.predict(x[test].astype(y.dtype))
-        predictions[test] = pred
-        fold_scores[k] = pearsonr_columns(y[test], pred)
-        fold_alphas[k] = model.alpha_
-    tested = ~np.isnan(predictions[:, 0])
-    score = pearsonr_columns(y[tested], predictions[tested]) if enc["pooled"] else fold_scores.mean(axis=0)
-    return {"fold_scores": fold_scores, "score": score, "alphas": fold_alphas, "predictions": predictions,
-            "folds": outer}
 
 
 def _write_unit_arrays(

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import InputFileError, not_utf8_error
+from .._validation import InputFileError
 
 __all__ = ["load_fmriprep_confounds"]
 
@@ -134,19 +134,9 @@ def _check_confounds_tsv(path: Path) -> None:
     numbers only, and ``n/a`` where a value is undefined (the first row of
     the derivatives and of the framewise displacement).
     """
-    import pandas as pd
+    from .._tsv import read_tsv_cells, tsv_numbers
 
-    from .._tsv import tsv_numbers
-
-    try:
-        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, encoding="utf-8")
-    except UnicodeDecodeError:
-        raise not_utf8_error(path, "confounds TSV") from None
-    except pd.errors.EmptyDataError:
-        raise InputFileError(path, "the confounds TSV is empty (no header, no rows); regenerate it with the run "
-                                   "(fMRIPrep).") from None
-    except pd.errors.ParserError as err:
-        raise InputFileError(path, f"not a readable tab-separated table ({err}).") from None
+    table = read_tsv_cells(path, "confounds TSV")
     if table.empty:
         raise InputFileError(path, f"the confounds TSV has a header ({len(table.columns)} columns) but no rows; "
                                    "one row per volume is expected.")

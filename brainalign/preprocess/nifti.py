@@ -305,8 +305,8 @@ def load_bold_responses(
             path, f"{name} must be 4-D (x, y, z, time), but its header field 'dim' gives "
             f"shape {tuple(img.shape)}."
         )
-    header_tr = _header_tr(img, path)
-    if tr is None:
+    if tr is None:  # the workflow passes the TR it read once per run (datasets.bids.run_geometry)
+        header_tr = _header_tr(img, path)
         if header_tr is None:
             raise InputFileError(
                 path, f"{name} header field pixdim[4] (TR) is missing or zero, and no tr= "

@@ -32,14 +32,9 @@ import scipy.fft
 import scipy.signal
 
 from .._validation import BrainalignError, InputFileError
-from .meeg import (
-    _annotations_for_copy,
-    _as_raw,
-    _source_of,
-    band_pass_array,
-    read_raw,
-    resample,
-)
+from .meeg import band_pass_array, read_raw, resample
+from .meeg.reading import _as_raw, _source_of
+from .meeg.resampling import _annotations_for_copy
 
 __all__ = [
     "bipolar_pairs",

@@ -160,6 +160,21 @@ def _normalized_section(cfg: dict[str, Any], results_dir: Path) -> str:
     ])
 
 
+def _encoder_method(enc: dict[str, Any], results_dir: Path) -> str:
+    """The Method line of the encoder: the folds and alpha criterion the scores table records."""
+    from ..encoders.ridge_core import ALPHA_CRITERIA
+
+    scores = read_table(results_dir / "scores.csv", required=["cv", "alpha_criterion"])
+    cvs = ", ".join(html.escape(str(v)) for v in sorted(set(scores["cv"].astype(str))))
+    criteria = sorted(set(scores["alpha_criterion"].astype(str)))
+    chosen = "per target" if enc["alpha_per_target"] else "shared by all targets"
+    defined = "; ".join(f"<code>{html.escape(c)}</code>: {html.escape(ALPHA_CRITERIA.get(c, c))}" for c in criteria)
+    return (f"Encoder: ridge with intercept; outer folds <code>{cvs}</code> ({enc['gap']} samples dropped at each "
+            f"test boundary); alphas {chosen}, chosen on the outer training set alone by an inner "
+            f"{enc['inner_folds']}-fold contiguous CV with the same gap (leave-one-run-out over the training runs "
+            f"when the outer folds are runs and at least two remain) by {defined}.")
+
+
 def run_report(cfg: dict[str, Any], results_dir: str | os.PathLike, out: str | os.PathLike,
                figures_dir: str | os.PathLike) -> Path:
     """Draw the figures into ``figures_dir`` and write the HTML report to ``out``."""
@@ -231,8 +246,7 @@ def run_report(cfg: dict[str, Any], results_dir: str | os.PathLike, out: str | o
         f"high_pass={pre['high_pass']}, standardize={pre['standardize']!r}, confounds={pre['confounds']!r})"
         f"{html.escape(_fmriprep_confounds_text(pre))}.</li>",
         f"<li>Design: {html.escape(cfg['design']['model'])} ({html.escape(cfg['design']['hrf_model'])} HRF).</li>",
-        f"<li>Encoder: ridge, alphas chosen per target by an inner {enc['inner_folds']}-fold contiguous CV; "
-        f"outer {enc['outer_folds']}-fold contiguous CV with {enc['gap']} TRs dropped at each boundary.</li>",
+        f"<li>{_encoder_method(enc, results_dir)}</li>",
         "<li>Score: Pearson r within each outer fold, averaged over folds"
         + (" (pooled held-out predictions)" if enc["pooled"] else "") + ".</li>",
         f"<li>Normalized score = score / ceiling of the ROI clipped to [0, 1] (Brain-Score's), unclipped "

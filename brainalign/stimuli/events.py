@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._tsv import read_tsv_cells
+from .._tsv import is_missing, read_tsv_cells
 from .._validation import (
     InputFileError,
     check_fname,
@@ -56,8 +56,6 @@ EVENT_COLUMNS = ["onset", "duration", "word", "run"]
 #: Optional columns with a defined meaning.
 OPTIONAL_EVENT_COLUMNS = ["stimulus_id", "story"]
 
-# Cells that read as "no value" in a TSV (BIDS writes "n/a").
-_MISSING_TEXT = {"", "n/a", "na", "nan", "none", "null"}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -77,19 +75,11 @@ class _Where:
         return InputFileError(self.path, message)
 
 
-def _is_missing(value: Any) -> bool:
-    if value is None or value is pd.NA:
-        return True
-    if isinstance(value, float) and np.isnan(value):
-        return True
-    return isinstance(value, str) and value.strip().lower() in _MISSING_TEXT
-
-
 def _to_float(column: pd.Series, name: str, where: _Where) -> np.ndarray:
     """Convert a column to finite float64, naming the first bad row."""
     values = np.empty(len(column), dtype=np.float64)
     for i, value in enumerate(column.to_list()):
-        if _is_missing(value):
+        if is_missing(value):
             raise where.error(f"column {name!r} is NaN at {where.row(i)}.")
         if isinstance(value, (bool, np.bool_)):
             raise where.error(f"column {name!r} is not a number at {where.row(i)} ({value!r}).")
