@@ -99,7 +99,8 @@ def _row(name: str, folder: Path) -> dict:
     threadpool_limits(THREADS)
     rpath, dpath = folder / "sub-01.h5", folder / "design.h5"
     if name.startswith("ours"):
-        from brainalign.pipeline.volumes import read_unit_scores, run_volume_score
+        from brainalign.io import read_unit_scores
+        from brainalign.pipeline.volumes import run_volume_score
 
         cfg = _config(0 if name == "ours" else 1000, "design" if name == "ours_perm_design" else "responses")
         _reset_peak()

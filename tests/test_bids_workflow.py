@@ -20,8 +20,8 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 from brainalign.config import load_config
+from brainalign.io import read_unit_scores
 from brainalign.pipeline.volumes import (
-    read_unit_scores,
     run_volume_responses,
     run_volume_score,
 )

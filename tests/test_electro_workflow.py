@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 
 from brainalign.config import load_config
+from brainalign.io import read_epochs
 from brainalign.pipeline.electro import (
-    read_epochs,
     run_contrastive,
     run_epochs,
     run_simulate_electro,

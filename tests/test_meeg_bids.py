@@ -32,7 +32,7 @@ from brainalign.datasets.simulated_meeg import (
     simulate_meeg_run,
     write_raw_fif,
 )
-from brainalign.pipeline.electro import read_epochs
+from brainalign.io import read_epochs
 
 REPO = Path(__file__).resolve().parent.parent
 N_WORDS = 240

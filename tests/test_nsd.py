@@ -21,7 +21,7 @@ from brainalign.datasets.simulated_images import (
     image_embeddings,
     simulate_responses,
 )
-from brainalign.pipeline.decoding import read_betas
+from brainalign.io import read_betas
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "workflows" / "configs"

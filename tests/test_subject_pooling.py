@@ -20,9 +20,17 @@ import pytest
 
 from brainalign._validation import InputFileError
 from brainalign.config import validate_config
-from brainalign.io import Features, Responses, write_features, write_responses, write_table
+from brainalign.io import (
+    Epochs,
+    Features,
+    Responses,
+    write_epochs,
+    write_features,
+    write_responses,
+    write_table,
+)
 from brainalign.pipeline.aggregate import run_aggregate
-from brainalign.pipeline.electro import Epochs, run_word_decoding, write_epochs
+from brainalign.pipeline.electro import run_word_decoding
 from brainalign.pipeline.stages import run_ceiling, run_partition, run_score
 from brainalign.pipeline.volumes import run_volume_ceiling, run_volume_score
 from brainalign.stimuli.events import write_events

@@ -27,62 +27,26 @@ import pandas as pd
 
 from .._validation import InputFileError
 from ..datasets.registry import get_kind
-from ..io import _json, _open_h5, atomic_path, provenance, read_table, write_table
+from ..io import (
+    _json,
+    atomic_path,
+    provenance,
+    read_betas,
+    read_images,
+    read_table,
+    write_betas,
+    write_images,
+    write_table,
+)
+
+# read_images and read_betas live in brainalign.io (the images/1 and betas/1 contracts); still importable from here.
 
 __all__ = ["decoding_subjects", "run_decoding_data", "run_captioner", "run_decode",
-           "run_decoding_report", "read_images", "read_betas"]
+           "run_decoding_report"]
 
 def decoding_subjects(cfg: dict[str, Any]) -> list[str]:
     """``subjXX`` labels (NSD's naming)."""
     return get_kind(cfg).subjects(cfg)
-
-
-# --------------------------------------------------------------------------- files
-def _write_images(path: Path, images: np.ndarray, captions: list[str], tokens: np.ndarray, pooled: np.ndarray,
-                  ids: np.ndarray, test: np.ndarray, prov: dict[str, Any]) -> Path:
-    from ..metrics.captions import sentence_embeddings
-
-    # Caption embeddings (all-MiniLM-L6-v2): the text target of the decoders.
-    text = sentence_embeddings(list(captions))
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("text", data=np.asarray(text, np.float32), track_times=False)
-        f.create_dataset("images", data=images, track_times=False)
-        f.create_dataset("tokens", data=tokens.astype(np.float32), track_times=False)
-        f.create_dataset("pooled", data=pooled.astype(np.float32), track_times=False)
-        f.create_dataset("image_id", data=np.asarray(ids, np.int64), track_times=False)
-        f.create_dataset("test", data=np.asarray(test, bool), track_times=False)
-        f.attrs["captions"] = json.dumps(list(captions))
-        f.attrs["contract"] = "images/1"
-        f.attrs["provenance"] = _json(prov)
-    return path
-
-
-def read_images(path: str | os.PathLike) -> dict[str, Any]:
-    """The ``images.h5`` contract: images, captions, embeddings (pooled, tokens, text), ids and test flags."""
-    with _open_h5(path, "images/1") as f:
-        out = {k: f[k][()] for k in ("images", "tokens", "pooled", "text", "image_id", "test")}
-        out["captions"] = json.loads(f.attrs["captions"])
-    return out
-
-
-def _write_betas(path: Path, betas: np.ndarray, ids: np.ndarray, rois: np.ndarray, prov: dict[str, Any]) -> Path:
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("betas", data=betas.astype(np.float32), track_times=False)
-        f.create_dataset("image_id", data=np.asarray(ids, np.int64), track_times=False)
-        f.attrs["rois"] = json.dumps([str(r) for r in rois])
-        f.attrs["contract"] = "betas/1"
-        f.attrs["provenance"] = _json(prov)
-    return path
-
-
-def read_betas(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(betas (n_images, n_voxels), image ids, ROI label per voxel)."""
-    with _open_h5(path, "betas/1") as f:
-        betas, ids, rois = f["betas"][()], f["image_id"][()], np.asarray(json.loads(f.attrs["rois"]))
-    if not np.isfinite(betas).all():
-        bad = np.flatnonzero(~np.isfinite(betas).all(axis=0))
-        raise InputFileError(path, f"dataset 'betas' has non-finite values in voxel(s) {bad[:10].tolist()}.")
-    return betas, ids, rois
 
 
 # --------------------------------------------------------------------------- data
@@ -91,11 +55,11 @@ def run_decoding_data(cfg: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     out_dir = Path(out_dir)
     prov = provenance(cfg, [], stage="decoding_data")
     data = get_kind(cfg).image_data(cfg)
-    _write_images(out_dir / "images.h5", data.images, data.captions, data.tokens, data.pooled, data.image_ids,
-                  data.test, prov)
+    write_images(out_dir / "images.h5", data.images, data.captions, data.tokens, data.pooled, data.image_ids,
+                 data.test, prov)
     for subject in decoding_subjects(cfg):
         betas, ids, rois = data.betas[subject]
-        _write_betas(out_dir / "betas" / f"{subject}.h5", betas, ids, rois, prov)
+        write_betas(out_dir / "betas" / f"{subject}.h5", betas, ids, rois, prov)
     return out_dir
 
 

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import pandas as pd
 
@@ -27,13 +26,13 @@ from .._validation import BrainalignError, ConfigError, InputFileError
 from ..config import feature_set_instances
 from ..io import (
     Responses,
-    _json,
-    atomic_path,
     provenance,
     read_features,
+    read_unit_scores,
     write_provenance,
     write_responses,
     write_table,
+    write_unit_scores,
 )
 from ..stimuli.events import read_events
 from .stages import (
@@ -49,6 +48,8 @@ from .stages import (
     warn_fdr_resolution,
 )
 
+# read_unit_scores lives in brainalign.io (the unit_scores/1 contract); still importable from here.
+
 __all__ = [
     "run_simulate_bids",
     "run_mask",
@@ -56,7 +57,6 @@ __all__ = [
     "run_volume_score",
     "run_volume_ceiling",
     "run_maps",
-    "read_unit_scores",
 ]
 
 logger = logging.getLogger("brainalign")
@@ -362,56 +362,9 @@ def run_volume_score(
     criterion = next(iter(fits.values()))["alpha_criterion"]
     table = score_table(rows, cfg, spec, design.model, usable[0].runs, criterion)
     prov = provenance(cfg, [design_path, *responses_paths], stage="score", feature_set=design.model)
-    _write_unit_arrays(out_units, usable, per_subject, {"layers": layers, "feature_set": design.model,
-                                                        "model": spec["family"], "alpha_criterion": criterion}, prov)
+    write_unit_scores(out_units, usable, per_subject, {"layers": layers, "feature_set": design.model,
+                                                       "model": spec["family"], "alpha_criterion": criterion}, prov)
     return write_table(out, table, prov), Path(out_units)
-
-
-def _write_unit_arrays(
-    path: str | os.PathLike, subjects: Sequence[Responses], arrays: dict[str, dict[str, np.ndarray]],
-    attrs: dict[str, Any], prov: dict[str, Any],
-) -> Path:
-    ref = subjects[0]
-    for resp in subjects[1:]:
-        if resp.unit_index is None or not np.array_equal(resp.unit_index, ref.unit_index):
-            raise InputFileError(path, f"subjects {ref.subject} and {resp.subject} have different units; "
-                                       "volume datasets share one analysis mask.")
-    with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
-        f.attrs["contract"] = "unit_scores/1"
-        for key, value in attrs.items():
-            f.attrs[key] = _json(value)
-        f.attrs["unit_rois"] = _json(list(ref.unit_rois))
-        f.attrs["provenance"] = _json(prov)
-        f.create_dataset("grid_affine", data=np.asarray(ref.affine, np.float64), track_times=False)
-        f.create_dataset("grid_unit_index", data=ref.unit_index, compression="gzip", track_times=False)
-        for subject, store in arrays.items():
-            group = f.create_group(subject, track_order=True)
-            for key, value in store.items():
-                group.create_dataset(key, data=value, compression="gzip", compression_opts=1, track_times=False)
-    return Path(path)
-
-
-def read_unit_scores(path: str | os.PathLike) -> dict[str, Any]:
-    """Read an HDF5 file written by the volume score or ceiling stage.
-
-    Returns
-    -------
-    dict
-        ``attrs`` (decoded), ``affine``, ``unit_index``, ``unit_rois`` and
-        ``subjects``: subject → {array name → ndarray}.
-    """
-    from ..io import _open_h5
-
-    with _open_h5(path, "unit_scores/1") as f:
-        try:
-            attrs = {k: json.loads(v) for k, v in f.attrs.items() if k not in ("contract",)}
-            out = {"attrs": attrs, "affine": f["grid_affine"][()], "unit_index": f["grid_unit_index"][()],
-                   "unit_rois": attrs.get("unit_rois", []),
-                   "subjects": {name: {k: g[k][()] for k in g} for name, g in f.items()
-                                if isinstance(g, h5py.Group)}}
-        except KeyError as err:
-            raise InputFileError(path, f"missing dataset or attribute {err}.") from err
-    return out
 
 
 # --------------------------------------------------------------------------- ceiling
@@ -437,8 +390,8 @@ def run_volume_ceiling(
             rows.append({"dataset": cfg["dataset"]["name"], "subject": resp.subject, "roi": roi, "unit": roi,
                          "metric": "loso_isc", "ceiling": float(value)})
     prov = provenance(cfg, responses_paths, stage="ceiling", excluded={r.subject: r.excluded for r in excluded})
-    _write_unit_arrays(out_units, usable, {r.subject: {"ceiling": isc[i]} for i, r in enumerate(usable)},
-                       {"metric": "loso_isc"}, prov)
+    write_unit_scores(out_units, usable, {r.subject: {"ceiling": isc[i]} for i, r in enumerate(usable)},
+                      {"metric": "loso_isc"}, prov)
     return write_table(out, pd.DataFrame(rows), prov), Path(out_units)
 
 
