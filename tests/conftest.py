@@ -104,6 +104,11 @@ def langloc_dir(shared_data: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def naturalstories_dir(shared_data: Path) -> Path:
+    return require_path(shared_data / "naturalstories", "Natural Stories (reading times, n-gram counts, GPT-3 log-probabilities)")
+
+
+@pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
 

@@ -1,0 +1,181 @@
+"""Language models here: corpora, planted-grammar training, surprisal by hand, checkpoints."""
+
+from __future__ import annotations
+
+import math
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from brainalign._validation import BrainalignError, InputFileError
+from brainalign.features.surprisal import lm_word_surprisal, token_surprisal
+from brainalign.models.lm import SUMALanguageModel, build_language_model, next_token_logits
+from brainalign.models.training import heldout_perplexity, load_language_model, save_language_model, train_lm
+from brainalign.stimuli.corpus import WordVocabulary, read_corpus, split_documents, tokenize_text
+
+# --- corpora -----------------------------------------------------------------------------------
+
+
+def test_tokenize_text_splits_punctuation_and_keeps_inner_apostrophes_and_hyphens():
+    assert tokenize_text("England, long-bearded Atlanta's mill.'") == [
+        "england", ",", "long-bearded", "atlanta's", "mill", ".", "'"]
+
+
+def test_read_corpus_reads_tagged_text_in_a_zip_and_plain_text(tmp_path):
+    archive = tmp_path / "brown.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("brown/ca01", "\n\tThe/at jury/nn said/vbd ``/`` no/at ''/'' ./.\n")
+        z.writestr("brown/ca02", "\tIt/pps rained/vbd ./.\n")
+        z.writestr("brown/README", "not a document")
+    assert read_corpus(archive) == [["the", "jury", "said", '"', "no", '"', "."], ["it", "rained", "."]]
+    text = tmp_path / "story.txt"
+    text.write_text("First Citizen:\nBefore we proceed.")
+    assert read_corpus(text) == [["first", "citizen", ":", "before", "we", "proceed", "."]]
+    (tmp_path / "bad.txt").write_bytes(b"caf\xe9 au lait")
+    with pytest.raises(InputFileError, match="UTF-8"):
+        read_corpus(tmp_path / "bad.txt")
+    with pytest.raises(InputFileError, match="tag"):
+        read_corpus(text, fmt="tagged")
+
+
+def test_vocabulary_ranks_by_count_then_alphabet_and_round_trips():
+    vocab = WordVocabulary.build("b a c a b a d".split(), max_size=5)
+    assert vocab.itos == ["<unk>", "<bos>", "a", "b", "c"]
+    assert vocab.encode(["a", "d", "c"]) == [2, 0, 4]
+    assert WordVocabulary.from_json(vocab.to_json()).itos == vocab.itos
+    train, valid = split_documents([["a"], ["b"], ["c"], ["d"]], valid_fraction=0.5)
+    assert (train, valid) == (["a", "c"], ["b", "d"])
+
+
+# --- surprisal from logits, by hand -----------------------------------------------------------
+
+
+class BigramTable(nn.Module):
+    """A language model whose next-token log-probabilities are a fixed table of the current token."""
+
+    def __init__(self, logp: torch.Tensor):
+        super().__init__()
+        self.logp = logp
+
+    def forward(self, input_ids):
+        return {"logits": self.logp[input_ids]}
+
+
+def test_word_surprisal_sums_sub_tokens_in_bits_and_reads_entropy_before_the_first():
+    vocab = WordVocabulary(["england", ",", "you", "would"])
+    V = len(vocab)
+    probs = torch.softmax(torch.randn(V, V, generator=torch.Generator().manual_seed(0), dtype=torch.float64), -1)
+    model = BigramTable(probs.log())
+    words = ["You", "would", "England,", "you"]
+    table = lm_word_surprisal(model, vocab, words, progress=False)
+    ids = [vocab.bos_token_id] + vocab.encode(["you", "would", "england", ",", "you"])
+    bits = [-math.log2(probs[a, b]) for a, b in zip(ids[:-1], ids[1:])]
+    expected = [bits[0], bits[1], bits[2] + bits[3], bits[4]]
+    np.testing.assert_allclose(table["surprisal"], expected, rtol=1e-12)
+    entropy_before = lambda tok: float(-(probs[tok] * probs[tok].log2()).sum())  # noqa: E731
+    np.testing.assert_allclose(table["entropy"], [entropy_before(t) for t in (ids[0], ids[1], ids[2], ids[4])], rtol=1e-12)
+    assert table["n_tokens"].tolist() == [1, 1, 2, 1]
+    # Without a BOS token the first word has no surprisal; stories never share context.
+    no_bos = lm_word_surprisal(model, vocab, words, groups=[1, 1, 2, 2], bos_token_id=None, progress=False)
+    assert np.isnan(no_bos["surprisal"][0]) and np.isnan(no_bos["surprisal"][2])
+    assert no_bos["surprisal"][3] == pytest.approx(-math.log2(probs[vocab.stoi[","], vocab.stoi["you"]]))
+
+
+def test_windows_score_every_token_once_and_equal_one_pass_for_a_bounded_context_model():
+    vocab = WordVocabulary([f"w{i}" for i in range(6)])
+    probs = torch.softmax(torch.randn(len(vocab), len(vocab), generator=torch.Generator().manual_seed(1),
+                                      dtype=torch.float64), -1)
+    ids = list(np.random.default_rng(0).integers(2, len(vocab), 40))
+    whole, _ = token_surprisal(BigramTable(probs.log()), ids)
+    windowed, _ = token_surprisal(BigramTable(probs.log()), ids, window=7, stride=3)
+    np.testing.assert_array_equal(whole, windowed)
+    assert np.isnan(whole[0]) and np.isfinite(whole[1:]).all()
+
+
+# --- planted grammar: a trained LM recovers the true surprisal -----------------------------------
+
+
+def _markov_chain(n_states=10, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.dirichlet(np.full(n_states, 0.3), size=n_states)
+
+
+def _sample(P, n, seed):
+    rng = np.random.default_rng(seed)
+    out = [0]
+    for u in rng.random(n - 1):
+        out.append(int(np.searchsorted(np.cumsum(P[out[-1]]), u * P[out[-1]].sum())))
+    return np.minimum(out, len(P) - 1)
+
+
+@pytest.fixture(scope="module")
+def planted():
+    P = _markov_chain()
+    words = [f"w{i}" for i in range(len(P))]
+    vocab = WordVocabulary(words)
+    encode = lambda states: vocab.encode([words[s] for s in states])  # noqa: E731
+    return P, words, vocab, encode(_sample(P, 12000, 1)), encode(_sample(P, 1000, 2)), _sample(P, 400, 3)
+
+
+def _train(planted, arch, params, steps=150):
+    P, words, vocab, train, valid, _ = planted
+    model = build_language_model(arch, len(vocab), **params)
+    return train_lm(model, train, valid, seq_len=16, batch_size=32, lr=1e-2, max_steps=steps, eval_every=50,
+                    patience=2, progress=False)
+
+
+def test_a_headwise_lstm_trained_on_a_markov_chain_recovers_the_true_surprisal(planted, tmp_path):
+    P, words, vocab, train, valid, test = planted
+    result = _train(planted, "lstm", {"n_layers": 1, "n_heads": 2, "head_dim": 16})
+    table = lm_word_surprisal(result.model, vocab, [words[s] for s in test], progress=False)
+    truth = -np.log2(P[test[:-1], test[1:]])
+    r = np.corrcoef(table["surprisal"][1:], truth)[0, 1]
+    assert r >= 0.9, r
+    # Held-out perplexity approaches the chain's entropy rate (its floor) and beats the unigram's.
+    stationary = np.bincount(test, minlength=len(P)) / len(test)
+    floor = math.exp(-(stationary * (P * np.log(P)).sum(1)).sum())
+    assert floor * 0.95 < result.valid_perplexity < floor * 1.25
+    assert list(result.history.columns) == ["step", "tokens", "train_loss", "valid_loss", "valid_perplexity"]
+    assert result.valid_perplexity == pytest.approx(heldout_perplexity(result.model, valid, 16), rel=1e-9)
+    # The checkpoint rebuilds the same model.
+    path = save_language_model(tmp_path / "lstm.safetensors", result.model, "lstm",
+                               {"n_layers": 1, "n_heads": 2, "head_dim": 16}, vocab, {"valid_perplexity": result.valid_perplexity})
+    loaded, loaded_vocab, meta = load_language_model(path)
+    ids = torch.as_tensor([valid[:30]])
+    assert torch.equal(next_token_logits(loaded, ids), next_token_logits(result.model, ids))
+    assert loaded_vocab.itos == vocab.itos and meta["valid_perplexity"] == result.valid_perplexity
+
+
+def test_training_is_deterministic_bit_for_bit(planted):
+    params = {"n_layers": 1, "n_heads": 2, "head_dim": 8}
+    a = _train(planted, "gru", params, steps=20).model.state_dict()
+    b = _train(planted, "gru", params, steps=20).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_suma_language_model_trains_its_decoder_only(planted):
+    P, words, vocab, train, valid, _ = planted
+    model = SUMALanguageModel(len(vocab), d_model=32, n_heads=4, decoder_hidden=0)
+    core_before = {k: v.clone() for k, v in model.core.state_dict().items()}
+    assert {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad} == {"decoder"}
+    before = heldout_perplexity(model, valid, 16)
+    result = train_lm(model, train, valid, seq_len=16, max_steps=60, eval_every=30, lr=1e-2, progress=False)
+    assert all(torch.equal(core_before[k], v) for k, v in model.core.state_dict().items())
+    assert result.valid_perplexity < 0.5 * before
+
+
+def test_train_lm_and_checkpoints_refuse_bad_input(planted, tmp_path):
+    P, words, vocab, train, valid, _ = planted
+    model = build_language_model("elman", len(vocab), n_layers=1, n_heads=1, head_dim=4)
+    with pytest.raises(BrainalignError, match="shorter than one window"):
+        train_lm(model, train[:10], valid, seq_len=16, progress=False)
+    with pytest.raises(BrainalignError, match="'eval_every'"):
+        train_lm(model, train, valid, eval_every=0, progress=False)
+    with pytest.raises(ValueError, match="architecture"):
+        build_language_model("transformer-xl", 10)
+    (tmp_path / "x.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputFileError, match="safetensors"):
+        load_language_model(tmp_path / "x.safetensors")
