@@ -30,6 +30,8 @@ include: "workflows/rules/report.smk"
 include: "workflows/rules/electro.smk"
 # Image fMRI: betas -> embeddings -> retrieval, captions, images, ROI captions -> report.
 include: "workflows/rules/decoding.smk"
+# Reading times: corpus -> trained language models -> surprisal -> Futrell2018 and regression gain -> report.
+include: "workflows/rules/reading.smk"
 
 
 rule all:

@@ -239,6 +239,43 @@ def _cmd_report(args: argparse.Namespace) -> None:
     run_report(_config(args), args.results_dir, args.out, args.figures_dir)
 
 
+def _cmd_reading_words(args: argparse.Namespace) -> None:
+    from .pipeline.reading import run_reading_words
+
+    run_reading_words(_config(args), args.out)
+
+
+def _cmd_train_lm(args: argparse.Namespace) -> None:
+    from .pipeline.reading import run_train_lm
+
+    run_train_lm(_config(args), args.model, args.out, args.history, args.threads, progress=not args.no_progress)
+
+
+def _cmd_ngram_lm(args: argparse.Namespace) -> None:
+    from .pipeline.reading import run_ngram_lm
+
+    run_ngram_lm(_config(args), args.words, args.out_perplexity, args.out_surprisal)
+
+
+def _cmd_surprisal(args: argparse.Namespace) -> None:
+    from .pipeline.reading import run_surprisal
+
+    run_surprisal(_config(args), args.model, args.words, args.out, args.checkpoint, args.threads,
+                  progress=not args.no_progress)
+
+
+def _cmd_reading_scores(args: argparse.Namespace) -> None:
+    from .pipeline.reading import run_reading_scores
+
+    run_reading_scores(_config(args), args.words, args.surprisal, args.history, args.ngram, args.out_dir)
+
+
+def _cmd_reading_report(args: argparse.Namespace) -> None:
+    from .report.reading import write_reading_report
+
+    write_reading_report(_config(args), args.results_dir, args.out, args.figures_dir)
+
+
 def _cmd_readme(args: argparse.Namespace) -> None:
     from .report.readme import update_readme
 
@@ -371,6 +408,38 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out-scores", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
     p = add("report", _cmd_report, "plots and the HTML report")
+    p.add_argument("--results-dir", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--figures-dir", required=True, type=Path)
+    p = add("reading-words", _cmd_reading_words, "reading modality: the word table with reading times and "
+            "the dataset's own predictors (CSV)")
+    p.add_argument("--out", required=True, type=Path)
+    p = add("train-lm", _cmd_train_lm, "train one of language.models on language.corpus (safetensors checkpoint "
+            "and training curve)")
+    p.add_argument("--model", required=True, help="a name under language.models")
+    p.add_argument("--out", required=True, type=Path, help="checkpoint (.safetensors)")
+    p.add_argument("--history", required=True, type=Path, help="training curve (CSV)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-progress", action="store_true")
+    p = add("ngram-lm", _cmd_ngram_lm, "the corpus n-gram baseline: held-out perplexity and per-word surprisal")
+    p.add_argument("--words", required=True, type=Path)
+    p.add_argument("--out-perplexity", required=True, type=Path)
+    p.add_argument("--out-surprisal", required=True, type=Path)
+    p = add("surprisal", _cmd_surprisal, "per-word surprisal and entropy (bits) of a trained model or a local "
+            "Hugging Face causal LM (CSV)")
+    p.add_argument("--model", required=True, help="a name under language.models or language.hf_models")
+    p.add_argument("--words", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--checkpoint", type=Path, default=None, help="a train-lm checkpoint (trained models)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-progress", action="store_true")
+    p = add("reading-scores", _cmd_reading_scores, "Futrell2018 and regression-gain scores of every predictor")
+    p.add_argument("--words", required=True, type=Path)
+    p.add_argument("--surprisal", nargs="*", default=[], type=Path, help="surprisal/<name>.csv files")
+    p.add_argument("--history", nargs="*", default=[], type=Path, help="lm/<name>_history.csv files")
+    p.add_argument("--ngram", type=Path, default=None, help="lm/ngram.csv")
+    p.add_argument("--out-dir", required=True, type=Path)
+    p = add("reading-report", _cmd_reading_report, "plots and the HTML report of a reading-time dataset")
     p.add_argument("--results-dir", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--figures-dir", required=True, type=Path)

@@ -333,7 +333,7 @@ def _check_path_names(cfg: dict[str, Any], path: str | os.PathLike | None) -> No
 
 def _check_consistency(cfg: dict[str, Any], path: str | os.PathLike | None) -> None:
     kind = get_kind(cfg)
-    if not cfg["feature_sets"] and kind.modality != "images":
+    if not cfg["feature_sets"] and kind.modality not in ("images", "reading"):
         raise ConfigError(path, "feature_sets", "is required (at least one feature set) for dataset.kind "
                                                 f"{kind.name!r}.")
     if kind.modality != "volume" and cfg["preprocessing"]["confounds"] == "fmriprep":

@@ -179,3 +179,16 @@ def test_train_lm_and_checkpoints_refuse_bad_input(planted, tmp_path):
     (tmp_path / "x.safetensors").write_bytes(b"not a checkpoint")
     with pytest.raises(InputFileError, match="safetensors"):
         load_language_model(tmp_path / "x.safetensors")
+
+
+def test_ngram_model_distributions_sum_to_one_and_match_a_hand_count():
+    from brainalign.models.ngram import NGramLM
+
+    ids = [2, 3, 2, 3, 4, 2, 3, 2, 5]
+    model = NGramLM(order=2, vocab_size=6).fit(ids)
+    for context in ([2], [3], [5], [0]):  # seen, seen, seen, unseen context
+        assert sum(model.prob(context, w) for w in range(6)) == pytest.approx(1.0, abs=1e-12)
+    # Bigrams: n1 = 3 ((3,4), (4,2), (2,5)), n2 = 1 ((3,2)), n3 = 1 ((2,3) x3): D = 3 / (3 + 2) = 0.6.
+    # P(3 | 2) = (3 - D) / 4 + D * 2 / 4 * P_uni(3), with P_uni(3) = (3 + 1) / (9 + 6).
+    assert model.prob([2], 3) == pytest.approx((3 - 0.6) / 4 + 0.6 * 2 / 4 * 4 / 15, abs=1e-15)
+    assert model.perplexity([2, 3, 2]) == pytest.approx(2 ** np.mean(model.surprisal([2, 3, 2])[1:]))

@@ -27,6 +27,10 @@ PREQUOTED = {
     "params.raw": "built with shlex.quote (common.smk: raw_argument; electro.smk: electro_raw_argument)",
     "params.captioner": "built with shlex.quote (decoding.smk: captioner_argument)",
     "params.dirs": "built with shlex.quote (decoding.smk: decoding_report)",
+    "params.checkpoint": "built with shlex.quote (reading.smk: checkpoint_argument)",
+    "params.surprisal": "built with shlex.quote (reading.smk: reading_scores)",
+    "params.history": "built with shlex.quote (reading.smk: reading_scores)",
+    "params.ngram": "built with shlex.quote (reading.smk: reading_scores)",
 }
 NETWORK_NAMES = {"urllib", "requests", "httpx", "http", "urlretrieve", "hf_hub_download",
                  "snapshot_download", "cached_download", "load_dataset"}

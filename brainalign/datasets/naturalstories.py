@@ -27,10 +27,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._validation import InputFileError, check_fname
-from ..metrics.readingtimes import sentence_initial
+from typing import Any
 
-__all__ = ["load_words", "ngram_surprisal", "gpt3_surprisal", "word_letters"]
+from .._validation import ConfigError, InputFileError, check_fname
+from ..metrics.readingtimes import sentence_initial
+from .registry import ReadingKind
+
+__all__ = ["load_words", "ngram_surprisal", "gpt3_surprisal", "word_letters", "builtin_predictor",
+           "BUILTIN_PREDICTORS", "NaturalStoriesKind"]
+
+#: Predictors the release ships, computed by :func:`builtin_predictor`.
+BUILTIN_PREDICTORS = ("ngram1", "ngram2", "ngram3", "ngram4", "gpt3")
 
 _WORDINFO = "processed_wordinfo.tsv"
 
@@ -195,3 +202,63 @@ def gpt3_surprisal(root: str | os.PathLike, words: pd.DataFrame) -> pd.Series:
         values[sums.index.to_numpy()] = sums.to_numpy()
         out.loc[group.index] = values
     return out
+
+
+def builtin_predictor(root: str | os.PathLike, words: pd.DataFrame, name: str) -> pd.Series:
+    """A shipped predictor by name: ``ngram1`` … ``ngram4`` (:func:`ngram_surprisal`) or ``gpt3``."""
+    if name == "gpt3":
+        return gpt3_surprisal(root, words)
+    if name in BUILTIN_PREDICTORS:
+        return ngram_surprisal(root, words, int(name[-1]))
+    raise ValueError(f"unknown Natural Stories predictor {name!r}; available: {list(BUILTIN_PREDICTORS)}.")
+
+
+class NaturalStoriesKind(ReadingKind):
+    """Natural Stories self-paced reading times (Futrell et al. 2018), ``dataset.data_dir`` = the release folder."""
+
+    name = "naturalstories"
+    required = ("data_dir",)
+
+    def reading_words(self, cfg: dict[str, Any]) -> pd.DataFrame:
+        return load_words(cfg["dataset"]["data_dir"])
+
+    def builtin_predictor(self, cfg: dict[str, Any], words: pd.DataFrame, name: str) -> pd.Series:
+        return builtin_predictor(cfg["dataset"]["data_dir"], words, name)
+
+    def check_config(self, cfg: dict[str, Any], path: str | os.PathLike | None) -> None:
+        super().check_config(cfg, path)
+        unknown = [p for p in cfg["reading"]["builtin_predictors"] if p not in BUILTIN_PREDICTORS]
+        if unknown:
+            raise ConfigError(path, "reading.builtin_predictors",
+                              f"unknown predictor(s) {unknown}; naturalstories ships {list(BUILTIN_PREDICTORS)}.")
+        lang = cfg["language"]
+        if lang["models"] and not lang["corpus"]:
+            raise ConfigError(path, "language.corpus", "is required to train language.models.")
+        names = [*cfg["reading"]["builtin_predictors"], *lang["models"], *lang["hf_models"], *lang["predictor_files"]]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ConfigError(path, "language", f"predictor name(s) {repeated} are used twice (builtin predictors, "
+                                                "models, hf_models and predictor_files share one namespace).")
+        if not names:
+            raise ConfigError(path, "language.models", "no predictor to score: give models, hf_models, "
+                                                       "predictor_files or reading.builtin_predictors.")
+
+    def resolve(self, cfg: dict[str, Any], base: Path) -> None:
+        lang = cfg["language"]
+        if lang["corpus"]:
+            lang["corpus"] = str((base / os.path.expanduser(lang["corpus"])).resolve())
+        for spec in lang["hf_models"].values():
+            spec["model_path"] = str((base / os.path.expanduser(spec["model_path"])).resolve())
+        for spec in lang["predictor_files"].values():
+            spec["path"] = str((base / os.path.expanduser(spec["path"])).resolve())
+
+    def subjects(self, cfg: dict[str, Any]) -> list[str]:
+        return []  # mean reading times over readers; per-reader times are not in the release
+
+    def input_files(self, cfg: dict[str, Any], subject: str | None = None) -> list[Path]:
+        root = Path(cfg["dataset"]["data_dir"])
+        return [root / _WORDINFO]
+
+    def credit(self, cfg: dict[str, Any]) -> str:
+        return ("Natural Stories corpus (Futrell et al. 2018, Language Resources and Evaluation), mean self-paced "
+                "reading times per word; Google Books n-gram counts and GPT-3 log-probabilities from its release.")

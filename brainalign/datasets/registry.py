@@ -24,6 +24,10 @@ Modalities
     decoding → report.
 ``"images"``
     Image-evoked fMRI betas: decoders → retrieval, captions and images.
+``"reading"``
+    Reading times per word: language models trained here (and given by
+    path or as predictor files) → per-word surprisal → Futrell2018 score and
+    regression gain → report.
 
 Examples
 --------
@@ -48,10 +52,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..io import Responses
 
-__all__ = ["ENTRY_POINT_GROUP", "KINDS", "MODALITIES", "DatasetKind", "ElectroKind", "ImageData", "ImagesKind", "PlantedSimulation", "VolumeKind", "get_kind", "registry_generation", "selected_subjects", "volume_kinds", "kind_names", "register_kind",
+__all__ = ["ENTRY_POINT_GROUP", "KINDS", "MODALITIES", "DatasetKind", "ElectroKind", "ImageData", "ImagesKind", "PlantedSimulation", "ReadingKind", "VolumeKind", "get_kind", "registry_generation", "selected_subjects", "volume_kinds", "kind_names", "register_kind",
            "compose_schema"]
 
-MODALITIES = ("roi", "volume", "electro", "images")
+MODALITIES = ("roi", "volume", "electro", "images", "reading")
 
 #: Kind name -> ``"module:class"`` of its :class:`DatasetKind`, imported on first use.
 KINDS: dict[str, str] = {
@@ -66,6 +70,7 @@ KINDS: dict[str, str] = {
     "recordings": "brainalign.datasets.recordings:RecordingsKind",
     "simulated_images": "brainalign.datasets.simulated_images:SimulatedImagesKind",
     "nsd": "brainalign.datasets.nsd:NsdKind",
+    "naturalstories": "brainalign.datasets.naturalstories:NaturalStoriesKind",
 }
 
 #: Entry-point group through which installed packages add kinds (``name = "module:Class"``).
@@ -274,6 +279,21 @@ class ImagesKind(DatasetKind):
     def image_data(self, cfg: dict[str, Any]) -> ImageData:
         """The images, their captions and embeddings, and every subject's betas."""
         raise self._unsupported("images")
+
+
+class ReadingKind(DatasetKind):
+    """Base of the reading-time kinds: words in reading order with a mean reading time each."""
+
+    modality = "reading"
+
+    def reading_words(self, cfg: dict[str, Any]) -> pd.DataFrame:
+        """One row per word in reading order: ``story``, ``zone``, ``word``, ``rt`` (ms),
+        ``sentence_initial``, ``position``, ``length``."""
+        raise self._unsupported("reading times")
+
+    def builtin_predictor(self, cfg: dict[str, Any], words: pd.DataFrame, name: str) -> pd.Series:
+        """A per-word predictor (bits) the dataset ships, aligned to :meth:`reading_words`."""
+        raise self._unsupported(f"a shipped predictor {name!r}")
 
 
 class PlantedSimulation(DatasetKind):
