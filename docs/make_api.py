@@ -52,6 +52,7 @@ MODULES = [
     "brainalign.features.baselines",
     "brainalign.features.design",
     "brainalign.features.surprisal",
+    "brainalign.features.head_functions",
     "brainalign.backend",
     "brainalign.encoders.cv",
     "brainalign.encoders.ridge",

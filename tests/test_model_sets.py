@@ -10,6 +10,7 @@ import torch
 from brainalign.config import validate_config
 from brainalign.datasets.simulated import generate_story
 from brainalign.features.localizer import load_localizer_stimuli
+from brainalign.features.model_sets import read_head_functions
 from brainalign.models.rnn import HeadwiseRNNLM
 from brainalign.models.suma import SUMA
 from brainalign.pipeline.stages import run_features
@@ -106,6 +107,9 @@ def test_transformer_heads_feature_set(setup):
     assert list(layers)[:2] == ["3", "3.h00"] and len(layers) == 1 + 12
     with h5py.File(out, "r") as f:
         assert f["attention_stats"]["3"].shape == (120, 12, 3)
+    functions = read_head_functions(out)
+    assert len(functions) == 6 * 12 and functions["induction"].between(0, 1).all()
+    assert "unembedding" in functions.attrs["successor_reason"]  # MiniLM is an encoder
 
 
 @pytest.mark.parametrize("cell", ["lstm", "slstm"])

@@ -17,6 +17,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+import pandas as pd
 
 from ..io import _json
 from .activations import extract_causal, extract_transformer, tensor_sha256
@@ -27,7 +28,7 @@ from .localizer import (
     localize,
 )
 
-__all__ = ["transformer_units", "suma_features", "rnn_features", "load_tokenizer"]
+__all__ = ["transformer_units", "suma_features", "rnn_features", "load_tokenizer", "read_head_functions"]
 
 
 def load_tokenizer(path: str | os.PathLike | None):
@@ -48,11 +49,50 @@ def transformer_units(spec: dict[str, Any], words: list[str], groups: np.ndarray
 
     loaded = load_model(spec["model_path"])
     layers = None if spec["layers"] == "all" else spec["layers"]
-    return extract_transformer(
+    path = extract_transformer(
         loaded, words, groups, out, cache, model_name=name, units=spec["units"], layers=layers,
         pooling=spec["pooling"], context_words=spec["context_words"], attention_stats=spec["attention_stats"],
         batch_size=spec["batch_size"], times=times, prov=prov, progress=progress,
     )
+    if "heads" in spec["units"]:
+        _add_head_functions(path, _with_lm_head(loaded), loaded.tokenizer)
+    return path
+
+
+def _with_lm_head(loaded: Any) -> Any:
+    """The causal-LM class of a decoder checkpoint (its unembedding serves the successor score), else the model."""
+    architectures = getattr(loaded.model.config, "architectures", None) or []
+    if not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
+        return loaded.model
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(loaded.path), local_files_only=True,
+                                                attn_implementation="eager").eval()
+
+
+def _add_head_functions(out: Path, model: Any, tokenizer: Any) -> None:
+    """Store every head's functional scores (previous-token, induction, copy, successor) in an extraction file."""
+    from .head_functions import head_function_scores
+
+    table = head_function_scores(model, tokenizer)
+    with h5py.File(out, "a") as f:
+        grp = f.require_group("head_functions")
+        for column in table.columns:
+            grp.create_dataset(column, data=table[column].to_numpy(), track_times=False)
+        grp.attrs["successor_reason"] = table.attrs["successor_reason"]
+        grp.attrs["copy_steps"] = int(table.attrs["copy_steps"])
+
+
+def read_head_functions(path: str | os.PathLike) -> pd.DataFrame | None:
+    """The head function scores stored by the features stage (None when the file has none)."""
+    with h5py.File(path, "r") as f:
+        if "head_functions" not in f:
+            return None
+        grp = f["head_functions"]
+        table = pd.DataFrame({name: grp[name][()] for name in ("layer", "head", "previous_token", "induction", "copy",
+                                                               "successor")})
+        table.attrs["successor_reason"] = str(grp.attrs["successor_reason"])
+    return table
 
 
 def _append_layer(out: Path, name: str, values: np.ndarray) -> None:

@@ -107,6 +107,22 @@ class SUMA(nn.Module):
             out[:, hs] = torch.softmax(scores, dim=-1) @ v[:, hs]
         return out.transpose(1, 2)
 
+    def attention_probs(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
+        """Attention probabilities of every cycle, [B, n_heads, T, T] each (for head scores)."""
+        B, T = input_ids.shape
+        x = self.embed(input_ids)
+        causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+        probs = []
+        for _ in range(self.num_cycles):
+            normed = self.norm(x)
+            q = self.q_proj(normed).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+            k = self.k_proj(normed).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+            scores = (q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)).masked_fill(~causal, torch.finfo(q.dtype).min)
+            probs.append(torch.softmax(scores, dim=-1))
+            heads = self._attention(normed, torch.ones_like(input_ids))
+            x = x + self.o_proj(heads.reshape(B, T, self.d_model))
+        return probs
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Run the block ``num_cycles`` times.
 

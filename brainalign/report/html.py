@@ -80,6 +80,7 @@ def _heads_section(cfg: dict[str, Any], results_dir: Path, curve: pd.DataFrame, 
 
     from ..config import feature_set_instances
     from ..features.activations import read_attention_stats
+    from ..features.model_sets import read_head_functions
     from .plots import plot_head_maps
 
     parts = []
@@ -91,11 +92,32 @@ def _heads_section(cfg: dict[str, Any], results_dir: Path, curve: pd.DataFrame, 
             stats = read_attention_stats(feats) if feats.exists() else {}
             fig = plot_head_maps(curve, spec["family"], Path(tmp) / f"{name}_heads.png", rois, stats or None)
             parts += [f"<h3>{html.escape(name)}</h3>", _img(fig, f"{name} heads")]
+            functions = read_head_functions(feats) if feats.exists() else None
+            if functions is not None:
+                parts += _head_function_parts(functions, curve, spec["family"], Path(tmp) / f"{name}_functions.png")
     if not parts:
         return ""
     return "\n".join(["<h2>Attention heads</h2><p>Each head's output (before the output projection) scored as a "
                        "feature set of its own, through the same encoder; bottom row: the heads' attention "
                        "statistics averaged over words.</p>", *parts])
+
+
+def _head_function_parts(functions: pd.DataFrame, curve: pd.DataFrame, model: str, figure: Path) -> list[str]:
+    """Rank correlation across heads between each head function and the heads' brain scores, per ROI."""
+    from ..features.head_functions import relate_head_scores
+    from .plots import plot_head_functions
+
+    rows = curve[curve["model"] == model]
+    parsed = rows["layer"].astype(str).str.extract(r"^(\d+)\.h(\d+)$").dropna().astype(int)
+    brain = pd.DataFrame({"layer": parsed[0], "head": parsed[1], "roi": rows.loc[parsed.index, "roi"],
+                          "score": rows.loc[parsed.index, "mean"]})
+    related = relate_head_scores(functions, brain)
+    plot_head_functions(functions, brain, related, figure)
+    reason = functions.attrs.get("successor_reason", "")
+    note = f" Successor scores: none ({html.escape(reason)})." if reason else ""
+    return ["<p>Head functions (docs/language.md) against each head's brain score (mean r over subjects): "
+            f"Spearman ρ across heads, two-sided permutation p (1000 permutations).{note}</p>",
+            _img(figure, "head functions"), _table_html(related.round(4))]
 
 
 def _brain_section(cfg: dict[str, Any], results_dir: Path) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["plot_layer_curves", "plot_subject_scores", "plot_ceilings", "plot_variance_partition", "plot_head_maps",
+__all__ = ["plot_head_functions", "plot_layer_curves", "plot_subject_scores", "plot_ceilings", "plot_variance_partition", "plot_head_maps",
            "head_matrix"]
 
 _PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
@@ -233,6 +233,32 @@ def plot_head_maps(curve: pd.DataFrame, model: str, out: str | os.PathLike, roi_
             ax.set_title(label)
             fig.colorbar(im, ax=ax)
     fig.suptitle(f"{model}: each attention head's output as features (mean r over subjects)")
+    fig.tight_layout()
+    path = _save(fig, out)
+    plt.close(fig)
+    return path
+
+
+def plot_head_functions(functions: pd.DataFrame, brain: pd.DataFrame, related: pd.DataFrame,
+                        out: str | os.PathLike) -> Path:
+    """Per head function, each head's function score against its brain score (one colour per ROI), ρ and p in the title."""
+    from ..features.head_functions import HEAD_FUNCTIONS
+
+    plt = _pyplot()
+    names = [n for n in HEAD_FUNCTIONS if functions[n].notna().any()]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.0), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], names):
+        titles = []
+        for k, (roi, group) in enumerate(brain.groupby("roi", sort=False)):
+            merged = functions.merge(group, on=["layer", "head"])
+            ax.scatter(merged[name], merged["score"], s=8, alpha=0.7, color=_PALETTE[k % len(_PALETTE)], label=roi)
+            row = related[(related["function"] == name) & (related["roi"] == roi)]
+            if len(row):
+                titles.append(f"{roi}: ρ={row['spearman'].iloc[0]:.2f}, p={row['p_value'].iloc[0]:.3g}")
+        ax.set_xlabel(f"{name.replace('_', '-')} score")
+        ax.set_title("\n".join(titles[:3]), fontsize=7)
+    axes[0][0].set_ylabel("head's brain score (mean r)")
+    axes[0][-1].legend(fontsize=6)
     fig.tight_layout()
     path = _save(fig, out)
     plt.close(fig)
