@@ -264,6 +264,12 @@ def _cmd_surprisal(args: argparse.Namespace) -> None:
                   progress=not args.no_progress)
 
 
+def _cmd_verbatim(args: argparse.Namespace) -> None:
+    from .pipeline.reading import run_verbatim
+
+    run_verbatim(_config(args), args.model, args.out, args.checkpoint, args.threads, progress=not args.no_progress)
+
+
 def _cmd_reading_scores(args: argparse.Namespace) -> None:
     from .pipeline.reading import run_reading_scores
 
@@ -429,6 +435,12 @@ def _parser() -> argparse.ArgumentParser:
             "Hugging Face causal LM (CSV)")
     p.add_argument("--model", required=True, help="a name under language.models or language.hf_models")
     p.add_argument("--words", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--checkpoint", type=Path, default=None, help="a train-lm checkpoint (trained models)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-progress", action="store_true")
+    p = add("verbatim", _cmd_verbatim, "repeat surprisal of the verbatim-memory paradigm for one language model (CSV)")
+    p.add_argument("--model", required=True, help="a name under language.models or language.hf_models")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--checkpoint", type=Path, default=None, help="a train-lm checkpoint (trained models)")
     p.add_argument("--threads", type=int, default=1)

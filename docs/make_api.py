@@ -53,6 +53,7 @@ MODULES = [
     "brainalign.features.design",
     "brainalign.features.surprisal",
     "brainalign.features.head_functions",
+    "brainalign.features.verbatim",
     "brainalign.backend",
     "brainalign.encoders.cv",
     "brainalign.encoders.ridge",

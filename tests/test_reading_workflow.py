@@ -49,6 +49,7 @@ def test_natural_stories_workflow_scores_every_predictor(tmp_path, snakemake, na
         models={"lstm": {"architecture": "lstm", "params": {"n_layers": 1, "n_heads": 2, "head_dim": 8}}},
         hf_models={"tiny_gpt2": {"model_path": str(tmp_path / "local gpt2"), "window": 32}},
         predictor_files={"gpt3_file": {"path": str(gpt3_file), "column": "gpt3_logprob", "units": "log2prob"}})
+    cfg["language"]["verbatim"] = {"list_lengths": [3, 5], "intervening_lengths": [4, 20], "n_trials": 3}
     cfg["reading"].update(builtin_predictors=["ngram1", "ngram3", "gpt3"], n_permutations=19)
     config = tmp_path / "ns.yaml"
     config.write_text(yaml.safe_dump(cfg))
@@ -78,7 +79,10 @@ def test_natural_stories_workflow_scores_every_predictor(tmp_path, snakemake, na
     report = (results / "report.html").read_text()
     assert all(name in report for name in scores.index) and "Futrell2018" in report
     assert str(tmp_path) not in report  # no local paths in the report
-    for figure in ("reading_scores", "surprisal_scatter", "story_scores", "training_curves"):
+    verbatim = pd.read_csv(results / "verbatim" / "lstm.csv")
+    assert len(verbatim) == 2 * 2 * 3 * 3 and set(verbatim["condition"]) == {"repeated", "permuted", "control"}
+    assert (results / "verbatim" / "tiny_gpt2.csv").exists() and "repeat surprisal" in report.lower()
+    for figure in ("reading_scores", "surprisal_scatter", "story_scores", "training_curves", "verbatim"):
         assert (results / "figures" / f"{figure}.png").stat().st_size > 10_000
 
 

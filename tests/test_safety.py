@@ -27,7 +27,7 @@ PREQUOTED = {
     "params.raw": "built with shlex.quote (common.smk: raw_argument; electro.smk: electro_raw_argument)",
     "params.captioner": "built with shlex.quote (decoding.smk: captioner_argument)",
     "params.dirs": "built with shlex.quote (decoding.smk: decoding_report)",
-    "params.checkpoint": "built with shlex.quote (reading.smk: checkpoint_argument)",
+    "params.checkpoint": "built with shlex.quote (reading.smk: checkpoint_argument, for surprisal and verbatim)",
     "params.surprisal": "built with shlex.quote (reading.smk: reading_scores)",
     "params.history": "built with shlex.quote (reading.smk: reading_scores)",
     "params.ngram": "built with shlex.quote (reading.smk: reading_scores)",

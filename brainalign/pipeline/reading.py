@@ -29,7 +29,7 @@ from .._validation import BrainalignError, InputFileError
 from ..datasets.registry import get_kind
 from ..io import provenance, read_table, write_table
 
-__all__ = ["prepare_corpus", "run_reading_words", "run_train_lm", "run_ngram_lm", "run_surprisal",
+__all__ = ["prepare_corpus", "run_reading_words", "run_train_lm", "run_ngram_lm", "run_surprisal", "run_verbatim",
            "run_reading_scores", "predictor_names", "READING_SCORE_COLUMNS"]
 
 #: Columns of the reading modality's ``scores.csv``, in order.
@@ -187,26 +187,43 @@ def run_surprisal(cfg: dict[str, Any], name: str, words_file: str | os.PathLike,
 
     _set_threads(threads)
     words = read_table(words_file, ["story", "zone", "word"])
-    lang = cfg["language"]
-    window = None
-    if checkpoint is not None:
-        from ..models.training import load_language_model
-
-        model, tokenizer, meta = load_language_model(checkpoint)
-        identity = {"checkpoint": str(checkpoint), "architecture": meta["architecture"]}
-        inputs = [words_file, checkpoint]
-    elif name in lang["hf_models"]:
-        spec = lang["hf_models"][name]
-        model, tokenizer = _load_hf_causal_lm(spec["model_path"])
-        window = spec["window"]
-        identity = {"model_path": spec["model_path"]}
-        inputs = [words_file]
-    else:
-        raise BrainalignError(f"{name!r} is neither a trained model (give its checkpoint) nor in language.hf_models.")
+    model, tokenizer, identity, window = _language_model(cfg, name, checkpoint)
+    inputs = [words_file] + ([checkpoint] if checkpoint is not None else [])
     values = lm_word_surprisal(model, tokenizer, words["word"].tolist(), words["story"].to_numpy(),
                                window=window, progress=progress)
     table = pd.concat([words[_WORD_KEYS].reset_index(drop=True), values], axis=1)
     return write_table(out, table, provenance(cfg, inputs, stage="surprisal", model=name, **identity))
+
+
+def _language_model(cfg: dict[str, Any], name: str, checkpoint: str | os.PathLike | None
+                    ) -> tuple[Any, Any, dict[str, Any], int | None]:
+    """(model, tokenizer, identity, window) of a trained checkpoint or of ``language.hf_models.<name>``."""
+    lang = cfg["language"]
+    if checkpoint is not None:
+        from ..models.training import load_language_model
+
+        model, tokenizer, meta = load_language_model(checkpoint)
+        return model, tokenizer, {"checkpoint": str(checkpoint), "architecture": meta["architecture"]}, None
+    if name in lang["hf_models"]:
+        spec = lang["hf_models"][name]
+        model, tokenizer = _load_hf_causal_lm(spec["model_path"])
+        return model, tokenizer, {"model_path": spec["model_path"]}, spec["window"]
+    raise BrainalignError(f"{name!r} is neither a trained model (give its checkpoint) nor in language.hf_models.")
+
+
+def run_verbatim(cfg: dict[str, Any], name: str, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
+                 threads: int = 1, progress: bool = True) -> Path:
+    """Repeat surprisal of the verbatim-memory paradigm for one model, one row per trial (``verbatim/<name>.csv``)."""
+    from ..features.verbatim import repeat_surprisal, verbatim_trials
+
+    _set_threads(threads)
+    spec = cfg["language"]["verbatim"]
+    model, tokenizer, identity, _ = _language_model(cfg, name, checkpoint)
+    trials = verbatim_trials(spec["list_lengths"], spec["intervening_lengths"], spec["n_trials"], seed=spec["seed"])
+    table = repeat_surprisal(model, tokenizer, trials, progress=progress)
+    table.insert(0, "model", name)
+    inputs = [checkpoint] if checkpoint is not None else []
+    return write_table(out, table, provenance(cfg, inputs, stage="verbatim", model=name, **identity))
 
 
 def _file_predictor(spec: dict[str, Any], n_words: int) -> np.ndarray:

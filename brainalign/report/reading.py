@@ -15,10 +15,12 @@ from ..io import config_hash, read_table, write_text
 from .html import _CSS, _dataset_credit, _img, _table_html
 from .plots import _PALETTE, _grid, _pyplot, _save
 
-__all__ = ["plot_reading_scores", "plot_surprisal_scatter", "plot_story_scores", "plot_training_curves",
+__all__ = ["plot_reading_scores", "plot_surprisal_scatter", "plot_story_scores", "plot_training_curves", "plot_verbatim",
            "write_reading_report", "READING_FIGURES"]
 
-READING_FIGURES = ("reading_scores.png", "surprisal_scatter.png", "story_scores.png", "training_curves.png")
+READING_FIGURES = ("reading_scores.png", "surprisal_scatter.png", "story_scores.png", "training_curves.png",
+                   "verbatim.png")
+_CONDITION_COLOURS = {"repeated": _PALETTE[1], "permuted": _PALETTE[4], "control": _PALETTE[0]}
 _SOURCE_COLOURS = {"builtin": _PALETTE[0], "corpus_ngram": _PALETTE[5], "trained": _PALETTE[1], "hf": _PALETTE[3],
                    "file": _PALETTE[2]}
 
@@ -114,6 +116,34 @@ def plot_training_curves(histories: dict[str, pd.DataFrame], ngram: pd.DataFrame
         plt.close(fig)
 
 
+def plot_verbatim(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
+    """Repeat surprisal (median over trials, 95 % CI) against list length (left) and intervening length (right), per model."""
+    plt = _pyplot()
+    models = list(dict.fromkeys(summary["model"]))
+    fig, axes = plt.subplots(len(models), 2, figsize=(8, 2.6 * len(models)), squeeze=False, sharey=True)
+    longest = summary["intervening_length"].max()
+    longest_list = summary["list_length"].max()
+    for row, model in zip(axes, models):
+        data = summary[summary["model"] == model]
+        for x_key, fixed_key, fixed, ax in (("list_length", "intervening_length", longest, row[0]),
+                                            ("intervening_length", "list_length", longest_list, row[1])):
+            part = data[data[fixed_key] == fixed]
+            for condition, group in part.groupby("condition", sort=False):
+                group = group.sort_values(x_key)
+                colour = _CONDITION_COLOURS.get(condition, "grey")
+                ax.plot(group[x_key], group["median"], "o-", color=colour, label=condition, ms=3)
+                ax.fill_between(group[x_key], group["ci_low"], group["ci_high"], color=colour, alpha=0.2)
+            ax.axhline(100, color="k", lw=0.6, ls="--")
+            ax.set_xlabel(f"{x_key.replace('_', ' ')} ({fixed_key.replace('_', ' ')} {fixed})")
+        row[0].set_ylabel(f"{model}\nrepeat surprisal (%)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    try:
+        return _save(fig, out)
+    finally:
+        plt.close(fig)
+
+
 def _verdict(scores: pd.DataFrame) -> str:
     """One sentence per metric: the best predictor, and whether a baseline beats every trained model."""
     lines = []
@@ -128,6 +158,17 @@ def _verdict(scores: pd.DataFrame) -> str:
             if beaten:
                 lines.append(f"On {label}, the n-gram baseline {html.escape(str(top_base['predictor']))} "
                              f"({top_base[metric]:.4g}) beats the trained model(s) {html.escape(', '.join(beaten))}.")
+    return "<p>" + "<br/>".join(lines) + "</p>"
+
+
+def _verbatim_verdict(overall: pd.DataFrame) -> str:
+    """One line per model: is the repeated list less surprising than a new one (the verbatim effect), by how much."""
+    lines = []
+    for model, row in overall.iterrows():
+        if {"repeated", "control"} <= set(row.index):
+            effect = row["control"] - row["repeated"]
+            lines.append(f"{html.escape(str(model))}: repeated {row['repeated']:.1f} % vs control {row['control']:.1f} % "
+                         f"({'a verbatim effect' if effect > 0 else 'no verbatim effect'} of {effect:.1f} points).")
     return "<p>" + "<br/>".join(lines) + "</p>"
 
 
@@ -149,6 +190,22 @@ def write_reading_report(cfg: dict[str, Any], results_dir: str | os.PathLike, ou
     if histories:
         plot_training_curves(histories, ngram, figures_dir / READING_FIGURES[3])
         training_html = _img(figures_dir / READING_FIGURES[3], "training curves")
+    verbatim_html = "<p class='note'>(verbatim paradigm not run: language.verbatim.enabled is false or no model)</p>"
+    verbatim_files = sorted((results_dir / "verbatim").glob("*.csv"))
+    if verbatim_files:
+        from ..features.verbatim import summarize_repeat_surprisal
+
+        trials = pd.concat([read_table(p) for p in verbatim_files], ignore_index=True)
+        summary = summarize_repeat_surprisal(trials)
+        plot_verbatim(summary, figures_dir / READING_FIGURES[4])
+        overall = trials.groupby(["model", "condition"])["repeat_surprisal"].median().unstack()
+        verbatim_html = "".join([
+            "<p>Repeat surprisal = median surprisal over the second list's nouns / over the first list's (%), "
+            "per trial; lines: median over trials with 95 % bootstrap intervals (docs/language.md). Below 100 % "
+            "for repeated lists and near 100 % for new nouns (control) is verbatim retrieval.</p>",
+            _img(figures_dir / READING_FIGURES[4], "verbatim memory"),
+            "<p>Median repeat surprisal over all trials (%):</p>", overall.round(1).reset_index().to_html(index=False, border=0),
+            _verbatim_verdict(overall)])
     prov_path = results_dir / "scores.csv.json"
     prov = json.loads(prov_path.read_text()) if prov_path.exists() else {}
     reading, lang = cfg["reading"], cfg["language"]
@@ -166,6 +223,7 @@ def write_reading_report(cfg: dict[str, Any], results_dir: str | os.PathLike, ou
         "<h2>Per story</h2>", _img(figures_dir / READING_FIGURES[2], "per-story scores"),
         _table_html(per_story.round(4)),
         "<h2>Training</h2>", training_html,
+        "<h2>Verbatim short-term memory</h2>", verbatim_html,
         "<h2>Method</h2><ul>",
         "<li>Surprisal: −log2 p(word | preceding words of the story) in bits, summed over a word's sub-tokens "
         "(docs/language.md). Words with a sub-token outside a trained model's vocabulary: "

@@ -111,6 +111,34 @@ if MODALITY == "reading":
             "{params.checkpoint} --out {output:q} --threads {params.threads} 2> {log:q}"
 
 
+    VERBATIM = LANGUAGE["verbatim"]["enabled"]
+
+
+    def verbatim_files(wildcards):
+        return [f"{RESULTS}/verbatim/{name}.csv" for name in TRAINED_LMS + HF_LMS] if VERBATIM else []
+
+
+    rule verbatim:
+        conda:
+            "../../envs/brainalign.yaml"
+        input:
+            cfg=CONFIG_FILE,
+            checkpoint=lm_checkpoint,
+        output:
+            f"{RESULTS}/verbatim/{{lm}}.csv",
+        log:
+            f"{RESULTS}/logs/verbatim/{{lm}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/verbatim/{{lm}}.tsv"
+        threads: THREADS
+        params:
+            threads=THREADS,
+            checkpoint=checkpoint_argument,
+        shell:
+            "brainalign verbatim --config {input.cfg:q} --model {wildcards.lm:q} {params.checkpoint} "
+            "--out {output:q} --threads {params.threads} 2> {log:q}"
+
+
     rule reading_scores:
         conda:
             "../../envs/brainalign.yaml"
@@ -149,6 +177,7 @@ if MODALITY == "reading":
             predictors=f"{RESULTS}/predictors.csv",
             history=expand(f"{RESULTS}/lm/{{lm}}_history.csv", lm=TRAINED_LMS),
             ngram=[f"{RESULTS}/lm/ngram.csv"] if CORPUS_NGRAM else [],
+            verbatim=verbatim_files,
         output:
             html=f"{RESULTS}/report.html",
             scores_figure=report(f"{RESULTS}/figures/reading_scores.png", category="Reading times"),
