@@ -194,7 +194,7 @@ def validate_config(config: dict[str, Any], path: str | os.PathLike | None = Non
         ds["mask"] = str((base / os.path.expanduser(ds["mask"])).resolve())
     get_kind(cfg).resolve(cfg, base)
     for name, spec in cfg["feature_sets"].items():
-        for key in ("model_path", "tokenizer_path"):
+        for key in ("model_path", "tokenizer_path", "checkpoint"):
             if spec.get(key):
                 spec[key] = str((base / os.path.expanduser(spec[key])).resolve())
         if spec.get("localize"):
@@ -348,6 +348,10 @@ def _check_consistency(cfg: dict[str, Any], path: str | os.PathLike | None) -> N
         for name in names:
             if name not in sets:
                 raise ConfigError(path, key, f"{name!r} is not a feature set; defined: {list(sets)}.")
+    for name, spec in sets.items():
+        if spec["kind"] == "surprisal" and not (spec.get("checkpoint") or spec.get("model_path")):
+            raise ConfigError(path, f"feature_sets.{name}.checkpoint", "a surprisal set needs 'checkpoint' (a "
+                                                                      "train-lm file) or 'model_path' (a causal LM).")
     transformers = [n for n, s in sets.items() if s["kind"] == "transformer"]
     if any(s["kind"] == "random_embedding" and s.get("dim") is None for s in sets.values()) and not transformers:
         raise ConfigError(path, "feature_sets.<random>.dim", "must be set when no transformer is configured.")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import h5py
+import pandas as pd
 import numpy as np
 import pytest
 import torch
 
+from brainalign._validation import ConfigError
 from brainalign.config import validate_config
 from brainalign.datasets.simulated import generate_story
 from brainalign.features.localizer import load_localizer_stimuli
@@ -143,3 +145,30 @@ def test_rnn_feature_set_forced_to_the_triton_backend(setup):
     b, _ = _layers(triton_out)
     for name in a:
         np.testing.assert_allclose(b[name], a[name], rtol=1e-4, atol=1e-5)
+
+
+def test_surprisal_feature_set_from_a_trained_checkpoint(setup):
+    """A surprisal regressor for the fMRI/MEG encoders: the checkpoint's per-word surprisal, by story."""
+    from brainalign.config import validate_config
+    from brainalign.features.surprisal import lm_word_surprisal
+    from brainalign.models.lm import build_language_model
+    from brainalign.models.training import save_language_model
+    from brainalign.stimuli.corpus import WordVocabulary, tokenize_text
+
+    cfg, events, tmp = setup
+    words = events["word"].astype(str).tolist()
+    vocab = WordVocabulary.build([t for w in words for t in tokenize_text(w)])
+    model = build_language_model("gru", len(vocab), n_layers=1, n_heads=2, head_dim=4, seed=2)
+    save_language_model(tmp / "gru.safetensors", model, "gru", {"n_layers": 1, "n_heads": 2, "head_dim": 4, "seed": 2},
+                        vocab)
+    raw = {"dataset": {"name": "t", "kind": "simulated"}, "simulation": {"planted_layer": "3"},
+           "feature_sets": {"minilm": {"kind": "transformer", "layers": [3]},
+                            "surprisal": {"kind": "surprisal", "checkpoint": str(tmp / "gru.safetensors")}}}
+    out = run_features(validate_config(raw), tmp / "events.tsv", "surprisal", tmp / "t" / "features" / "s.h5",
+                       progress=False)
+    layers, _ = _layers(out)
+    groups = events["story"] if "story" in events else events["run"]
+    expected = lm_word_surprisal(model, vocab, words, pd.factorize(groups.astype(str))[0], progress=False)["surprisal"]
+    np.testing.assert_allclose(layers["0"][:, 0], expected.to_numpy(), rtol=1e-6)
+    with pytest.raises(ConfigError, match="feature_sets.s.checkpoint"):
+        validate_config({**raw, "feature_sets": {**raw["feature_sets"], "s": {"kind": "surprisal"}}})

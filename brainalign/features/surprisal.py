@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from .._validation import BrainalignError
 
-__all__ = ["lm_word_surprisal", "token_surprisal", "story_tokens"]
+__all__ = ["lm_word_surprisal", "token_surprisal", "story_tokens", "surprisal_regressor"]
 
 _LN2 = math.log(2.0)
 
@@ -192,3 +192,45 @@ def lm_word_surprisal(model: Any, tokenizer: Any, words: Sequence[str], groups: 
             result.loc[word_index, "n_unknown"] = np.bincount(owner, weights=np.asarray(ids) == unk,
                                                               minlength=len(word_index)).astype(int)
     return result
+
+
+def surprisal_regressor(spec: dict[str, Any], words: Sequence[str], groups: Sequence[Any], progress: bool = True
+                        ) -> tuple[np.ndarray, dict[str, Any]]:
+    """A ``surprisal`` feature set: per-word surprisal (bits) of the set's model, one column.
+
+    Parameters
+    ----------
+    spec : dict
+        The feature set: ``checkpoint`` (a ``train-lm`` file) or ``model_path``
+        (a local Hugging Face causal LM).
+    words, groups : sequences
+        Words and their story labels (context never crosses a story).
+
+    Returns
+    -------
+    values : ndarray of shape (n_words, 1)
+        Missing surprisals (a story's first word without a BOS token) are set
+        to the mean of the others, so that the regressor has no gap.
+    identity : dict
+        What was run (checkpoint or model path, missing words filled).
+    """
+    if spec.get("checkpoint"):
+        from ..models.training import load_language_model
+
+        model, tokenizer, meta = load_language_model(spec["checkpoint"])
+        identity: dict[str, Any] = {"checkpoint": str(spec["checkpoint"]), "architecture": meta["architecture"]}
+    elif spec.get("model_path"):
+        from ..models.hf import load_causal_lm
+
+        model, tokenizer = load_causal_lm(spec["model_path"])
+        identity = {"model_path": str(spec["model_path"])}
+    else:
+        raise BrainalignError("a surprisal feature set needs 'checkpoint' (train-lm) or 'model_path' (a causal LM).")
+    table = lm_word_surprisal(model, tokenizer, list(words), groups, progress=progress)
+    values = table["surprisal"].to_numpy(np.float64).copy()
+    missing = ~np.isfinite(values)
+    if missing.all():
+        raise BrainalignError("the language model gave no finite surprisal for any word.")
+    values[missing] = values[~missing].mean()
+    identity.update(units="bits", filled_with_mean=int(missing.sum()), words_with_unknown=int((table["n_unknown"] > 0).sum()))
+    return values[:, None], identity

@@ -16,7 +16,7 @@ from typing import Any
 
 from .._validation import InputFileError, check_fname
 
-__all__ = ["LoadedModel", "default_model_path", "load_model", "weights_sha256"]
+__all__ = ["LoadedModel", "default_model_path", "load_model", "load_causal_lm", "weights_sha256"]
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 
@@ -104,3 +104,18 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
         "max_length": max_length,
     }
     return LoadedModel(model, tokenizer, model_dir, identity)
+
+
+def load_causal_lm(path: str | os.PathLike) -> tuple[Any, Any]:
+    """A causal language model (with its LM head) and its tokenizer from a local folder, eager attention, eval mode."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_dir = check_fname(path, "directory", "causal language model")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True, attn_implementation="eager")
+    except (OSError, ValueError) as err:
+        raise InputFileError(model_dir, f"cannot load a causal language model and its tokenizer ({err}).") from err
+    return model.eval(), tokenizer

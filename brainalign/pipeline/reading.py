@@ -168,18 +168,6 @@ def _empty_surprisal(words: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- surprisal
-def _load_hf_causal_lm(path: str) -> tuple[Any, Any]:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, attn_implementation="eager")
-    except (OSError, ValueError) as err:
-        raise InputFileError(path, f"cannot load a causal language model and its tokenizer ({err}).") from err
-    return model.eval(), tokenizer
-
-
 def run_surprisal(cfg: dict[str, Any], name: str, words_file: str | os.PathLike, out: str | os.PathLike,
                   checkpoint: str | os.PathLike | None = None, threads: int = 1, progress: bool = True) -> Path:
     """Per-word surprisal and entropy (bits) of a trained model (``checkpoint``) or of ``language.hf_models.<name>``."""
@@ -206,7 +194,9 @@ def _language_model(cfg: dict[str, Any], name: str, checkpoint: str | os.PathLik
         return model, tokenizer, {"checkpoint": str(checkpoint), "architecture": meta["architecture"]}, None
     if name in lang["hf_models"]:
         spec = lang["hf_models"][name]
-        model, tokenizer = _load_hf_causal_lm(spec["model_path"])
+        from ..models.hf import load_causal_lm
+
+        model, tokenizer = load_causal_lm(spec["model_path"])
         return model, tokenizer, {"model_path": spec["model_path"]}, spec["window"]
     raise BrainalignError(f"{name!r} is neither a trained model (give its checkpoint) nor in language.hf_models.")
 

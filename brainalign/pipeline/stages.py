@@ -147,6 +147,12 @@ def run_features(
         )
         settings.update(model=loaded.identity, context_words=spec["context_words"],
                         pooling="last sub-token of each word", truncation="left")
+    elif spec["kind"] == "surprisal":
+        from ..features.surprisal import surprisal_regressor
+
+        values, identity = surprisal_regressor(spec, words, _context_groups(events), progress)
+        arrays = {"0": values}
+        settings.update(model=identity)
     elif spec["kind"] == "random_embedding":
         dim = spec["dim"] or _transformer_dim(cfg)
         arrays = {"0": random_embedding_features(words, dim, spec["seed"])}
