@@ -176,6 +176,9 @@ def test_train_lm_and_checkpoints_refuse_bad_input(planted, tmp_path):
         train_lm(model, train, valid, eval_every=0, progress=False)
     with pytest.raises(ValueError, match="architecture"):
         build_language_model("transformer-xl", 10)
+    if not torch.cuda.is_available():
+        with pytest.raises(BrainalignError, match="cuda"):
+            train_lm(model, train, valid, device="cuda", progress=False)
     (tmp_path / "x.safetensors").write_bytes(b"not a checkpoint")
     with pytest.raises(InputFileError, match="safetensors"):
         load_language_model(tmp_path / "x.safetensors")

@@ -100,3 +100,23 @@ def test_reading_config_errors_name_the_field(naturalstories_dir):
         cfg = yaml.safe_load((REPO_CONFIGS / name).read_text())
         cfg["dataset"]["data_dir"] = str(naturalstories_dir)
         assert validate_config(cfg, REPO_CONFIGS / name)["dataset"]["kind"] == "naturalstories"
+
+
+def test_train_lm_stage_writes_byte_identical_outputs_twice(tmp_path, naturalstories_dir):
+    """Same config, same files, bit for bit: no timing or timestamp in the checkpoint or its provenance."""
+    from brainalign.pipeline.reading import run_train_lm
+
+    rng = np.random.default_rng(0)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for k in range(4):
+        (corpus / f"doc{k}.txt").write_text(" ".join(rng.choice(["the", "cat", "sat", "on", "a", "mat", "."], 400)))
+    cfg = validate_config({
+        "dataset": {"name": "ns", "kind": "naturalstories", "data_dir": str(naturalstories_dir)},
+        "language": {"corpus": str(corpus), "valid_fraction": 0.25,
+                     "training": {"seq_len": 8, "batch_size": 4, "max_steps": 6, "eval_every": 3},
+                     "models": {"gru": {"architecture": "gru", "params": {"n_layers": 1, "n_heads": 1, "head_dim": 4}}}}})
+    for run in ("a", "b"):
+        run_train_lm(cfg, "gru", tmp_path / run / "gru.safetensors", tmp_path / run / "gru_history.csv", progress=False)
+    for name in ("gru.safetensors", "gru_history.csv", "gru_history.csv.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

@@ -121,18 +121,19 @@ def token_surprisal(model: Any, ids: Sequence[int], *, window: int | None = None
     stride = max(1, window // 2) if stride is None else int(stride)
     if window < 2 or (window < n and not 1 <= stride <= window - 1):
         raise BrainalignError(f"window must be >= 2 and 1 <= stride < window, got window={window}, stride={stride}.")
-    tensor = torch.as_tensor(list(ids), dtype=torch.long)
+    parameter = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    tensor = torch.as_tensor(list(ids), dtype=torch.long, device=None if parameter is None else parameter.device)
     scored_until = 1  # first position not yet scored
     start = 0
     with torch.inference_mode():
         while scored_until < n:
             end = min(start + window, n)
-            logits = next_token_logits(model, tensor[start:end][None])[0].double()
+            logits = next_token_logits(model, tensor[start:end][None])[0].double().cpu()
             logp = torch.log_softmax(logits, dim=-1)
             # logits at index j (absolute start + j) predict position start + j + 1.
             positions = np.arange(max(scored_until, start + 1), end)
             rows = torch.as_tensor(positions - start - 1)
-            targets = tensor[positions]
+            targets = tensor.cpu()[positions]
             chosen = logp[rows, targets]
             surprisal[positions] = (-chosen / _LN2).numpy()
             entropy[positions] = (-(logp[rows].exp() * logp[rows]).sum(-1) / _LN2).numpy()

@@ -78,10 +78,14 @@ def _windows(ids: torch.Tensor, seq_len: int) -> torch.Tensor:
     return ids[starts[:, None] + torch.arange(seq_len + 1)[None, :]]
 
 
+def _device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def heldout_perplexity(model: torch.nn.Module, ids: Any, seq_len: int = 128, batch_size: int = 32) -> float:
     """``exp`` of the mean next-token cross-entropy over a held-out stream read in windows of ``seq_len + 1``."""
     stream = torch.as_tensor(np.asarray(ids), dtype=torch.long)
-    windows = _windows(stream, seq_len)
+    windows = _windows(stream, seq_len).to(_device_of(model))
     total, count = 0.0, 0
     was_training = model.training
     model.eval()
@@ -99,7 +103,8 @@ def heldout_perplexity(model: torch.nn.Module, ids: Any, seq_len: int = 128, bat
 
 def train_lm(model: torch.nn.Module, train_ids: Any, valid_ids: Any, *, seq_len: int = 64, batch_size: int = 32,
              lr: float = 3e-3, weight_decay: float = 0.0, max_steps: int = 2000, eval_every: int = 100,
-             patience: int = 3, clip: float = 1.0, seed: int = 0, progress: bool = True) -> LMTrainingResult:
+             patience: int = 3, clip: float = 1.0, seed: int = 0, device: str = "cpu",
+             progress: bool = True) -> LMTrainingResult:
     """Train ``model`` on next-token prediction with early stopping on held-out perplexity.
 
     Parameters
@@ -124,17 +129,25 @@ def train_lm(model: torch.nn.Module, train_ids: Any, valid_ids: Any, *, seq_len:
         Gradient-norm clipping.
     seed : int, default=0
         Seed of the window order.
+    device : {"cpu", "cuda"}, default="cpu"
+        Where to train (the model is moved there; the result stays there).
     progress : bool, default=True
 
     Returns
     -------
     LMTrainingResult
     """
+    if device not in ("cpu", "cuda"):
+        raise BrainalignError(f"train_lm: device must be 'cpu' or 'cuda', got {device!r}.")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BrainalignError("train_lm: device 'cuda' asked for, but torch.cuda.is_available() is False "
+                              f"(torch {torch.__version__}); use device 'cpu'.")
+    model.to(device)
     for name, value, low in (("seq_len", seq_len, 1), ("batch_size", batch_size, 1), ("max_steps", max_steps, 1),
                              ("eval_every", eval_every, 1), ("patience", patience, 1)):
         if int(value) != value or value < low:
             raise BrainalignError(f"train_lm: '{name}' must be an integer >= {low}, got {value!r}.")
-    train = _windows(torch.as_tensor(np.asarray(train_ids), dtype=torch.long), seq_len)
+    train = _windows(torch.as_tensor(np.asarray(train_ids), dtype=torch.long), seq_len).to(device)
     valid = torch.as_tensor(np.asarray(valid_ids), dtype=torch.long)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -152,7 +165,7 @@ def train_lm(model: torch.nn.Module, train_ids: Any, valid_ids: Any, *, seq_len:
     for step in range(1, max_steps + 1):
         if cursor + batch_size > len(order):
             order, cursor = torch.randperm(len(train), generator=gen), 0
-        batch = train[order[cursor:cursor + batch_size]]
+        batch = train[order[cursor:cursor + batch_size].to(device)]
         cursor += batch_size
         start = time.perf_counter()
         logits = next_token_logits(model, batch[:, :-1])
@@ -161,6 +174,8 @@ def train_lm(model: torch.nn.Module, train_ids: Any, valid_ids: Any, *, seq_len:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, clip)
         optimizer.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
         train_time += time.perf_counter() - start
         tokens += batch[:, 1:].numel()
         running += float(loss.detach())
@@ -188,7 +203,7 @@ def train_lm(model: torch.nn.Module, train_ids: Any, valid_ids: Any, *, seq_len:
     settings = {"seq_len": seq_len, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
                 "max_steps": max_steps, "eval_every": eval_every, "patience": patience, "clip": clip, "seed": seed,
                 "train_tokens": int(len(train_ids)), "valid_tokens": int(len(valid_ids)),
-                "torch_threads": torch.get_num_threads()}
+                "torch_threads": torch.get_num_threads(), "device": device}
     return LMTrainingResult(model, pd.DataFrame(rows), best_step, math.exp(best_loss), stopped_early,
                             tokens / train_time if train_time else float("nan"), settings)
 
@@ -216,7 +231,7 @@ def save_language_model(path: str | os.PathLike, model: torch.nn.Module, archite
     meta = {"architecture": architecture, "params": params, "vocabulary": json.loads(vocabulary.to_json())["words"],
             **(extra or {})}
     with atomic_path(path) as tmp:
-        save_model(model, str(tmp), metadata={_META_KEY: json.dumps(meta, default=float)})
+        save_model(model.to("cpu"), str(tmp), metadata={_META_KEY: json.dumps(meta, default=float)})
     return Path(path)
 
 

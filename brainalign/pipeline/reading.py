@@ -17,6 +17,7 @@ Each function is one workflow stage (``workflows/rules/reading.smk``, one
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from pathlib import Path
@@ -38,6 +39,8 @@ READING_SCORE_COLUMNS = ["dataset", "predictor", "source", "architecture", "metr
                          "p_value", "n_permutations", "valid_perplexity", "n_unknown_words"]
 
 _WORD_KEYS = ["story", "zone"]
+
+logger = logging.getLogger("brainalign")
 
 
 def predictor_names(cfg: dict[str, Any]) -> dict[str, str]:
@@ -121,10 +124,13 @@ def run_train_lm(cfg: dict[str, Any], name: str, out: str | os.PathLike, history
     _set_threads(threads)
     vocab, train, valid = prepare_corpus(cfg)
     model = build_language_model(spec["architecture"], len(vocab), **spec["params"])
-    result = train_lm(model, train, valid, progress=progress, **settings)
+    result = train_lm(model, train, valid, device=lang["device"], progress=progress, **settings)
     history = result.history.assign(model=name)
+    # Throughput is logged, not stored: outputs hold no timings, so that a rerun is byte-identical.
+    logger.info("train_lm %s: %.0f training tokens/s (%d threads, %s)", name, result.tokens_per_second,
+                threads, lang["device"])
     extra = {"training": result.settings, "best_step": result.best_step, "valid_perplexity": result.valid_perplexity,
-             "stopped_early": result.stopped_early, "tokens_per_second": result.tokens_per_second,
+             "stopped_early": result.stopped_early,
              "n_parameters": int(sum(p.numel() for p in model.parameters())),
              "n_trained_parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
              "corpus": lang["corpus"]}
@@ -176,6 +182,7 @@ def run_surprisal(cfg: dict[str, Any], name: str, words_file: str | os.PathLike,
     _set_threads(threads)
     words = read_table(words_file, ["story", "zone", "word"])
     model, tokenizer, identity, window = _language_model(cfg, name, checkpoint)
+    model.to(cfg["language"]["device"])
     inputs = [words_file] + ([checkpoint] if checkpoint is not None else [])
     values = lm_word_surprisal(model, tokenizer, words["word"].tolist(), words["story"].to_numpy(),
                                window=window, progress=progress)
@@ -209,6 +216,7 @@ def run_verbatim(cfg: dict[str, Any], name: str, out: str | os.PathLike, checkpo
     _set_threads(threads)
     spec = cfg["language"]["verbatim"]
     model, tokenizer, identity, _ = _language_model(cfg, name, checkpoint)
+    model.to(cfg["language"]["device"])
     trials = verbatim_trials(spec["list_lengths"], spec["intervening_lengths"], spec["n_trials"], seed=spec["seed"])
     table = repeat_surprisal(model, tokenizer, trials, progress=progress)
     table.insert(0, "model", name)
