@@ -195,3 +195,43 @@ def test_ngram_model_distributions_sum_to_one_and_match_a_hand_count():
     # P(3 | 2) = (3 - D) / 4 + D * 2 / 4 * P_uni(3), with P_uni(3) = (3 + 1) / (9 + 6).
     assert model.prob([2], 3) == pytest.approx((3 - 0.6) / 4 + 0.6 * 2 / 4 * 4 / 15, abs=1e-15)
     assert model.perplexity([2, 3, 2]) == pytest.approx(2 ** np.mean(model.surprisal([2, 3, 2])[1:]))
+
+
+def test_training_stops_early_when_the_held_out_loss_stops_falling(planted):
+    P, words, vocab, train, valid, _ = planted
+    model = build_language_model("elman", len(vocab), n_layers=1, n_heads=1, head_dim=4)
+    # lr = 0: the held-out loss never falls after the first evaluation, so training stops after `patience` more.
+    result = train_lm(model, train, valid, seq_len=16, lr=0.0, max_steps=100, eval_every=5, patience=2, progress=False)
+    assert result.stopped_early and list(result.history["step"]) == [5, 10, 15] and result.best_step == 5
+
+
+def test_tiny_shakespeare_reads_as_one_plain_text_document(shared_data):
+    (doc,) = read_corpus(shared_data / "tinyshakespeare" / "input.txt")
+    assert doc[:4] == ["first", "citizen", ":", "before"] and len(doc) > 200_000
+    train, valid = split_documents([doc], 0.1)
+    assert len(valid) == pytest.approx(0.1 * len(doc), abs=1)
+
+
+def test_surprisal_of_a_llama_checkpoint_equals_one_forward_pass_by_hand():
+    """The Hugging Face path on the Llama layout: sub-token sums against log-softmax of one full forward pass."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from brainalign.features.words import _tokenize_words
+    from brainalign.models.hf import load_model
+
+    tokenizer = load_model(None).tokenizer  # WordPiece: splits rare words into sub-tokens; no BOS
+    config = LlamaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).eval()
+    words = ["The", "quizzical", "archaeologist", "unearthed", "a", "sarcophagus", "."]
+    table = lm_word_surprisal(model, tokenizer, words, progress=False)
+    pieces = _tokenize_words(tokenizer, words)
+    ids = torch.as_tensor([[t for p in pieces for t in p]])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids).logits[0].double(), -1)
+    bits = [np.nan] + [-float(logp[i - 1, ids[0, i]]) / math.log(2) for i in range(1, ids.shape[1])]
+    owner = np.repeat(np.arange(len(words)), [len(p) for p in pieces])
+    expected = [np.nan] + [sum(b for b, o in zip(bits, owner) if o == w) for w in range(1, len(words))]
+    assert max(len(p) for p in pieces) > 1  # some words have several sub-tokens
+    np.testing.assert_allclose(table["surprisal"], expected, rtol=1e-9)
