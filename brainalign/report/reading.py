@@ -161,14 +161,23 @@ def _verdict(scores: pd.DataFrame) -> str:
     return "<p>" + "<br/>".join(lines) + "</p>"
 
 
-def _verbatim_verdict(overall: pd.DataFrame) -> str:
-    """One line per model: is the repeated list less surprising than a new one (the verbatim effect), by how much."""
+def _verbatim_verdict(trials: pd.DataFrame) -> str:
+    """One line per model: repeated against control lists, paired by trial, with a Wilcoxon signed-rank test."""
+    from scipy.stats import wilcoxon
+
+    keys = ["list_length", "intervening_length", "trial"]
     lines = []
-    for model, row in overall.iterrows():
-        if {"repeated", "control"} <= set(row.index):
-            effect = row["control"] - row["repeated"]
-            lines.append(f"{html.escape(str(model))}: repeated {row['repeated']:.1f} % vs control {row['control']:.1f} % "
-                         f"({'a verbatim effect' if effect > 0 else 'no verbatim effect'} of {effect:.1f} points).")
+    for model, group in trials.groupby("model", sort=False):
+        wide = group.pivot_table(index=keys, columns="condition", values="repeat_surprisal")
+        if not {"repeated", "control"} <= set(wide.columns):
+            continue
+        diff = (wide["control"] - wide["repeated"]).dropna()
+        p = float(wilcoxon(diff).pvalue) if len(diff) > 5 and diff.abs().sum() > 0 else float("nan")
+        found = p < 0.05 and diff.median() > 0
+        lines.append(f"{html.escape(str(model))}: repeated {wide['repeated'].median():.1f} % vs control "
+                     f"{wide['control'].median():.1f} %; paired difference (control − repeated) median "
+                     f"{diff.median():.1f} points over {len(diff)} trials, Wilcoxon p = {p:.3g}: "
+                     f"{'a verbatim effect' if found else 'no verbatim effect'}.")
     return "<p>" + "<br/>".join(lines) + "</p>"
 
 
@@ -205,7 +214,7 @@ def write_reading_report(cfg: dict[str, Any], results_dir: str | os.PathLike, ou
             "for repeated lists and near 100 % for new nouns (control) is verbatim retrieval.</p>",
             _img(figures_dir / READING_FIGURES[4], "verbatim memory"),
             "<p>Median repeat surprisal over all trials (%):</p>", overall.round(1).reset_index().to_html(index=False, border=0),
-            _verbatim_verdict(overall)])
+            _verbatim_verdict(trials)])
     prov_path = results_dir / "scores.csv.json"
     prov = json.loads(prov_path.read_text()) if prov_path.exists() else {}
     reading, lang = cfg["reading"], cfg["language"]
