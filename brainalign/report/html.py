@@ -22,7 +22,7 @@ from .plots import (
 )
 from .tables import comparison_table, partition_table, summary_table
 
-__all__ = ["run_report", "FIGURES"]
+__all__ = ["run_report", "report_head", "FIGURES"]
 
 #: The figures every report has, by file name.
 FIGURES = ("layer_curves.png", "subject_scores.png", "ceilings.png")
@@ -51,6 +51,21 @@ def _dataset_credit(cfg: dict[str, Any]) -> str:
     from ..datasets.registry import get_kind
 
     return f"<p><b>Data:</b> {html.escape(get_kind(cfg).credit(cfg))}</p>"
+
+
+def report_head(cfg: dict[str, Any], prov: dict[str, Any], packages: bool = False) -> list[str]:
+    """The opening of every report: HTML head, title, the data credit, config hash, git commit (and packages)."""
+    name = html.escape(cfg["dataset"]["name"])
+    versions = (f"; packages {html.escape(', '.join(f'{k} {v}' for k, v in prov.get('packages', {}).items()))}"
+                if packages else "")
+    return [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>brainalign — {name}</title><style>{_CSS}</style></head><body>",
+        f"<h1>brainalign report: {name}</h1>",
+        _dataset_credit(cfg),
+        f"<p class='note'>config sha256 <code>{config_hash(cfg)[:16]}</code>; git "
+        f"<code>{html.escape(str(prov.get('git_commit', 'unknown'))[:12])}</code>{versions}</p>",
+    ]
 
 
 def _fmriprep_confounds_text(pre: dict[str, Any]) -> str:
@@ -236,13 +251,7 @@ def run_report(cfg: dict[str, Any], results_dir: str | os.PathLike, out: str | o
         for m, lo, hi, q in zip(curve["mean"], curve["ci_low"], curve["ci_high"], curve["p_group_fdr"].fillna(1))])
     curve_wide = curve_cells.pivot(index=["model", "roi"], columns="layer", values="cell")
     parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>brainalign — {html.escape(cfg['dataset']['name'])}</title><style>{_CSS}</style></head><body>",
-        f"<h1>brainalign report: {html.escape(cfg['dataset']['name'])}</h1>",
-        _dataset_credit(cfg),
-        f"<p class='note'>config sha256 <code>{config_hash(cfg)[:16]}</code>; git "
-        f"<code>{html.escape(str(prov.get('git_commit', 'unknown'))[:12])}</code>; packages "
-        f"{html.escape(', '.join(f'{k} {v}' for k, v in prov.get('packages', {}).items()))}</p>",
+        *report_head(cfg, prov, packages=True),
         "<h2>Layer-wise scores</h2>",
         "<p>Held-out Pearson r per layer (mean ± SEM over subjects); baselines as bands at their best "
         "layer; dashed: the ceiling (leave-one-subject-out ISC).</p>",

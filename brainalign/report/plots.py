@@ -45,6 +45,16 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return path
 
 
+def _save_and_close(fig, path: str | os.PathLike) -> Path:
+    """:func:`_save`, then close the figure even if saving fails."""
+    import matplotlib.pyplot as plt
+
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
 def plot_layer_curves(
     curve: pd.DataFrame, ceiling: pd.DataFrame, model: str, baselines: Sequence[str],
     out: str | os.PathLike, roi_order: Sequence[str] | None = None,

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..io import config_hash, read_table, write_text
-from .html import _CSS, _dataset_credit, _img, _table_html
-from .plots import _PALETTE, _grid, _pyplot, _save
+from ..io import read_table, write_text
+from .html import _img, _table_html, report_head
+from .plots import _PALETTE, _grid, _pyplot, _save_and_close
 
 __all__ = ["plot_reading_scores", "plot_surprisal_scatter", "plot_story_scores", "plot_training_curves", "plot_verbatim",
            "write_reading_report", "READING_FIGURES"]
@@ -45,10 +45,7 @@ def plot_reading_scores(scores: pd.DataFrame, out: str | os.PathLike) -> Path:
         right.text(gain, yi, f" p={p:.3g}" if np.isfinite(p) else "", va="center", fontsize=7)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in _SOURCE_COLOURS.values()]
     left.legend(handles, list(_SOURCE_COLOURS), fontsize=7, loc="lower right", title="source", title_fontsize=7)
-    try:
-        return _save(fig, out)
-    finally:
-        plt.close(fig)
+    return _save_and_close(fig, out)
 
 
 def plot_surprisal_scatter(predictors: pd.DataFrame, names: list[str], out: str | os.PathLike) -> Path:
@@ -73,10 +70,7 @@ def plot_surprisal_scatter(predictors: pd.DataFrame, names: list[str], out: str 
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
     fig.tight_layout()
-    try:
-        return _save(fig, out)
-    finally:
-        plt.close(fig)
+    return _save_and_close(fig, out)
 
 
 def plot_story_scores(per_story: pd.DataFrame, out: str | os.PathLike) -> Path:
@@ -91,10 +85,7 @@ def plot_story_scores(per_story: pd.DataFrame, out: str | os.PathLike) -> Path:
     for (i, j), value in np.ndenumerate(wide.to_numpy()):
         ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6, color="white")
     fig.colorbar(image, ax=ax, label="|Pearson r| (surprisal vs mean RT)")
-    try:
-        return _save(fig, out)
-    finally:
-        plt.close(fig)
+    return _save_and_close(fig, out)
 
 
 def plot_training_curves(histories: dict[str, pd.DataFrame], ngram: pd.DataFrame | None, out: str | os.PathLike) -> Path:
@@ -110,10 +101,7 @@ def plot_training_curves(histories: dict[str, pd.DataFrame], ngram: pd.DataFrame
     ax.set_ylabel("held-out perplexity")
     ax.set_yscale("log")
     ax.legend(fontsize=7)
-    try:
-        return _save(fig, out)
-    finally:
-        plt.close(fig)
+    return _save_and_close(fig, out)
 
 
 def plot_verbatim(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
@@ -138,10 +126,7 @@ def plot_verbatim(summary: pd.DataFrame, out: str | os.PathLike) -> Path:
         row[0].set_ylabel(f"{model}\nrepeat surprisal (%)")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    try:
-        return _save(fig, out)
-    finally:
-        plt.close(fig)
+    return _save_and_close(fig, out)
 
 
 def _verdict(scores: pd.DataFrame) -> str:
@@ -220,12 +205,7 @@ def write_reading_report(cfg: dict[str, Any], results_dir: str | os.PathLike, ou
     reading, lang = cfg["reading"], cfg["language"]
     shown = scores.drop(columns=["dataset"]).round(5)
     parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>brainalign — {html.escape(cfg['dataset']['name'])}</title><style>{_CSS}</style></head><body>",
-        f"<h1>brainalign report: {html.escape(cfg['dataset']['name'])}</h1>",
-        _dataset_credit(cfg),
-        f"<p class='note'>config sha256 <code>{config_hash(cfg)[:16]}</code>; git "
-        f"<code>{html.escape(str(prov.get('git_commit', 'unknown'))[:12])}</code></p>",
+        *report_head(cfg, prov),
         "<h2>Scores</h2>", _verdict(scores), _img(figures_dir / READING_FIGURES[0], "reading scores"),
         _table_html(shown),
         "<h2>Surprisal against reading time</h2>", _img(figures_dir / READING_FIGURES[1], "scatter plots"),
