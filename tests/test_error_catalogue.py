@@ -38,7 +38,7 @@ from brainalign.stimuli.events import write_events
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs" / "errors.md"
 TYPES = {"nifti": "NIfTI", "electro": "FIF/EDF", "hdf5": "HDF5", "events": "TextGrid/events",
-         "config": "Configs", "text": "Other text files"}
+         "config": "Configs", "text": "Other text files", "language": "Language-model inputs"}
 
 
 # =========================================================================== the workspace
@@ -1290,6 +1290,58 @@ def _(w):
     text = tsv.read_text().replace("rot_z", "rot_z_caf\u00e9", 1)
     tsv.write_bytes(text.encode("latin-1"))
     return Failure(_responses(config, w), tsv, ("confounds TSV is not UTF-8 text", "byte 0xe9 at line 1"))
+
+
+# =========================================================================== language models
+def _reading_config(w: Workspace, corpus: Path | None = None, **language) -> Path:
+    data = w.inputs / "natural stories"
+    data.mkdir(exist_ok=True)
+    cfg = {"dataset": {"name": "ns", "kind": "naturalstories", "data_dir": str(data)},
+           "language": {"corpus": None if corpus is None else str(corpus),
+                        "models": {"lstm": {"architecture": "lstm", "params": {"n_layers": 1, "n_heads": 1,
+                                                                              "head_dim": 4}}}, **language}}
+    return w.config(cfg)
+
+
+def _train_lm(config: Path, w: Workspace) -> list:
+    return ["train-lm", "--config", config, "--model", "lstm", "--out", w.results / "lm" / "lstm.safetensors",
+            "--history", w.results / "lm" / "lstm_history.csv"]
+
+
+@case("corpus-not-utf8", "language")
+def _(w):
+    corpus = w.inputs / "corpus caf\u00e9.txt"
+    corpus.write_bytes("the caf\u00e9 was open .\nthe cat sat .".encode("latin-1"))
+    config = _reading_config(w, corpus)
+    return Failure(_train_lm(config, w), corpus, ("corpus text is not UTF-8", "byte 0xe9 at line 1"))
+
+
+@case("corpus-no-text", "language")
+def _(w):
+    corpus = w.inputs / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("   \n")
+    config = _reading_config(w, corpus)
+    return Failure(_train_lm(config, w), corpus, ("holds no text",))
+
+
+@case("corpus-bad-tag", "language")
+def _(w):
+    corpus = w.inputs / "brown.txt"
+    corpus.write_text("The/at jury/nn said/vbd Friday ./.")
+    config = _reading_config(w, corpus, corpus_format="tagged")
+    return Failure(_train_lm(config, w), corpus, ("'Friday'", "word/tag"))
+
+
+@case("checkpoint-not-safetensors", "language")
+def _(w):
+    config = _reading_config(w, w.inputs / "unused corpus.txt")
+    words = w.inputs / "words.csv"
+    words.write_text("story,zone,word\n1,1,If\n")
+    checkpoint = w.inputs / "lstm.safetensors"
+    checkpoint.write_bytes(b"PK\x03\x04 not a checkpoint")
+    return Failure(["surprisal", "--config", config, "--model", "lstm", "--words", words, "--checkpoint", checkpoint,
+                    "--out", w.results / "surprisal" / "lstm.csv"], checkpoint, ("not a safetensors file",))
 
 
 # =========================================================================== the tests
