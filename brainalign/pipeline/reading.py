@@ -61,7 +61,7 @@ def prepare_corpus(cfg: dict[str, Any]) -> tuple[Any, list[int], list[int]]:
     Each document starts with ``<bos>`` (what a story starts with when it is
     scored). Deterministic: the same config gives the same streams.
     """
-    from ..stimuli.corpus import WordVocabulary, read_corpus
+    from ..stimuli.corpus import WordVocabulary, read_corpus, split_document_lists
 
     lang = cfg["language"]
     if not lang["corpus"]:
@@ -69,7 +69,7 @@ def prepare_corpus(cfg: dict[str, Any]) -> tuple[Any, list[int], list[int]]:
     documents = read_corpus(lang["corpus"], lang["corpus_format"])
     if lang["max_documents"]:
         documents = documents[: lang["max_documents"]]
-    train_docs, valid_docs = _split(documents, lang["valid_fraction"])
+    train_docs, valid_docs = split_document_lists(documents, lang["valid_fraction"])
     vocab = WordVocabulary.build([t for doc in train_docs for t in doc], lang["vocab_size"])
 
     def stream(docs: list[list[str]]) -> list[int]:
@@ -79,17 +79,6 @@ def prepare_corpus(cfg: dict[str, Any]) -> tuple[Any, list[int], list[int]]:
     if lang["max_tokens"]:
         train = train[: lang["max_tokens"]]
     return vocab, train, stream(valid_docs)
-
-
-def _split(documents: list[list[str]], valid_fraction: float) -> tuple[list[list[str]], list[list[str]]]:
-    from ..stimuli.corpus import split_documents
-
-    if len(documents) == 1:
-        train, valid = split_documents(documents, valid_fraction)
-        return [train], [valid]
-    every = max(2, int(round(1 / valid_fraction)))
-    held = [i % every == every - 1 for i in range(len(documents))]
-    return [d for d, h in zip(documents, held) if not h], [d for d, h in zip(documents, held) if h]
 
 
 # --------------------------------------------------------------------------- words

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .._validation import BrainalignError, InputFileError, check_fname, not_utf8_error
 
-__all__ = ["tokenize_text", "read_corpus", "WordVocabulary", "split_documents"]
+__all__ = ["tokenize_text", "read_corpus", "WordVocabulary", "split_documents", "split_document_lists"]
 
 _TOKEN = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*|\S", re.UNICODE)
 _TAGGED = re.compile(r"^(\S+)/([^/\s]+)$")
@@ -104,35 +104,42 @@ def read_corpus(path: str | os.PathLike, fmt: str = "auto") -> list[list[str]]:
     return documents
 
 
-def split_documents(documents: Sequence[Sequence[str]], valid_fraction: float = 0.1
-                    ) -> tuple[list[str], list[str]]:
-    """Training and held-out token streams: every ``round(1/valid_fraction)``-th document is held out.
+def split_document_lists(documents: Sequence[Sequence[str]], valid_fraction: float = 0.1
+                         ) -> tuple[list[list[str]], list[list[str]]]:
+    """Training and held-out documents: every ``round(1/valid_fraction)``-th document is held out.
 
     Parameters
     ----------
     documents : sequence of token lists
     valid_fraction : float, default=0.1
-        Fraction of documents held out (at least one; a single document is
-        split at ``1 - valid_fraction`` of its tokens instead).
+        Fraction of documents held out (at least one: the last document when
+        the rule picks none; a single document is split at
+        ``1 - valid_fraction`` of its tokens instead).
 
     Returns
     -------
-    train, valid : list of str
+    train, valid : list of token lists
     """
     if not 0 < valid_fraction < 1:
         raise BrainalignError(f"valid_fraction must be in (0, 1), got {valid_fraction}.")
     if len(documents) == 1:
         tokens = list(documents[0])
         cut = int(round(len(tokens) * (1 - valid_fraction)))
-        return tokens[:cut], tokens[cut:]
+        return [tokens[:cut]], [tokens[cut:]]
     every = max(2, int(round(1 / valid_fraction)))
-    train, valid = [], []
-    for i, doc in enumerate(documents):
-        (valid if i % every == every - 1 else train).extend(doc)
-    if not valid:
-        valid.extend(documents[-1])
-        train = [t for doc in documents[:-1] for t in doc]
+    held = [i % every == every - 1 for i in range(len(documents))]
+    if not any(held):
+        held[-1] = True
+    train = [list(d) for d, h in zip(documents, held) if not h]
+    valid = [list(d) for d, h in zip(documents, held) if h]
     return train, valid
+
+
+def split_documents(documents: Sequence[Sequence[str]], valid_fraction: float = 0.1
+                    ) -> tuple[list[str], list[str]]:
+    """Training and held-out token streams of :func:`split_document_lists` (documents concatenated)."""
+    train, valid = split_document_lists(documents, valid_fraction)
+    return [t for doc in train for t in doc], [t for doc in valid for t in doc]
 
 
 class WordVocabulary:
