@@ -44,8 +44,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise InputFileError(Path("Snakefile"), "no Snakefile here or beside the brainalign package; "
                                  "give the workflow's Snakefile with --snakefile.")
     rest = list(args.snakemake_args)
-    if rest and rest[0] == "--":
-        rest = rest[1:]
+    if "--" in rest:  # the conventional end of brainalign's own options, wherever it stands: not Snakemake's
+        rest.remove("--")
     if any(a == "--configfile" or a.startswith("--configfile=") or a == "--configfiles" for a in rest):
         raise InputFileError(args.config, "`brainalign run` gives the config to the workflow itself; do not "
                              "add --configfile (Snakemake would evaluate that file with its own loader).")

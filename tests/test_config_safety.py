@@ -74,12 +74,14 @@ def test_brainalign_run_is_snakemake_with_config_path(tmp_path, capfd):
     cwd = os.getcwd()
     try:
         os.chdir(tmp_path)
-        status = main(["run", str(config), "--snakefile", str(REPO / "Snakefile"), "-n", "--config", "threads=1"])
+        # "--" ends brainalign's own options wherever it stands; Snakemake never sees it.
+        status = main(["run", str(config), "--snakefile", str(REPO / "Snakefile"), "--cores", "1", "--", "-n",
+                       "--config", "threads=1"])
     finally:
         os.chdir(cwd)
     out, err = capfd.readouterr()
     assert status == 0, err
-    assert f"--config config_path={config.resolve()} threads=1" in err
+    assert f"--cores 1 -n --config config_path={config.resolve()} threads=1" in err
     assert "resolved_config" in out + err  # the plan writes the resolved config; the dry run did not
     assert not (tmp_path / "results").exists()
 
