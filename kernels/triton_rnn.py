@@ -1,17 +1,20 @@
 """Fused head-wise RNN forward kernel in Triton (all four cells), behind :func:`headwise_rnn`.
 
 One program handles one head and a block of ``BLOCK_B`` sequences: it keeps the
-head's recurrent weights ``R[:, head]`` (``G_rec`` tiles of ``DH x DH``) and the
-states in registers for the whole sequence and loops over time, so each step
-costs one small matrix product per gate (``tl.dot``) plus the pointwise cell,
-with no kernel launch and no round trip of ``R`` through memory per step —
-FlashRNN's fusion. Products accumulate in float32 (float32 inputs use IEEE
-float32 products, never TF32); states are stored in the inputs' dtype.
+head's recurrent weights ``R[:, head]`` (``G_rec`` tiles of ``DH x DH``, in
+shared memory as ``tl.dot`` operands) and the states (in registers) for the
+whole sequence and loops over time, so each step costs one small matrix product
+per gate (``tl.dot``) plus the pointwise cell, with no kernel launch and no
+round trip of ``R`` through global memory per step — FlashRNN's fusion.
+Products accumulate in float32: float32 inputs use IEEE float32 products (never
+TF32), bfloat16/float16 inputs use operands of their own type (tensor cores,
+half the shared memory). States are stored in the inputs' dtype.
 
-Register budget: ``G_rec * DH * DH`` weights per program (LSTM, DH = 64: 16,384
-floats) must fit a streaming multiprocessor's register file with the states;
-beyond DH = 128 the weights would spill, which is why FlashRNN limits its fused
-kernel to small heads (see docs/kernels.md).
+Resources: the resident weights take ``G_rec * DH * DH`` operands of shared
+memory per program (LSTM, DH = 128, float32: 256 KiB, more than an H200's 227
+KiB per block). :func:`launch_plan` checks every candidate configuration with
+the model of :mod:`brainalign.kernels.resources` before launching and moves a
+shape that fits nowhere to the next path (docs/kernels.md).
 
 The backward kernel runs one program per head over every batch block in
 reverse time: it recomputes the gates from the saved states, writes ``dWx`` per
@@ -23,7 +26,10 @@ running maximum and its ``max(n, 1)`` split tied gradients in half, as
 
 from __future__ import annotations
 
+import functools
 import os
+import warnings
+from dataclasses import dataclass
 
 import torch
 import triton
@@ -31,32 +37,151 @@ import triton.language as tl
 
 from .cells import CELLS
 from .reference import check_inputs, reference_headwise_rnn
+from .resources import DeviceLimits, device_limits, fits, footprint
 
-__all__ = ["triton_headwise_rnn", "SUPPORTED_HEAD_DIMS"]
+__all__ = ["triton_headwise_rnn", "SUPPORTED_HEAD_DIMS", "LaunchPlan", "launch_plan"]
 
 #: Head sizes of the fused kernel (``tl.dot`` needs tiles of at least 16); larger
 #: multiples of 64 go through the tiled, one-launch-per-step path.
 SUPPORTED_HEAD_DIMS = (16, 32, 64, 128)
 _CELL_ID = {"lstm": 0, "gru": 1, "slstm": 2, "elman": 3}
+_CELL_NAME = {v: k for k, v in _CELL_ID.items()}
+#: Output tile width of the one-launch-per-step path (DH > 128, or what does not fit fused).
+_TILE = 64
 
 
-def _tuning_configs(block_sizes: tuple[int, ...], warps: tuple[int, ...]) -> list[triton.Config]:
-    """Candidate (batch block, warps) pairs for :func:`triton.autotune`.
+#: Autotuning candidates (batch block, warps) per kernel; the first that fits is the untuned default.
+CANDIDATES = {
+    "forward": [(16, 4)] + [(bb, w) for bb in (16, 32, 64) for w in (1, 2, 4, 8) if (bb, w) != (16, 4)],
+    "backward": [(16, 4)] + [(bb, w) for bb in (16, 32) for w in (2, 4, 8) if (bb, w) != (16, 4)],
+    "step": [(16, 4)] + [(bb, w) for bb in (16, 32, 64) for w in (2, 4, 8) if (bb, w) != (16, 4)],
+}
 
-    The interpreter (``TRITON_INTERPRET=1``) and ``BRAINALIGN_TRITON_AUTOTUNE=0``
-    get the single default (16 sequences, 4 warps): benchmarking candidates is
-    meaningless on CPU and makes runs depend on timing noise.
+
+def _tuning_configs(kernel: str) -> list[triton.Config]:
+    """Candidate (batch block, warps) pairs of ``kernel`` for :func:`triton.autotune`.
+
+    The interpreter (``TRITON_INTERPRET=1``) gets the single default (16
+    sequences, 4 warps): it has no resource limits, and benchmarking candidates
+    on a CPU is meaningless. On a GPU every candidate is kept here and
+    :func:`_prune` drops those that cannot fit the device.
     """
-    if os.environ.get("TRITON_INTERPRET") == "1" or os.environ.get("BRAINALIGN_TRITON_AUTOTUNE") == "0":
+    if os.environ.get("TRITON_INTERPRET") == "1":
         return [triton.Config({"BLOCK_B": 16}, num_warps=4, num_stages=1)]
-    return [triton.Config({"BLOCK_B": bb}, num_warps=w, num_stages=1) for bb in block_sizes for w in warps]
+    return [triton.Config({"BLOCK_B": bb}, num_warps=w, num_stages=1) for bb, w in CANDIDATES[kernel]]
 
 
-def _prune_batch_blocks(configs, named_args, **kwargs):
-    """Drop batch blocks wider than the batch (rounded up to 16): they only add masked rows."""
-    widest = max(16, triton.next_power_of_2(int(named_args["B"])))
-    kept = [c for c in configs if c.kwargs["BLOCK_B"] <= widest]
-    return kept or configs[:1]
+def fitting_candidates(kernel: str, cell: str, head_dim: int, batch: int, operand_bytes: int,
+                       limits: DeviceLimits | None) -> list[tuple[int, int]]:
+    """The (batch block, warps) candidates of ``kernel`` that fit ``limits``, in preference order.
+
+    Batch blocks wider than the batch (rounded up to 16) are dropped first: they
+    only add masked rows. ``limits=None`` (the interpreter) keeps every candidate.
+    """
+    widest = max(16, triton.next_power_of_2(int(batch)))
+    kept = [(bb, w) for bb, w in CANDIDATES[kernel] if bb <= widest]
+    if limits is None:
+        return kept
+    return [(bb, w) for bb, w in kept
+            if fits(footprint(kernel, cell, head_dim, bb, w, operand_bytes, tile=_TILE), limits)]
+
+
+def _prune(kernel: str):
+    """An ``early_config_prune`` for ``kernel``: the fitting candidates (only the first without autotuning)."""
+
+    def prune(configs, named_args, **kwargs):
+        cell = _CELL_NAME[kwargs["CELL"]]
+        operand_bytes = 4 if kwargs.get("OP", 0) == 0 else 2
+        limits = _device_limits(named_args["WX"].device)
+        keep = set(fitting_candidates(kernel, cell, kwargs["DH"], named_args["B"], operand_bytes, limits))
+        kept = [c for c in configs if (c.kwargs["BLOCK_B"], c.num_warps) in keep]
+        if os.environ.get("BRAINALIGN_TRITON_AUTOTUNE") == "0":
+            kept = kept[:1]  # the first fitting candidate: no benchmarking, no timing noise
+        return kept or configs[:1]  # never empty: launch_plan has already checked that one fits
+
+    return prune
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda_limits(index: int) -> DeviceLimits:
+    return device_limits(index)
+
+
+def _device_limits(device: torch.device) -> DeviceLimits | None:
+    """The device's limits, or None under the interpreter (no per-block limits on a CPU)."""
+    if device.type != "cuda" or os.environ.get("TRITON_INTERPRET") == "1":
+        return None
+    return _cuda_limits(torch.cuda.current_device() if device.index is None else device.index)
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Which kernel runs each direction of one shape.
+
+    Attributes
+    ----------
+    forward : {"fused", "step", "reference"}
+        ``"fused"``: weights resident for the whole sequence (DH <= 128);
+        ``"step"``: one launch per step with 64-wide tiles (multiples of 64);
+        ``"reference"``: nothing fits, the PyTorch loop runs instead.
+    backward : {"fused", "reference"}
+        The fused reverse-time kernel, or the reference recomputed under autograd.
+    operand_bytes : int
+        Bytes per matrix-product operand of the forward (4: IEEE float32; 2: bfloat16/float16).
+    """
+
+    forward: str
+    backward: str
+    operand_bytes: int
+
+
+def launch_plan(cell: str, head_dim: int, batch: int, dtype: torch.dtype,
+                limits: DeviceLimits | None) -> LaunchPlan:
+    """Choose the kernels for one shape so that nothing is launched that cannot fit ``limits``.
+
+    Parameters
+    ----------
+    cell : {"lstm", "gru", "slstm", "elman"}
+    head_dim : int
+        DH.
+    batch : int
+        B.
+    dtype : torch.dtype
+        The inputs' dtype: float32 products run in IEEE float32 (4-byte
+        operands), bfloat16/float16 products on the tensor cores (2 bytes).
+    limits : DeviceLimits or None
+        The GPU's limits (:func:`brainalign.kernels.resources.device_limits`);
+        None under the interpreter.
+    """
+    operand_bytes = 4 if dtype == torch.float32 else 2
+    if head_dim in SUPPORTED_HEAD_DIMS and fitting_candidates("forward", cell, head_dim, batch, operand_bytes, limits):
+        forward = "fused"
+    elif head_dim % _TILE == 0 and fitting_candidates("step", cell, head_dim, batch, 4, limits):
+        forward = "step"
+    else:
+        forward = "reference"
+    fused_bw = head_dim in SUPPORTED_HEAD_DIMS and fitting_candidates("backward", cell, head_dim, batch, 4, limits)
+    return LaunchPlan(forward, "fused" if fused_bw else "reference", operand_bytes)
+
+
+_WARNED: set[tuple] = set()
+
+
+def _warn_fallback(direction: str, cell: str, head_dim: int, dtype: torch.dtype, used: str,
+                   limits: DeviceLimits | None) -> None:
+    """One warning per (direction, cell, DH, dtype) when a fused kernel cannot fit the device."""
+    key = (direction, cell, head_dim, dtype, used)
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    if limits is None:
+        where = "this device"
+    else:
+        where = (f"{limits.name or 'this GPU'} ({limits.max_shared_mem} bytes of shared memory per block, "
+                 f"{limits.max_registers_per_thread} registers per thread)")
+    warnings.warn(f"brainalign.kernels: no fused Triton {direction} configuration for {cell} with DH = {head_dim} "
+                  f"in {str(dtype).removeprefix('torch.')} fits {where}; the {direction} runs on the {used} path "
+                  "instead.", RuntimeWarning, stacklevel=4)
 
 
 @triton.jit
@@ -83,21 +208,40 @@ def _load_rt(R, g, h, NH, DH: tl.constexpr):
 
 
 @triton.jit
-def _dot(x, rt, IEEE: tl.constexpr):
-    if IEEE:
-        return tl.dot(x, rt, input_precision="ieee")
+def _as_operand(x, OP: tl.constexpr):
+    """A matrix-product operand: float32 (``OP`` 0), bfloat16 (1), float16 (2), or bfloat16 values in float32 (3)."""
+    if OP == 1:
+        return x.to(tl.bfloat16)
+    elif OP == 2:
+        return x.to(tl.float16)
+    elif OP == 3:
+        return x.to(tl.bfloat16).to(tl.float32)
     else:
-        return tl.dot(x.to(tl.bfloat16), rt.to(tl.bfloat16))
+        return x
+
+
+@triton.jit
+def _dot(x, rt, OP: tl.constexpr):
+    """``x @ rt`` accumulated in float32; ``rt`` is already an operand of type ``OP``.
+
+    ``OP`` 3 is for the CPU interpreter, whose bfloat16 ``tl.dot`` is wrong: the
+    operands are rounded to bfloat16 and multiplied in IEEE float32, which gives
+    the same products (a product of two bfloat16 values is exact in float32).
+    """
+    if OP == 0 or OP == 3:
+        return tl.dot(_as_operand(x, OP), rt, input_precision="ieee")
+    else:
+        return tl.dot(_as_operand(x, OP), rt, out_dtype=tl.float32)
 
 
 # Every output element is overwritten by each candidate run, so tuning needs no
 # reset of the outputs; the key separates cells, head sizes, batch and head counts.
-@triton.autotune(configs=_tuning_configs((16, 32, 64), (1, 2, 4, 8)), key=["B", "NH", "CELL", "DH"],
-                 prune_configs_by={"early_config_prune": _prune_batch_blocks}, cache_results=True)
+@triton.autotune(configs=_tuning_configs("forward"), key=["B", "NH", "CELL", "DH", "OP"],
+                 prune_configs_by={"early_config_prune": _prune("forward")}, cache_results=True)
 @triton.jit
 def _fw_kernel(WX, R, BIAS, S0, OUT, B, T, NH,
                CELL: tl.constexpr, DH: tl.constexpr, BLOCK_B: tl.constexpr, GI: tl.constexpr,
-               GB: tl.constexpr, S: tl.constexpr, FIRST_RESET: tl.constexpr, IEEE: tl.constexpr):
+               GB: tl.constexpr, S: tl.constexpr, FIRST_RESET: tl.constexpr, OP: tl.constexpr):
     pid_b = tl.program_id(0)
     h = tl.program_id(1)
     rb = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -115,12 +259,12 @@ def _fw_kernel(WX, R, BIAS, S0, OUT, B, T, NH,
         ns = tl.load(S0 + 2 * state_stride + s_off, mask=m2, other=0.0).to(tl.float32)
         ms = tl.load(S0 + 3 * state_stride + s_off, mask=m2, other=0.0).to(tl.float32)
 
-    rt0 = _load_rt(R, 0, h, NH, DH)
+    rt0 = _as_operand(_load_rt(R, 0, h, NH, DH), OP)
     if CELL != 3:
-        rt1 = _load_rt(R, 1, h, NH, DH)
-        rt2 = _load_rt(R, 2, h, NH, DH)
+        rt1 = _as_operand(_load_rt(R, 1, h, NH, DH), OP)
+        rt2 = _as_operand(_load_rt(R, 2, h, NH, DH), OP)
     if CELL == 0 or CELL == 2:
-        rt3 = _load_rt(R, 3, h, NH, DH)
+        rt3 = _as_operand(_load_rt(R, 3, h, NH, DH), OP)
     b0 = tl.load(BIAS + (0 * NH + h) * DH + rd).to(tl.float32)[None, :]
     if GB >= 3:
         b1 = tl.load(BIAS + (1 * NH + h) * DH + rd).to(tl.float32)[None, :]
@@ -137,25 +281,25 @@ def _fw_kernel(WX, R, BIAS, S0, OUT, B, T, NH,
             x2 = tl.load(WX + wx_off + 2 * NH * DH, mask=m2, other=0.0).to(tl.float32)
         if GI == 4:
             x3 = tl.load(WX + wx_off + 3 * NH * DH, mask=m2, other=0.0).to(tl.float32)
-        y0 = _dot(hs, rt0, IEEE)
+        y0 = _dot(hs, rt0, OP)
         if CELL == 0:  # LSTM: gates i, f, z, o
             ig = _sigmoid(x0 + y0 + b0)
-            fg = _sigmoid(x1 + _dot(hs, rt1, IEEE) + b1)
-            zg = _tanh(x2 + _dot(hs, rt2, IEEE) + b2)
-            og = _sigmoid(x3 + _dot(hs, rt3, IEEE) + b3)
+            fg = _sigmoid(x1 + _dot(hs, rt1, OP) + b1)
+            zg = _tanh(x2 + _dot(hs, rt2, OP) + b2)
+            og = _sigmoid(x3 + _dot(hs, rt3, OP) + b3)
             cs = fg * cs + ig * zg
             hs = og * _tanh(cs)
         elif CELL == 1:  # GRU: Wx (r, u, n), R (g, r, u), b (g, r, u, n)
             gg = y0 + b0
-            rg = _sigmoid(x0 + _dot(hs, rt1, IEEE) + b1)
-            ug = _sigmoid(x1 + _dot(hs, rt2, IEEE) + b2)
+            rg = _sigmoid(x0 + _dot(hs, rt1, OP) + b1)
+            ug = _sigmoid(x1 + _dot(hs, rt2, OP) + b2)
             cand = _tanh(x2 + b3 + rg * gg)
             hs = ug * hs + (1.0 - ug) * cand
         elif CELL == 2:  # sLSTM
             i_raw = x0 + y0 + b0
-            f_raw = x1 + _dot(hs, rt1, IEEE) + b1
-            z_raw = x2 + _dot(hs, rt2, IEEE) + b2
-            o_raw = x3 + _dot(hs, rt3, IEEE) + b3
+            f_raw = x1 + _dot(hs, rt1, OP) + b1
+            z_raw = x2 + _dot(hs, rt2, OP) + b2
+            o_raw = x3 + _dot(hs, rt3, OP) + b3
             log_f_m = _logsigmoid(f_raw) + ms
             if FIRST_RESET:
                 m_new = tl.where(t == 0, i_raw, tl.maximum(i_raw, log_f_m))
@@ -191,8 +335,8 @@ def _acc_dr(DR, g, h, NH, acc, DH: tl.constexpr):
     tl.store(DR + ((g * NH + h) * DH + rd[:, None]) * DH + rd[None, :], acc)
 
 
-@triton.autotune(configs=_tuning_configs((16, 32), (2, 4, 8)), key=["B", "NH", "CELL", "DH"],
-                 prune_configs_by={"early_config_prune": _prune_batch_blocks}, cache_results=True)
+@triton.autotune(configs=_tuning_configs("backward"), key=["B", "NH", "CELL", "DH"],
+                 prune_configs_by={"early_config_prune": _prune("backward")}, cache_results=True)
 @triton.jit
 def _bw_kernel(WX, R, BIAS, S0, OUT, DOUT, DWX, DR, DB, DS0, B, T, NH,
                CELL: tl.constexpr, DH: tl.constexpr, BLOCK_B: tl.constexpr, GI: tl.constexpr,
@@ -419,8 +563,8 @@ def _gate_tile(PREV_H, R, g, h, rb, m_b, jt, sb, sh, NH, DH: tl.constexpr, TILE:
     return acc
 
 
-@triton.autotune(configs=_tuning_configs((16, 32, 64), (2, 4, 8)), key=["B", "NH", "CELL", "DH"],
-                 prune_configs_by={"early_config_prune": _prune_batch_blocks}, cache_results=True)
+@triton.autotune(configs=_tuning_configs("step"), key=["B", "NH", "CELL", "DH"],
+                 prune_configs_by={"early_config_prune": _prune("step")}, cache_results=True)
 @triton.jit
 def _fw_step_kernel(WX, R, BIAS, PREV, OUT, t, B, T, NH, prev_stride_s, prev_stride_b, prev_stride_h,
                     CELL: tl.constexpr, DH: tl.constexpr, TILE: tl.constexpr, BLOCK_B: tl.constexpr,
@@ -496,9 +640,6 @@ def _fw_step_kernel(WX, R, BIAS, PREV, OUT, t, B, T, NH, prev_stride_s, prev_str
         tl.store(OUT + 3 * out_stride_s + o_off, ms.to(OUT.dtype.element_ty), mask=m2)
 
 
-_TILE = 64
-
-
 def _forward_tiled(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: torch.Tensor, cell: str,
                    reset: bool) -> torch.Tensor:
     """DH > 128: one launch per step, each program computing a 64-wide output tile of one head.
@@ -520,9 +661,21 @@ def _forward_tiled(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: t
     return out
 
 
+_OPERAND = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2}
+
+
+def _operand_code(dtype: torch.dtype, plan: LaunchPlan) -> int:
+    """``OP`` of the fused forward: IEEE float32, or the inputs' half type (emulated bfloat16 when interpreted)."""
+    if plan.operand_bytes == 4:
+        return 0
+    if dtype == torch.bfloat16 and os.environ.get("TRITON_INTERPRET") == "1":
+        return 3
+    return _OPERAND[dtype]
+
+
 def _forward(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: torch.Tensor, cell: str,
-             first_reset: bool) -> torch.Tensor:
-    if Wx.shape[-1] > 128:
+             first_reset: bool, plan: LaunchPlan) -> torch.Tensor:
+    if plan.forward == "step":
         return _forward_tiled(Wx, R, b, states, cell, first_reset)
     spec = CELLS[cell]
     B, T, GI, NH, DH = Wx.shape
@@ -531,41 +684,59 @@ def _forward(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: torch.T
     grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]), NH)  # noqa: E731 (the batch block is tuned)
     _fw_kernel[grid](Wx.contiguous(), R.contiguous(), b.contiguous(), states.contiguous(), out, B, T, NH,
                      CELL=_CELL_ID[cell], DH=DH, GI=GI, GB=spec.gates_bias, S=spec.n_states,
-                     FIRST_RESET=first_reset, IEEE=True)
+                     FIRST_RESET=first_reset, OP=_operand_code(Wx.dtype, plan))
     return out
 
 
 class _HeadwiseRNN(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, Wx, R, b, states, cell):
+    def forward(ctx, Wx, R, b, states, cell, plan):
         ctx.first_reset = _first_reset(cell, states)
-        out = _forward(Wx, R, b, states, cell, ctx.first_reset)
+        out = _forward(Wx, R, b, states, cell, ctx.first_reset, plan)
         ctx.save_for_backward(Wx, R, b, states, out)
-        ctx.cell = cell
+        ctx.cell, ctx.plan = cell, plan
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
         Wx, R, b, states, out = ctx.saved_tensors
-        if Wx.shape[-1] > 128:
-            # Tiled sizes: the backward is not fused yet; recompute the reference.
+        if ctx.plan.backward == "reference":
+            # No fused backward fits (or DH > 128): recompute the reference in float32 under autograd.
             leaves = [t.detach().float().requires_grad_(True) for t in (Wx, R, b, states)]
             with torch.enable_grad():
                 ref, _ = reference_headwise_rnn(*leaves, ctx.cell)
                 grads = torch.autograd.grad(ref, leaves, grad_out.float())
         else:
             grads = _backward(Wx, R, b, states, out, grad_out, ctx.cell, ctx.first_reset)
-        return (*(g.to(t.dtype) for g, t in zip(grads, (Wx, R, b, states))), None)
+        return (*(g.to(t.dtype) for g, t in zip(grads, (Wx, R, b, states))), None, None)
 
 
 def triton_headwise_rnn(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: torch.Tensor | None,
                         cell: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``"triton"`` backend of :func:`~brainalign.kernels.headwise_rnn` (same signature and results)."""
-    _, _, _, _, DH = check_inputs(Wx, R, b, states, cell)
+    """The ``"triton"`` backend of :func:`~brainalign.kernels.headwise_rnn` (same signature and results).
+
+    Before launching, :func:`launch_plan` checks every candidate configuration
+    against the device's shared memory and registers; a direction with none
+    that fits runs on the next path (the per-step kernel, else the reference),
+    with one ``RuntimeWarning`` per shape.
+    """
+    B, _, _, _, DH = check_inputs(Wx, R, b, states, cell)
     if DH not in SUPPORTED_HEAD_DIMS and not (DH > 128 and DH % _TILE == 0):
         raise ValueError(f"the Triton kernel supports head sizes {SUPPORTED_HEAD_DIMS} and multiples of {_TILE} "
                          f"above 128, got DH = {DH}; use backend='torch'.")
+    if Wx.dtype not in _OPERAND:
+        raise ValueError(f"the Triton kernel runs float32, bfloat16 and float16, got {Wx.dtype}; "
+                         "use backend='torch'.")
+    limits = _device_limits(Wx.device)
+    plan = launch_plan(cell, DH, B, Wx.dtype, limits)
+    if plan.forward != "fused" and DH in SUPPORTED_HEAD_DIMS:
+        _warn_fallback("forward", cell, DH, Wx.dtype, plan.forward, limits)
+    if plan.backward == "reference" and DH in SUPPORTED_HEAD_DIMS \
+            and any(t is not None and t.requires_grad for t in (Wx, R, b, states)):
+        _warn_fallback("backward", cell, DH, Wx.dtype, "reference", limits)
+    if plan.forward == "reference":
+        return reference_headwise_rnn(Wx, R, b, states, cell)
     if states is None:
         states = Wx.new_zeros((CELLS[cell].n_states, Wx.shape[0], Wx.shape[3], DH))
-    out = _HeadwiseRNN.apply(Wx, R, b, states, cell)
+    out = _HeadwiseRNN.apply(Wx, R, b, states, cell, plan)
     return out, out[:, :, -1]

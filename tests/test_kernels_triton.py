@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import warnings
 
 import pytest
 import torch
@@ -109,14 +111,93 @@ def test_autotuning_candidates(monkeypatch):
     from brainalign.kernels import triton_rnn
 
     monkeypatch.setenv("TRITON_INTERPRET", "0")
-    monkeypatch.setenv("BRAINALIGN_TRITON_AUTOTUNE", "1")
-    configs = triton_rnn._tuning_configs((16, 32, 64), (1, 2, 4, 8))
+    configs = triton_rnn._tuning_configs("forward")
     assert sorted((c.kwargs["BLOCK_B"], c.num_warps) for c in configs) == [
         (bb, w) for bb in (16, 32, 64) for w in (1, 2, 4, 8)]
-    # B = 16 keeps only 16-row blocks; B = 17 also 32; B = 200 all of them.
-    assert {c.kwargs["BLOCK_B"] for c in triton_rnn._prune_batch_blocks(configs, {"B": 16})} == {16}
-    assert {c.kwargs["BLOCK_B"] for c in triton_rnn._prune_batch_blocks(configs, {"B": 17})} == {16, 32}
-    assert len(triton_rnn._prune_batch_blocks(configs, {"B": 200})) == 12
-    monkeypatch.setenv("BRAINALIGN_TRITON_AUTOTUNE", "0")
-    only = triton_rnn._tuning_configs((16, 32, 64), (1, 2, 4, 8))
+    assert (configs[0].kwargs["BLOCK_B"], configs[0].num_warps) == (16, 4)  # the untuned default comes first
+    # Without limits (the interpreter): B = 16 keeps only 16-row blocks; B = 17 also 32; B = 200 all of them.
+    assert {bb for bb, _ in triton_rnn.fitting_candidates("forward", "lstm", 16, 16, 4, None)} == {16}
+    assert {bb for bb, _ in triton_rnn.fitting_candidates("forward", "lstm", 16, 17, 4, None)} == {16, 32}
+    assert len(triton_rnn.fitting_candidates("forward", "lstm", 16, 200, 4, None)) == 12
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    only = triton_rnn._tuning_configs("forward")
     assert [(c.kwargs["BLOCK_B"], c.num_warps) for c in only] == [(16, 4)]
+
+
+class _Config:  # the two attributes of triton.Config the pruning reads
+    def __init__(self, block_b, warps):
+        self.kwargs, self.num_warps = {"BLOCK_B": block_b}, warps
+
+
+def test_pruning_keeps_exactly_the_candidates_that_fit_an_h200(monkeypatch):
+    from brainalign.kernels import triton_rnn
+    from brainalign.kernels.resources import H200, fits, footprint
+
+    monkeypatch.setattr(triton_rnn, "_device_limits", lambda device: H200)
+    configs = [_Config(bb, w) for bb, w in triton_rnn.CANDIDATES["backward"]]
+    named = {"WX": torch.empty(0), "B": 64}
+    kept = triton_rnn._prune("backward")(configs, named, CELL=0, DH=64)
+    # By hand: 2 * 4 gates * 64 * 64 * 4 bytes of weights and their transposes = 131072 bytes of shared memory;
+    # dR accumulators 4 * 64 * 64 floats over 32 * warps threads: only 8 warps stay under 255 registers.
+    assert [(c.kwargs["BLOCK_B"], c.num_warps) for c in kept] == [(16, 8), (32, 8)]
+    for bb, w in triton_rnn.CANDIDATES["backward"]:
+        need = footprint("backward", "lstm", 64, bb, w, 4)
+        assert fits(need, H200) == ((bb, w) in [(16, 8), (32, 8)])
+    monkeypatch.setenv("BRAINALIGN_TRITON_AUTOTUNE", "0")
+    assert [(c.kwargs["BLOCK_B"], c.num_warps) for c in triton_rnn._prune("backward")(configs, named, CELL=0, DH=64)] \
+        == [(16, 8)]  # untuned: the first that fits, never one that cannot
+
+
+def test_resource_model_reproduces_the_h200_failure_and_plans_every_table_shape():
+    from brainalign.kernels.resources import H200, fits, footprint
+    from brainalign.kernels.triton_rnn import launch_plan
+
+    # The launch that crashed on an H200: LSTM, DH = 128, float32, 16 sequences, 4 warps.
+    need = footprint("forward", "lstm", 128, 16, 4, 4)
+    assert need.shared_mem == 270336 and not fits(need, H200)
+    # In bfloat16 the same kernel needs half: 4 * 128 * 128 * 2 + 16 * 128 * 2 bytes.
+    assert footprint("forward", "lstm", 128, 16, 4, 2).shared_mem == 135168
+    for cell in sorted(CELLS):
+        for DH in (16, 32, 64, 128, 256, 768):
+            for dtype in (torch.bfloat16, torch.float16, torch.float32):
+                plan = launch_plan(cell, DH, 16, dtype, H200)
+                assert plan.forward in ("fused", "step"), (cell, DH, dtype, plan)
+                if DH <= 64:
+                    assert plan == launch_plan(cell, DH, 16, dtype, None)  # everything fused, as without limits
+    assert launch_plan("lstm", 128, 16, torch.bfloat16, H200).forward == "fused"
+    assert launch_plan("lstm", 128, 16, torch.float32, H200).forward == "step"
+
+
+def test_a_shape_that_fits_nowhere_runs_on_the_next_path_with_one_warning(monkeypatch):
+    """Limits that fit the per-step kernel but no fused one: the step forward and the reference backward."""
+    from brainalign.kernels import triton_rnn
+    from brainalign.kernels.resources import DeviceLimits
+
+    small = DeviceLimits(max_shared_mem=30000, name="a small GPU")
+    monkeypatch.setattr(triton_rnn, "_device_limits", lambda device: small)
+    monkeypatch.setattr(triton_rnn, "_WARNED", set())
+    Wx, R, b, states = _inputs("lstm", 2, 3, 1, 64, torch.float32, seed=4, zero_states=False)
+    leaves = [t.clone().requires_grad_(True) for t in (Wx, R, b, states)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out, _ = headwise_rnn(*leaves, cell="lstm", backend="triton")
+    messages = sorted(str(w.message) for w in caught if w.category is RuntimeWarning)
+    assert len(messages) == 2, messages
+    assert re.search("no fused Triton backward .* a small GPU .* reference path", messages[0])
+    assert re.search("no fused Triton forward .* a small GPU .* step path", messages[1])
+    refs = [t.double().clone().requires_grad_(True) for t in (Wx, R, b, states)]
+    ref, _ = reference_headwise_rnn(*refs, cell="lstm")
+    torch.testing.assert_close(out.double(), ref, rtol=1e-4, atol=1e-5)
+    out.sum().backward()
+    ref.sum().backward()
+    for got, want in zip(leaves, refs):
+        torch.testing.assert_close(got.grad.double(), want.grad, rtol=1e-4, atol=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one warning per shape: the second call is silent
+        headwise_rnn(Wx, R, b, states, cell="lstm", backend="triton")
+    # A GPU too small for any fused kernel: DH = 16 has no per-step kernel (tiles of 64), so the reference runs.
+    monkeypatch.setattr(triton_rnn, "_device_limits", lambda device: DeviceLimits(max_shared_mem=1024))
+    Wx, R, b, states = _inputs("gru", 2, 3, 1, 16, torch.float32, seed=5, zero_states=True)
+    with pytest.warns(RuntimeWarning, match="reference path"):
+        out, _ = headwise_rnn(Wx, R, b, states, cell="gru", backend="triton")
+    torch.testing.assert_close(out, reference_headwise_rnn(Wx, R, b, states, cell="gru")[0])
