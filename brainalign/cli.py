@@ -27,8 +27,14 @@ def _config(args: argparse.Namespace) -> dict:
 
 
 def _cmd_validate(args: argparse.Namespace) -> None:
+    from .backend.device import check_device
+
     cfg = _config(args)
-    print(f"{args.config}: valid (dataset {cfg['dataset']['name']!r})")
+    # The device is checked on this machine: validate a GPU config on (or like) the node that will run it.
+    devices = [check_device(cfg["device"], field="device", path=args.config)]
+    if cfg.get("language", {}).get("device") is not None:
+        devices.append(check_device(cfg["language"]["device"], field="language.device", path=args.config))
+    print(f"{args.config}: valid (dataset {cfg['dataset']['name']!r}; device {', '.join(dict.fromkeys(devices))})")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

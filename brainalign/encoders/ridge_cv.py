@@ -562,6 +562,7 @@ def nested_cv_pearson(
     alpha_per_target: bool = True,
     pooled: bool = False,
     groups: ArrayLike | None = None,
+    backend: str = "numpy",
 ) -> dict[str, Any]:
     """Nested cross-validated Pearson r of many targets with :class:`RidgeCV` as the inner loop.
 
@@ -594,6 +595,9 @@ def nested_cv_pearson(
         the r of all held-out predictions concatenated.
     groups : array-like of shape (n_samples,), optional
         Run labels for leave-one-run-out.
+    backend : {"numpy", "torch", "torch_cuda"}, default="numpy"
+        Array backend of the inner :class:`RidgeCV` (``torch_cuda``: the
+        workflow's ``device: cuda``).
 
     Returns
     -------
@@ -615,7 +619,7 @@ def nested_cv_pearson(
     for k, (train, test) in enumerate(outer):
         inner_groups = groups[train] if groups is not None and np.unique(groups[train]).size >= 2 else None
         model = RidgeCV(alphas=np.asarray(alphas), cv=ContiguousKFold(inner_cv, gap),
-                        alpha_per_target=alpha_per_target, backend="numpy")
+                        alpha_per_target=alpha_per_target, backend=backend)
         model.fit(x[train].astype(y.dtype), y[train], groups=inner_groups)
         pred = model.predict(x[test].astype(y.dtype))
         predictions[test] = pred

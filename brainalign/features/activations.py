@@ -311,6 +311,7 @@ def extract_transformer(
                 "chunk_words": int(chunk_words), "truncation": "left", "n_words": len(words),
                 "words_sha256": hashlib.sha256("\x1f".join(words).encode()).hexdigest()}
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = next(model.parameters()).device  # inputs go where the model is; units come back to the CPU
 
     def window(i: int) -> tuple[list[int], int, int, int]:
         first = max(int(starts[i]), i - context_words + 1)
@@ -349,7 +350,7 @@ def extract_transformer(
                         ids[row, :len(wins[i][0])] = torch.tensor(wins[i][0])
                         mask[row, :len(wins[i][0])] = 1
                     captured.clear()
-                    res = model(input_ids=ids, attention_mask=mask, output_hidden_states=True,
+                    res = model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True,
                                 output_attentions=attention_stats)
                     if pooling == "mean":
                         spans = [(row, wins[i][3], wins[i][2]) for row, i in enumerate(batch)]
@@ -373,7 +374,7 @@ def extract_transformer(
                         for b in blocks:
                             arrays[f"attention_stats/{b}"] = _attention_stats(res.attentions[b - 1], rows, pos)
                     for name, tensor in arrays.items():
-                        parts.setdefault(name, []).append((batch, tensor.float().numpy()))
+                        parts.setdefault(name, []).append((batch, tensor.float().cpu().numpy()))
         finally:
             for h in hooks:
                 h.remove()
@@ -462,7 +463,7 @@ def extract_causal(
             spans.append((0, start, len(ids)))
         with torch.inference_mode():
             states = run_story(ids)
-            result = {name: _pool(tensor.unsqueeze(0), spans, pooling).float().numpy()
+            result = {name: _pool(tensor.unsqueeze(0), spans, pooling).float().cpu().numpy()
                       for name, tensor in states.items()}
         if on_chunk is not None:
             on_chunk(k)

@@ -43,11 +43,13 @@ def load_tokenizer(path: str | os.PathLike | None):
 
 
 def transformer_units(spec: dict[str, Any], words: list[str], groups: np.ndarray, out: Path, cache: Path,
-                      name: str, times: np.ndarray, prov: dict[str, Any], threads: int, progress: bool) -> Path:
+                      name: str, times: np.ndarray, prov: dict[str, Any], threads: int, progress: bool,
+                      device: str = "cpu") -> Path:
     """Layers, heads and/or MLP units of a ``transformers`` model (with optional attention statistics)."""
     from ..models.hf import load_model
 
     loaded = load_model(spec["model_path"])
+    loaded.model.to(device)
     layers = None if spec["layers"] == "all" else spec["layers"]
     path = extract_transformer(
         loaded, words, groups, out, cache, model_name=name, units=spec["units"], layers=layers,
@@ -55,7 +57,7 @@ def transformer_units(spec: dict[str, Any], words: list[str], groups: np.ndarray
         batch_size=spec["batch_size"], times=times, prov=prov, progress=progress,
     )
     if "heads" in spec["units"]:
-        _add_head_functions(path, _with_lm_head(loaded), loaded.tokenizer)
+        _add_head_functions(path, _with_lm_head(loaded).to(device), loaded.tokenizer)
     return path
 
 
@@ -119,7 +121,8 @@ def _add_localized(out: Path, result: Any, modules: list[str]) -> None:
         grp.attrs["settings"] = _json(result.settings)
 
 
-def _last_token_batches(run: Any, ids_list: list[list[int]], batch_size: int = 64) -> dict[str, np.ndarray]:
+def _last_token_batches(run: Any, ids_list: list[list[int]], batch_size: int = 64,
+                        device: str = "cpu") -> dict[str, np.ndarray]:
     """Unit activations at each string's last token, strings right-padded in batches (causal models)."""
     import torch
 
@@ -133,10 +136,10 @@ def _last_token_batches(run: Any, ids_list: list[list[int]], batch_size: int = 6
             for r, seq in enumerate(batch):
                 ids[r, :len(seq)] = torch.tensor(seq)
                 mask[r, :len(seq)] = 1
-            out = run(ids, mask)
+            out = run(ids.to(device), mask.to(device))
             last = torch.tensor([len(seq) - 1 for seq in batch])
             for name, tensor in out.items():
-                rows.setdefault(name, []).append(tensor[torch.arange(len(batch)), last].float().numpy())
+                rows.setdefault(name, []).append(tensor[torch.arange(len(batch)), last].float().cpu().numpy())
     return {name: np.concatenate(parts) for name, parts in rows.items()}
 
 
@@ -146,7 +149,7 @@ def _finish(tmp: Path, out: Path) -> Path:
 
 
 def suma_features(spec: dict[str, Any], seed: int, words: list[str], groups: np.ndarray, out: Path, cache: Path,
-                  name: str, times: np.ndarray, prov: dict[str, Any], progress: bool) -> Path:
+                  name: str, times: np.ndarray, prov: dict[str, Any], progress: bool, device: str = "cpu") -> Path:
     """SUMA's hooked units per word: ``norm``, ``attn`` (last cycle), ``all`` (both) and, with
     ``localize``, ``localized``."""
     import torch
@@ -159,9 +162,10 @@ def suma_features(spec: dict[str, Any], seed: int, words: list[str], groups: np.
     identity = {"architecture": "SUMA", "vocab_size": len(tokenizer), "d_model": model.d_model,
                 "n_heads": model.n_heads, "num_cycles": model.num_cycles, "init_std": model.init_std, "seed": seed,
                 "tokenizer": getattr(tokenizer, "name_or_path", ""), "weights_sha256": tensor_sha256(model)}
+    model.to(device)  # after the hash: the identity is the CPU-initialised weights
 
     def run_story(ids: list[int]) -> dict[str, Any]:
-        res = model(torch.tensor([ids]))
+        res = model(torch.tensor([ids], device=device))
         return {"norm": res["norm"][0], "attn": res["attn"][0]}
 
     part = out.with_name(out.name + ".units")
@@ -177,7 +181,7 @@ def suma_features(spec: dict[str, Any], seed: int, words: list[str], groups: np.
                 res = model(ids, mask)
                 return {"norm": res["norm"], "attn": res["attn"]}
 
-            return _last_token_batches(run, ids_list)
+            return _last_token_batches(run, ids_list, device=device)
 
         _add_localized(part, _localizer(spec, identity, tokenizer, encode, cache), ["norm", "attn"])
     return _finish(part, out)
@@ -195,7 +199,7 @@ def _localizer(spec: dict[str, Any], identity: dict[str, Any], tokenizer: Any, e
 
 
 def rnn_features(spec: dict[str, Any], seed: int, words: list[str], groups: np.ndarray, out: Path, cache: Path,
-                 name: str, times: np.ndarray, prov: dict[str, Any], progress: bool) -> Path:
+                 name: str, times: np.ndarray, prov: dict[str, Any], progress: bool, device: str = "cpu") -> Path:
     """An untrained head-wise RNN LM's states per word: ``L<k>`` (hidden state h of layer k, all heads),
     ``L<k>.c`` (the LSTM/sLSTM cell state), with ``units`` including ``heads`` each head's hidden
     state ``k.hHH``, and with ``localize`` a ``localized`` layer over the ``L<k>``."""
@@ -210,9 +214,10 @@ def rnn_features(spec: dict[str, Any], seed: int, words: list[str], groups: np.n
     identity = {"architecture": "HeadwiseRNNLM", "cell": spec["cell"], "n_layers": model.n_layers,
                 "n_heads": model.n_heads, "head_dim": model.head_dim, "seed": seed, "vocab_size": len(tokenizer),
                 "tokenizer": getattr(tokenizer, "name_or_path", ""), "weights_sha256": tensor_sha256(model)}
+    model.to(device)  # after the hash: the identity is the CPU-initialised weights
 
     def run_story(ids: list[int]) -> dict[str, Any]:
-        res = model(torch.tensor([ids]))
+        res = model(torch.tensor([ids], device=device))
         out_states = {}
         for k, states in enumerate(res["states"], start=1):
             out_states[f"L{k}"] = states[0, 0].reshape(len(ids), -1)
@@ -235,7 +240,7 @@ def rnn_features(spec: dict[str, Any], seed: int, words: list[str], groups: np.n
                 res = model(ids)  # causal: right padding never reaches earlier positions
                 return {m: res["states"][k][0].flatten(-2) for k, m in enumerate(modules)}
 
-            return _last_token_batches(run, ids_list)
+            return _last_token_batches(run, ids_list, device=device)
 
         _add_localized(part, _localizer(spec, identity, tokenizer, encode, cache), modules)
     return _finish(part, out)

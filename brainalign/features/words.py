@@ -163,6 +163,7 @@ def extract_word_features(
     order = sorted(range(len(sequences)), key=lambda i: (-len(sequences[i]), i))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+    device = next(model.parameters()).device  # inputs go where the model is; features come back to the CPU
     with torch.inference_mode():
         for batch in tqdm(batches, desc="words", unit="batch", disable=not progress, mininterval=2):
             width = max(len(sequences[i]) for i in batch)
@@ -171,9 +172,10 @@ def extract_word_features(
             for row, i in enumerate(batch):
                 ids[row, : len(sequences[i])] = torch.tensor(sequences[i])
                 mask[row, : len(sequences[i])] = 1
-            states = model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+            states = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                           output_hidden_states=True).hidden_states
             rows = torch.arange(len(batch))
             pos = torch.as_tensor(positions[batch])
             for k in wanted:
-                out[str(k)][batch] = states[k][rows, pos].float().numpy()
+                out[str(k)][batch] = states[k][rows, pos].float().cpu().numpy()
     return out

@@ -129,7 +129,7 @@ def train_lm(model: torch.nn.Module, train_ids: Any, valid_ids: Any, *, seq_len:
         Gradient-norm clipping.
     seed : int, default=0
         Seed of the window order.
-    device : {"cpu", "cuda"}, default="cpu"
+    device : {"cpu", "cuda", "cuda:N"}, default="cpu"
         Where to train (the model is moved there; the result stays there).
     progress : bool, default=True
 
@@ -137,9 +137,9 @@ def train_lm(model: torch.nn.Module, train_ids: Any, valid_ids: Any, *, seq_len:
     -------
     LMTrainingResult
     """
-    if device not in ("cpu", "cuda"):
-        raise BrainalignError(f"train_lm: device must be 'cpu' or 'cuda', got {device!r}.")
-    if device == "cuda" and not torch.cuda.is_available():
+    if not (device in ("cpu", "cuda") or str(device).startswith("cuda:")):
+        raise BrainalignError(f"train_lm: device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}.")
+    if device != "cpu" and not torch.cuda.is_available():
         raise BrainalignError("train_lm: device 'cuda' asked for, but torch.cuda.is_available() is False "
                               f"(torch {torch.__version__}); use device 'cpu'.")
     model.to(device)
@@ -174,7 +174,7 @@ def train_lm(model: torch.nn.Module, train_ids: Any, valid_ids: Any, *, seq_len:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, clip)
         optimizer.step()
-        if device == "cuda":
+        if device != "cpu":
             torch.cuda.synchronize()
         train_time += time.perf_counter() - start
         tokens += batch[:, 1:].numel()

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import InputFileError
+from ..backend.device import resolve_device
 from ..datasets.registry import get_kind
 from ..io import (
     _json,
@@ -109,12 +110,14 @@ def _load_captioner(cfg: dict[str, Any], captioner_dir: str | os.PathLike | None
     spec = cfg["decoding"]["captioner"]
     from ..decoders.captioning import ClipCapCaptioner, GitCaptioner
 
+    device = resolve_device(cfg)
     if spec["kind"] == "git":
-        return GitCaptioner(spec["model_path"])
+        return GitCaptioner(spec["model_path"], device=device)
     if spec["kind"] == "clipcap":
         return ClipCapCaptioner.load(Path(spec["model_path"]) / "mapping.safetensors",
-                                     decoder=Path(spec["model_path"]) / "decoder")
-    return ClipCapCaptioner.load(Path(captioner_dir) / "mapping.safetensors", decoder=Path(captioner_dir) / "decoder")
+                                     decoder=Path(spec["model_path"]) / "decoder", device=device)
+    return ClipCapCaptioner.load(Path(captioner_dir) / "mapping.safetensors", decoder=Path(captioner_dir) / "decoder",
+                                 device=device)
 
 
 # --------------------------------------------------------------------------- decode
@@ -147,7 +150,8 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
         else:
             from ..encoders.mindeye import BrainToEmbedding
 
-            model = BrainToEmbedding(**{"random_state": dec["seed"], "verbose": progress, **dec["mlp"]})
+            model = BrainToEmbedding(**{"random_state": dec["seed"], "verbose": progress, **dec["mlp"],
+                                        "device": resolve_device(cfg)})
             model.fit(X_train, Y_train)
         predictions[name] = np.asarray(model.predict(X_test), dtype=np.float64)
     n_test = len(Y_test)
@@ -253,10 +257,11 @@ def _generate(cfg: dict[str, Any], embeds: np.ndarray) -> np.ndarray | None:
         return None
     from ..decoders.diffusion import UnclipReconstructor, build_tiny_unclip
 
+    device = resolve_device(cfg)
     if spec["model_path"]:
-        pipe = UnclipReconstructor.from_pretrained(spec["model_path"])
+        pipe = UnclipReconstructor.from_pretrained(spec["model_path"], device=device)
     else:
-        pipe = build_tiny_unclip(seed=spec["seed"], image_embed_dim=embeds.shape[1])
+        pipe = build_tiny_unclip(seed=spec["seed"], image_embed_dim=embeds.shape[1], device=device)
     result = pipe.reconstruct(embeds.astype(np.float32), num_inference_steps=spec["steps"], seed=spec["seed"])
     return result.to_numpy()
 

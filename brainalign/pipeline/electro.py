@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import ConfigError, InputFileError
+from ..backend.device import resolve_device
 from ..datasets.registry import get_kind
 from ..io import Epochs, _json, provenance, read_epochs, read_features, write_epochs, write_table, write_text
 
@@ -474,7 +475,7 @@ def run_contrastive(cfg: dict[str, Any], epoch_paths: list[str | os.PathLike], e
                                n_time_bins=None if cc["n_time_bins"] is None else min(cc["n_time_bins"],
                                                                                       epochs[0].X.shape[2]),
                                patience=cc["patience"], refit=cc["refit"], val_fraction=cc["val_fraction"],
-                               random_state=cc["seed"], verbose=progress)
+                               random_state=cc["seed"], verbose=progress, device=resolve_device(cfg))
     same_channels = len({x.shape[0] for x in train_X}) == 1
     model.fit(np.stack(train_X) if same_channels else train_X, np.concatenate(train_Y), subjects=np.asarray(train_s),
               groups=np.concatenate(train_g), positions=positions or None)
@@ -647,7 +648,7 @@ def run_word_decoding(cfg: dict[str, Any], epoch_paths: list[str | os.PathLike],
                             n_layers=wd["n_layers"], n_heads=wd["n_heads"], codebook_size=wd["codebook_size"],
                             pretrain_epochs=wd["pretrain_epochs"], epochs=wd["epochs"], batch_size=wd["batch_size"],
                             lr=wd["lr"], patience=wd["patience"], val_fraction=wd["val_fraction"],
-                            random_state=wd["seed"], verbose=progress)
+                            random_state=wd["seed"], verbose=progress, device=resolve_device(cfg))
     model.fit(train_X, np.concatenate(train_y), subjects=np.asarray(train_s))
     rows, all_true, all_pred = [], [], []
     chance = 1.0 / len(model.classes_)

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import BrainalignError, InputFileError
+from ..backend.device import resolve_device
 from ..datasets.registry import get_kind
 from ..io import provenance, read_table, write_table
 
@@ -113,11 +114,12 @@ def run_train_lm(cfg: dict[str, Any], name: str, out: str | os.PathLike, history
     _set_threads(threads)
     vocab, train, valid = prepare_corpus(cfg)
     model = build_language_model(spec["architecture"], len(vocab), **spec["params"])
-    result = train_lm(model, train, valid, device=lang["device"], progress=progress, **settings)
+    device = resolve_device(cfg, field="language.device")
+    result = train_lm(model, train, valid, device=device, progress=progress, **settings)
     history = result.history.assign(model=name)
     # Throughput is logged, not stored: outputs hold no timings, so that a rerun is byte-identical.
     logger.info("train_lm %s: %.0f training tokens/s (%d threads, %s)", name, result.tokens_per_second,
-                threads, lang["device"])
+                threads, device)
     extra = {"training": result.settings, "best_step": result.best_step, "valid_perplexity": result.valid_perplexity,
              "stopped_early": result.stopped_early,
              "n_parameters": int(sum(p.numel() for p in model.parameters())),
@@ -171,7 +173,7 @@ def run_surprisal(cfg: dict[str, Any], name: str, words_file: str | os.PathLike,
     _set_threads(threads)
     words = read_table(words_file, ["story", "zone", "word"])
     model, tokenizer, identity, window = _language_model(cfg, name, checkpoint)
-    model.to(cfg["language"]["device"])
+    model.to(resolve_device(cfg, field="language.device"))
     inputs = [words_file] + ([checkpoint] if checkpoint is not None else [])
     values = lm_word_surprisal(model, tokenizer, words["word"].tolist(), words["story"].to_numpy(),
                                window=window, progress=progress)
@@ -205,7 +207,7 @@ def run_verbatim(cfg: dict[str, Any], name: str, out: str | os.PathLike, checkpo
     _set_threads(threads)
     spec = cfg["language"]["verbatim"]
     model, tokenizer, identity, _ = _language_model(cfg, name, checkpoint)
-    model.to(cfg["language"]["device"])
+    model.to(resolve_device(cfg, field="language.device"))
     trials = verbatim_trials(spec["list_lengths"], spec["intervening_lengths"], spec["n_trials"], seed=spec["seed"])
     table = repeat_surprisal(model, tokenizer, trials, progress=progress)
     table.insert(0, "model", name)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import BrainalignError, ConfigError, InputFileError
+from ..backend.device import resolve_device
 from ..config import feature_set_instances
 from ..datasets.registry import get_kind, selected_subjects
 from ..features.design import events_after_last_volume, fir_design, hrf_convolve
@@ -114,6 +115,7 @@ def run_features(
     events = read_events(events_path)
     words = events["word"].astype(str).tolist()
     _set_threads(threads)
+    device = resolve_device(cfg)
     settings: dict[str, Any] = {"kind": spec["kind"], "family": spec["family"], "seed": spec["seed"]}
     unit_sets = spec["kind"] in ("suma", "rnn") or (
         spec["kind"] == "transformer"
@@ -130,14 +132,15 @@ def run_features(
         times = events["onset"].to_numpy()
         if spec["kind"] == "transformer":
             return model_sets.transformer_units(spec, words, groups, out, cache, instance, times, prov, threads,
-                                                progress)
+                                                progress, device=device)
         build = model_sets.suma_features if spec["kind"] == "suma" else model_sets.rnn_features
-        return build(spec, spec["seed"], words, groups, out, cache, instance, times, prov, progress)
+        return build(spec, spec["seed"], words, groups, out, cache, instance, times, prov, progress, device=device)
     if spec["kind"] == "transformer":
         from ..features.words import extract_word_features
         from ..models.hf import load_model
 
         loaded = load_model(spec["model_path"])
+        loaded.model.to(device)
         _set_threads(threads)
         layers = None if spec["layers"] == "all" else spec["layers"]
         arrays = extract_word_features(

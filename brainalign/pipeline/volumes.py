@@ -299,11 +299,13 @@ def run_volume_score(
     grow with the number of voxels; folds are leave-one-run-out when there
     are several runs (``encoder.cv``).
     """
+    from ..backend.device import resolve_device, ridge_backend
     from ..encoders.ridge_cv import nested_cv_pearson
     from ..preprocess.fmri import clean_signals
 
     _set_threads(threads)
     enc = cfg["encoder"]
+    backend = ridge_backend(resolve_device(cfg))
     design = read_features(design_path, kind="design")
     spec = feature_set_instances(cfg).get(design.model)
     if spec is None:
@@ -329,7 +331,7 @@ def run_volume_score(
         for start in range(0, n_units, batch):
             cols = slice(start, min(start + batch, n_units))
             y = resp.data[:, cols]
-            fits = {layer: nested_cv_pearson(x, y, **encoder_cv_options(enc), groups=groups)
+            fits = {layer: nested_cv_pearson(x, y, **encoder_cv_options(enc), groups=groups, backend=backend)
                     for layer, x in designs.items()}
             if store is None:
                 n_folds = next(iter(fits.values()))["fold_scores"].shape[0]

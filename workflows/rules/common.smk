@@ -22,6 +22,7 @@ from pathlib import Path
 
 
 from brainalign._validation import ConfigError
+from brainalign.backend.device import uses_gpu
 from brainalign.datasets.registry import get_kind
 from brainalign.config import check_path_name, dump_config, feature_set_instances, read_config_file, validate_config
 from brainalign.pipeline.workflow_lock import claim_dataset_config, claimed_config_path
@@ -80,6 +81,10 @@ INSTANCES = feature_set_instances(CFG)
 for _instance in INSTANCES:
     _inside_results(f"{RESULTS}/features/{_instance}.h5")
 THREADS = CFG["threads"]
+# One GPU (SLURM: --gpus=1) for the rules with heavy tensor work, only when the config asks for
+# one explicitly (device: cuda or cuda:N); `auto` takes a GPU where the job lands on one.
+GPU = 1 if uses_gpu(CFG["device"]) else 0
+LANGUAGE_GPU = 1 if uses_gpu(CFG.get("language", {}).get("device") or CFG["device"]) else 0
 # The dataset kind (brainalign.datasets.registry) decides which rules apply: its
 # modality picks the rule files' branches and the final targets.
 KIND = get_kind(CFG)

@@ -77,7 +77,7 @@ if MODALITY == "images":
         threads: THREADS
         resources:
             mem_mb=8000,
-            gpu=1 if CFG["decoding"]["generator"]["model_path"] else 0,
+            gpu=GPU,
         params:
             out_dir=lambda wildcards, output: os.path.dirname(output.scores),
             captioner=captioner_argument,

@@ -92,6 +92,7 @@ if MODALITY == "electro":
             threads: THREADS
             resources:
                 mem_mb=6000,
+                gpu=GPU,
             params:
                 out_dir=decoding_dir,
                 threads=THREADS,
@@ -119,6 +120,7 @@ if MODALITY == "electro":
             threads: THREADS
             resources:
                 mem_mb=6000,
+                gpu=GPU,
             params:
                 out_dir=decoding_dir,
                 threads=THREADS,

@@ -13,6 +13,7 @@ rule features:
     threads: THREADS
     resources:
         mem_mb=4000,
+        gpu=GPU,
     params:
         threads=THREADS,
     shell:

@@ -53,6 +53,8 @@ if MODALITY == "reading":
         benchmark:
             f"{RESULTS}/benchmarks/train_lm/{{lm}}.tsv"
         threads: THREADS
+        resources:
+            gpu=LANGUAGE_GPU,
         params:
             threads=THREADS,
         shell:
@@ -103,6 +105,8 @@ if MODALITY == "reading":
         benchmark:
             f"{RESULTS}/benchmarks/surprisal/{{lm}}.tsv"
         threads: THREADS
+        resources:
+            gpu=LANGUAGE_GPU,
         params:
             threads=THREADS,
             checkpoint=checkpoint_argument,
@@ -131,6 +135,8 @@ if MODALITY == "reading":
         benchmark:
             f"{RESULTS}/benchmarks/verbatim/{{lm}}.tsv"
         threads: THREADS
+        resources:
+            gpu=LANGUAGE_GPU,
         params:
             threads=THREADS,
             checkpoint=checkpoint_argument,

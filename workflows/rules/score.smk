@@ -20,6 +20,7 @@ if FMRI:
             threads: THREADS
             resources:
                 mem_mb=8000,
+                gpu=GPU,
             params:
                 threads=THREADS,
             shell:
