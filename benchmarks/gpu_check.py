@@ -1,0 +1,379 @@
+"""One GPU check: kernel correctness, the kernel table with its anchors, GPU ridge, CPU-vs-GPU stages.
+
+Run on a machine with one CUDA GPU (about 5 minutes)::
+
+    python benchmarks/gpu_wheels.py            # once, with internet: wheels for an offline node
+    python benchmarks/gpu_check.py --out gpu_check
+
+Every step runs in its own subprocess with its own time limit, so a crash, a
+hang or a missing package in one step never stops the others; each step writes
+``<out>/<step>.json`` and the run ends with ``<out>/gpu_check.json`` (every
+figure) and ``<out>/gpu_check.md`` (the tables). Steps:
+
+``environment``
+    torch, Triton, the GPU and its limits (shared memory, registers).
+``kernels``
+    every cell x DH in {16, 32, 64, 128, 256, 768} (NH = 768 / DH) x dtype in
+    {bfloat16, float16, float32}: forward and gradients against the float64
+    reference (relative max error ≤ 1e-4 in float32, ≤ 3e-2 in half
+    precision), and the path :func:`launch_plan` chose for each shape.
+``kernel_table``
+    B = 16, T = 1024, LSTM, bfloat16: ours forward and forward+backward next
+    to FlashRNN's ``triton_fused`` forward, cuDNN ``nn.LSTM`` (hidden size DH)
+    in float16/bfloat16/float32 and NH separate cuDNN LSTMs (medians of CUDA
+    event timings, :mod:`rnn_kernels`).
+``ridge``
+    the volume path's nested cross-validated ridge (leave-one-run-out, per-voxel
+    alphas; 50,000 voxels x 1,000 volumes x 768 features) with ``backend=
+    "torch_cuda"`` against himalaya's ``RidgeCV`` on ``torch_cuda`` with the
+    same folds, and its scores against the NumPy run on a 2,000-voxel subset.
+``fmri_stages``
+    the CI-sized simulated fMRI stages (stimuli, features of a random-weight
+    BERT and of SUMA, design, simulate, responses, score) with ``device: cpu``
+    and ``device: cuda``: |Δr| ≤ 1e-3 on every score, and two GPU runs equal.
+``contrastive``
+    the contrastive brain module on planted data, trained on the CPU and
+    twice on the GPU: the GPU runs equal, top-10 identification within 0.05.
+
+``BRAINALIGN_GPU_CHECK_CPU=1`` rehearses every step on the CPU (the Triton
+interpreter, small sizes, ``cpu`` and the ``torch`` backend where the GPU would
+be; no timings), so that the script is known to run before a GPU is at hand.
+
+No MiniLM weights, no METEOR jar and no Snakemake are needed: the offline GPU
+node provides Python, torch, triton, numpy, scipy, h5py, scikit-learn, pandas
+and transformers; ``benchmarks/gpu_wheels.py`` fetches the rest. A step whose
+package is missing is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+#: Steps and their time limits (seconds); the sum stays within about 5 minutes.
+STEPS = {"environment": 30, "kernels": 110, "kernel_table": 100, "ridge": 45, "fmri_stages": 60,
+         "contrastive": 45}
+CELLS = ("lstm", "gru", "slstm", "elman")
+HEAD_DIMS = (16, 32, 64, 128, 256, 768)
+TOL = {"float32": 1e-4, "bfloat16": 3e-2, "float16": 3e-2}
+#: A rehearsal on the CPU: every step's code runs, with the CPU where the GPU would be.
+REHEARSAL = os.environ.get("BRAINALIGN_GPU_CHECK_CPU") == "1"
+DEVICE = "cpu" if REHEARSAL else "cuda"
+if REHEARSAL:
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+def _cuda() -> bool:
+    import torch
+
+    return REHEARSAL or torch.cuda.is_available()
+
+
+def _sync() -> None:
+    import torch
+
+    if not REHEARSAL:
+        torch.cuda.synchronize()
+
+
+# --------------------------------------------------------------------------- steps
+def step_environment() -> dict:
+    import torch
+
+    out = {"python": sys.version.split()[0], "torch": torch.__version__, "cuda": torch.version.cuda}
+    try:
+        import triton
+
+        out["triton"] = triton.__version__
+    except ImportError as err:
+        out["triton"] = f"missing ({err})"
+    if not _cuda():
+        return {**out, "skipped": "no CUDA device"}
+    from brainalign.kernels.resources import H200, device_limits
+
+    limits = H200 if REHEARSAL else device_limits()
+    out.update(device="CPU rehearsal" if REHEARSAL else torch.cuda.get_device_name(), max_shared_mem=limits.max_shared_mem,
+               max_registers_per_block=limits.max_registers_per_block)
+    return out
+
+
+def step_kernels() -> dict:
+    import torch
+
+    from brainalign.kernels import CELLS as SPECS
+    from brainalign.kernels import headwise_rnn, reference_headwise_rnn
+    from brainalign.kernels.resources import H200, device_limits
+    from brainalign.kernels.triton_rnn import launch_plan
+
+    if not _cuda():
+        return {"skipped": "no CUDA device"}
+    os.environ["BRAINALIGN_TRITON_AUTOTUNE"] = "0"  # correctness, not speed: no candidate timing
+    limits = H200 if REHEARSAL else device_limits()
+    rows = []
+    for cell in CELLS:
+        spec = SPECS[cell]
+        for dh in (16, 192) if REHEARSAL else HEAD_DIMS:
+            nh = 768 // dh if not REHEARSAL else 1
+            for dtype in (torch.bfloat16, torch.float32) if REHEARSAL else (torch.bfloat16, torch.float16, torch.float32):
+                name = str(dtype).removeprefix("torch.")
+                row = {"cell": cell, "DH": dh, "NH": nh, "dtype": name}
+                try:
+                    plan = launch_plan(cell, dh, 3, dtype, None if REHEARSAL else limits)
+                    row.update(forward_path=plan.forward, backward_path=plan.backward)
+                    gen = torch.Generator().manual_seed(dh)
+                    inputs = [torch.randn(3, 6, spec.gates_in, nh, dh, generator=gen),
+                              torch.randn(spec.gates_rec, nh, dh, dh, generator=gen) / dh**0.5,
+                              torch.randn(spec.gates_bias, nh, dh, generator=gen) * 0.5]
+                    leaves = [t.to(DEVICE, dtype).detach().clone().requires_grad_(True) for t in inputs]
+                    out, _ = headwise_rnn(*leaves, cell=cell, backend="triton")
+                    out.float().sum().backward()
+                    # The reference sees the same rounded inputs: only the kernels' arithmetic is compared.
+                    refs = [t.detach().cpu().double().requires_grad_(True) for t in leaves]
+                    ref, _ = reference_headwise_rnn(*refs, cell=cell)
+                    ref.sum().backward()
+                    errors = [float((out.double().cpu() - ref).abs().max() / ref.abs().max())]
+                    errors += [float((g.grad.double().cpu() - r.grad).abs().max() / r.grad.abs().max().clamp_min(1e-12))
+                               for g, r in zip(leaves, refs)]
+                    row.update(forward_error=errors[0], gradient_error=max(errors[1:]),
+                               ok=max(errors) <= TOL[name])
+                except Exception as err:  # noqa: BLE001 - every shape is reported, never the first failure only
+                    row.update(ok=False, error=f"{type(err).__name__}: {err}"[:300])
+                rows.append(row)
+    return {"rows": rows, "all_ok": all(r["ok"] for r in rows)}
+
+
+def step_kernel_table() -> dict:
+    if not _cuda() or REHEARSAL:
+        return {"skipped": "no CUDA device (timings need CUDA events)"}
+    sys.path.insert(0, str(HERE))
+    import rnn_kernels
+
+    table = {}
+    for dh, nh in rnn_kernels.SIZES:
+        try:
+            table[f"({dh},{nh})"] = rnn_kernels._rows(dh, nh, repeats=10)
+        except Exception as err:  # noqa: BLE001
+            table[f"({dh},{nh})"] = {"error": f"{type(err).__name__}: {err}"[:300]}
+    return {"B": rnn_kernels.B, "T": rnn_kernels.T, "unit": "ms (median)", "table": table}
+
+
+def step_ridge() -> dict:
+    import numpy as np
+
+    from brainalign.encoders.ridge_cv import nested_cv_pearson
+
+    if not _cuda():
+        return {"skipped": "no CUDA device"}
+    rng = np.random.default_rng(0)
+    n_runs, run_len, p, v = (4, 50, 32, 3000) if REHEARSAL else (4, 250, 768, 50000)
+    backend = "torch" if REHEARSAL else "torch_cuda"
+    x = rng.standard_normal((n_runs * run_len, p)).astype(np.float32)
+    y = rng.standard_normal((n_runs * run_len, v)).astype(np.float32)
+    active = v // 10
+    y[:, :active] += x @ (rng.standard_normal((p, active)).astype(np.float32) / np.sqrt(p))
+    groups = np.repeat(np.arange(n_runs), run_len)
+    alphas = np.logspace(-2, 6, 17)
+    options = dict(outer_cv=n_runs, inner_cv=3, gap=0, alphas=alphas, groups=groups)
+    nested_cv_pearson(x[:, :32], y[:, :100], backend=backend, **options)  # warm-up (CUDA context, kernels)
+    _sync()
+    t0 = time.perf_counter()
+    ours = nested_cv_pearson(x, y, backend=backend, **options)
+    _sync()
+    ours_s = time.perf_counter() - t0
+    out = {"shape": f"{v} voxels x {n_runs * run_len} volumes x {p} features", f"ours_{backend}_s": ours_s}
+    cpu = nested_cv_pearson(x, y[:, :2000], backend="numpy", **options)
+    out["max_abs_diff_r_vs_numpy_2000_voxels"] = float(np.abs(cpu["score"] - ours["score"][:2000]).max())
+    try:
+        from himalaya.backend import set_backend
+        from himalaya.ridge import RidgeCV
+
+        set_backend(backend)
+        _sync()
+        t0 = time.perf_counter()
+        for test_run in range(n_runs):
+            train = groups != test_run
+            inner = [(np.flatnonzero(groups[train] != r), np.flatnonzero(groups[train] == r))
+                     for r in np.unique(groups[train])]
+            model = RidgeCV(alphas=alphas, cv=inner, solver_params={"n_targets_batch": 20000})
+            model.fit(x[train], y[train])
+            model.predict(x[~train])
+        _sync()
+        out[f"himalaya_{backend}_s"] = time.perf_counter() - t0
+        out["speedup_vs_himalaya"] = out[f"himalaya_{backend}_s"] / ours_s
+    except ImportError as err:
+        out["himalaya"] = f"skipped: {err}"
+    return out
+
+
+def _tiny_bert(folder: Path, words: list[str]) -> Path:
+    """A random-weight 2-layer BERT with a word-level vocabulary of the stimuli (no download, no MiniLM)."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted({w.lower() for w in words})]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                         intermediate_size=128)).save_pretrained(folder)
+    return folder
+
+
+def _fmri_scores(device: str, folder: Path) -> "object":
+    import pandas as pd
+
+    from brainalign.config import validate_config
+    from brainalign.pipeline.stages import (run_design, run_features, run_responses, run_score, run_simulate,
+                                            run_stimuli)
+
+    def config(model_path: str | None) -> dict:
+        return validate_config({
+            "dataset": {"name": "gpu_check", "kind": "simulated"},
+            "simulation": {"seed": 0, "n_subjects": 2, "n_words": 400, "tr": 2.0,
+                           "rois": {"ROI_A": 1.0, "CONTROL": 0.0}, "planted_feature_set": "bert",
+                           "planted_layer": "2"},
+            "feature_sets": {"bert": {"kind": "transformer", "model_path": model_path, "layers": [1, 2]},
+                             "suma": {"kind": "suma", "tokenizer_path": model_path, "d_model": 64, "n_heads": 8,
+                                      "seeds": [0]}},
+            "encoder": {"outer_folds": 4, "inner_folds": 3, "gap": 5}, "device": device, "threads": 1})
+
+    events = run_stimuli(config(None), folder / "events.tsv")
+    words = pd.read_csv(events, sep="\t")["word"].astype(str).tolist()
+    cfg = config(str(_tiny_bert(folder.parent / "bert", words)))
+    tables = []
+    feats = {name: run_features(cfg, events, name, folder / f"{name}.h5", progress=False)
+             for name in ("bert", "suma_seed0")}
+    raw = run_simulate(cfg, events, feats["bert"], [folder / f"raw-{s}.h5" for s in ("sub-01", "sub-02")])
+    subjects = [run_responses(cfg, s, folder / f"{s}.h5", raw=r) for s, r in zip(("sub-01", "sub-02"), raw)]
+    for name, path in feats.items():
+        design = run_design(cfg, events, path, folder / f"{name}_design.h5")
+        tables.append(pd.read_csv(run_score(cfg, design, subjects, folder / f"{name}_scores.csv")))
+    return pd.concat(tables, ignore_index=True)
+
+
+def step_fmri_stages() -> dict:
+    import numpy as np
+
+    if not _cuda():
+        return {"skipped": "no CUDA device"}
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {name: _fmri_scores(device, Path(tmp) / name)
+                for name, device in (("cpu", "cpu"), ("gpu1", DEVICE), ("gpu2", DEVICE))}
+    keys = [c for c in runs["cpu"].columns if c not in ("score", "alpha")]
+    merged = runs["cpu"].merge(runs["gpu1"], on=keys, suffixes=("_cpu", "_gpu"))
+    diff = float(np.nanmax(np.abs(merged["score_cpu"] - merged["score_gpu"])))
+    repeat = bool(runs["gpu1"].equals(runs["gpu2"]))
+    return {"n_scores": len(merged), "max_abs_diff_cpu_gpu": diff, "gpu_runs_identical": repeat,
+            "ok": diff <= 1e-3 and repeat}
+
+
+def step_contrastive() -> dict:
+    import numpy as np
+
+    from brainalign.encoders.contrastive import ContrastiveEncoder
+
+    if not _cuda():
+        return {"skipped": "no CUDA device"}
+    rng = np.random.default_rng(0)
+    n, channels, times, dim = 600, 16, 40, 32
+    y = rng.standard_normal((n, dim)).astype(np.float32)
+    mixing = rng.standard_normal((dim, channels * times)).astype(np.float32) / np.sqrt(dim)
+    x = (y @ mixing).reshape(n, channels, times) + rng.standard_normal((n, channels, times)).astype(np.float32)
+    train, test = np.arange(n) < 450, np.arange(n) >= 450
+
+    def top10(device: str) -> tuple[float, np.ndarray]:
+        model = ContrastiveEncoder(front_end="channel_fusion", spatial_channels=16, hidden=32, depth=1, epochs=15,
+                                   batch_size=64, random_state=0, device=device, verbose=False)
+        model.fit(x[train], y[train])
+        pred = np.asarray(model.predict(x[test]))
+        sims = pred @ y[test].T / (np.linalg.norm(pred, axis=1)[:, None] * np.linalg.norm(y[test], axis=1))
+        ranks = (sims > np.diag(sims)[:, None]).sum(axis=1)
+        return float((ranks < 10).mean()), pred
+
+    cpu, _ = top10("cpu")
+    gpu1, pred1 = top10(DEVICE)
+    gpu2, pred2 = top10(DEVICE)
+    return {"top10_cpu": cpu, "top10_gpu": gpu1, "gpu_runs_identical": bool(np.array_equal(pred1, pred2)),
+            "ok": abs(cpu - gpu1) <= 0.05 and bool(np.array_equal(pred1, pred2))}
+
+
+# --------------------------------------------------------------------------- driver
+def _run_step(name: str, out: Path, limit: int) -> dict:
+    """Run one step in a fresh interpreter with a time limit; its JSON, or what went wrong."""
+    target = out / f"{name}.json"
+    target.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    limit = limit * 4 if REHEARSAL else limit  # the interpreter and the CPU are slower
+    try:
+        proc = subprocess.run([sys.executable, __file__, "--step", name, "--out", str(out)], capture_output=True,
+                              text=True, timeout=limit)
+        (out / f"{name}.log").write_text(proc.stdout + proc.stderr)
+        result = json.loads(target.read_text()) if target.exists() else {
+            "error": f"exit {proc.returncode}: " + (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]}
+    except subprocess.TimeoutExpired:
+        result = {"error": f"timed out after {limit} s"}
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    return result
+
+
+def _markdown(results: dict) -> str:
+    lines = ["# GPU check", ""]
+    env = results.get("environment", {})
+    lines += [f"{env.get('device', 'no GPU')}; torch {env.get('torch')}; Triton {env.get('triton')}", ""]
+    table = results.get("kernel_table", {}).get("table")
+    if table:
+        columns = list(dict.fromkeys(c for row in table.values() for c in row))
+        lines += ["## Kernels: B = 16, T = 1024, LSTM, ms (medians)", "",
+                  "| (DH, NH) | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+        lines += [f"| {size} | " + " | ".join(str(row.get(c, "–")) for c in columns) + " |"
+                  for size, row in table.items()]
+        lines.append("")
+    kernels = results.get("kernels", {}).get("rows")
+    if kernels:
+        bad = [r for r in kernels if not r["ok"]]
+        lines += [f"## Kernel correctness: {len(kernels) - len(bad)} of {len(kernels)} shapes within tolerance", ""]
+        lines += [f"- {r['cell']} DH={r['DH']} {r['dtype']}: {r.get('error') or r}" for r in bad]
+        lines.append("")
+    for name in ("environment", "ridge", "fmri_stages", "contrastive"):
+        lines += [f"## {name}", "", "```", json.dumps(results.get(name), indent=1), "```", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("gpu_check"))
+    parser.add_argument("--step", choices=list(STEPS), help="run one step in this process (used by the driver)")
+    parser.add_argument("--only", default=",".join(STEPS), help="comma-separated steps to run")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.step:
+        try:
+            result = globals()[f"step_{args.step}"]()
+        except ImportError as err:
+            result = {"skipped": f"missing package: {err}"}
+        except Exception:  # noqa: BLE001 - the driver reports it; other steps go on
+            result = {"error": traceback.format_exc()[-1500:]}
+        (args.out / f"{args.step}.json").write_text(json.dumps(result, indent=1, default=str))
+        return 0
+    results = {}
+    for name in args.only.split(","):
+        results[name] = _run_step(name, args.out, STEPS[name])
+        print(f"{name}: {json.dumps(results[name], default=str)[:400]}", flush=True)
+    (args.out / "gpu_check.json").write_text(json.dumps(results, indent=1, default=str))
+    (args.out / "gpu_check.md").write_text(_markdown(results))
+    print(f"wrote {args.out / 'gpu_check.json'} and {args.out / 'gpu_check.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
