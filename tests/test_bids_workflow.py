@@ -124,20 +124,19 @@ def test_confound_regression_removes_the_motion_artefact(bids_run: Path, tmp_pat
     unit_planted = np.zeros(int(index.max()) + 1, bool)
     unit_planted[index[index >= 0]] = planted[index >= 0]
 
-    def planted_scores(config, folder):
-        paths = [run_volume_responses(config, s, bids_run / "mask.nii.gz", folder / f"{s}.h5")
-                 for s in ("sub-01", "sub-02")]
-        run_volume_score(config, bids_run / "design" / "minilm.h5", paths, folder / "s.csv", folder / "s.h5")
-        subjects = read_unit_scores(folder / "s.h5")["subjects"]
-        r = np.stack([subjects[s]["score"][1] for s in ("sub-01", "sub-02")])
+    def planted_scores(subjects):
+        r = np.stack([subjects[s]["score"][1] for s in ("sub-01", "sub-02")])  # layer 3
         return r[:, unit_planted].mean(), r[:, ~unit_planted]
 
-    cfg["statistics"]["n_permutations"] = 0
-    (tmp_path / "with").mkdir()
-    (tmp_path / "without").mkdir()
-    with_conf, null_with = planted_scores(cfg, tmp_path / "with")
+    # With the confounds: the workflow's own scores (each subject is fitted on its own, and the
+    # permutation count does not change r). Without: sub-01 and sub-02 again, confounds off.
+    with_conf, null_with = planted_scores(read_unit_scores(bids_run / "scores" / "minilm_units.h5")["subjects"])
     without = dict(cfg, preprocessing=dict(cfg["preprocessing"], confounds="none"))
-    no_conf, null_without = planted_scores(without, tmp_path / "without")
+    without["statistics"] = dict(cfg["statistics"], n_permutations=0)
+    paths = [run_volume_responses(without, s, bids_run / "mask.nii.gz", tmp_path / f"{s}.h5")
+             for s in ("sub-01", "sub-02")]
+    run_volume_score(without, bids_run / "design" / "minilm.h5", paths, tmp_path / "s.csv", tmp_path / "s.h5")
+    no_conf, null_without = planted_scores(read_unit_scores(tmp_path / "s.h5")["subjects"])
     assert with_conf > 0.3
     # The artefact really hurts: about 0.09 of r at this size with the default 26 confounds
     # per run (24 motion parameters, WM, CSF), just over 0.1 with the 6 motion parameters and

@@ -125,7 +125,7 @@ def test_meg_second_seed_and_snr_zero(meg_run: Path, tmp_path: Path):
     planted = _pooled(scores, "top10")
     assert planted["value"] >= 5 * planted["chance"]
     _assert_brain_module_near_ridge(scores)
-    for seed in (0, 1):
+    for seed in (0,):  # one null seed: a leak of the test segments into training shows on any seed
         scores = _rerun(meg_run, "simulated_meg_ci.yaml", tmp_path / f"null{seed}", seed=seed, snr=0.0)
         for decoder in ("brain_module", "ridge"):
             null = _pooled(scores, "top10", decoder)
@@ -219,7 +219,7 @@ def test_seeg_workflow_decodes_words(seeg_run: Path):
 def test_seeg_second_seed_and_snr_zero(seeg_run: Path, tmp_path: Path):
     planted = _pooled(_rerun(seeg_run, "simulated_seeg_ci.yaml", tmp_path / "s1", seed=1, snr=1.5), "accuracy")
     assert planted["value"] >= 5 * planted["chance"]
-    for seed in (0, 1):
+    for seed in (0,):
         scores = _rerun(seeg_run, "simulated_seeg_ci.yaml", tmp_path / f"null{seed}", seed=seed, snr=0.0)
         for decoder in ("duin", "ridge"):
             null = _pooled(scores, "accuracy", decoder)

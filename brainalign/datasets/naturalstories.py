@@ -30,7 +30,6 @@ import pandas as pd
 from typing import Any
 
 from .._validation import ConfigError, InputFileError, check_fname
-from ..metrics.readingtimes import sentence_initial
 from .registry import ReadingKind
 
 __all__ = ["load_words", "ngram_surprisal", "gpt3_surprisal", "word_letters", "builtin_predictor",
@@ -89,6 +88,9 @@ def load_words(root: str | os.PathLike) -> pd.DataFrame:
         "rt": info["meanItemRT"].astype(np.float64),
         "n_readers": info["nItem"].astype(int),
     })
+    # Imported here: the registry imports every kind to build the config schema, in every job.
+    from ..metrics.readingtimes import sentence_initial
+
     table["sentence_initial"] = sentence_initial(table["word"].tolist(), table["story"].to_numpy())
     table["position"] = table["zone"].astype(np.float64)
     table["length"] = table["word"].map(word_letters).astype(np.float64)
