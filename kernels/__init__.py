@@ -11,6 +11,7 @@ for fused kernels).
 """
 
 from .cells import CELLS, CellSpec, cell_step
-from .interface import BACKENDS, headwise_rnn, reference_headwise_rnn, register_backend  # noqa: F401
+from .interface import BACKENDS, headwise_rnn, reference_headwise_rnn, register_backend, resolve_backend  # noqa: F401
 
-__all__ = ["CELLS", "CellSpec", "cell_step", "headwise_rnn", "reference_headwise_rnn", "register_backend"]
+__all__ = ["CELLS", "CellSpec", "cell_step", "headwise_rnn", "reference_headwise_rnn", "register_backend",
+           "resolve_backend"]

@@ -19,7 +19,7 @@ import torch
 
 from .reference import reference_headwise_rnn
 
-__all__ = ["headwise_rnn", "reference_headwise_rnn", "register_backend"]
+__all__ = ["headwise_rnn", "reference_headwise_rnn", "register_backend", "resolve_backend"]
 
 #: Backends by name: ``fn(Wx, R, b, states, cell) -> (all_states, last_states)``.
 BACKENDS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {}
@@ -43,6 +43,20 @@ def _register_triton() -> None:
 
 
 _register_triton()
+
+
+def resolve_backend(device: torch.device | str, head_dim: int, backend: str = "auto") -> str:
+    """The backend :func:`headwise_rnn` runs for tensors on ``device`` with heads of ``head_dim`` units.
+
+    ``"auto"`` is ``"triton"`` (the fused kernels) for CUDA tensors with a head
+    size the fused kernels cover, ``"torch"`` (the reference loop) otherwise;
+    any other name is returned as given. Recorded in the RNN feature files'
+    provenance, so that a file says which kernels computed it.
+    """
+    if backend != "auto":
+        return backend
+    fused = "triton" in BACKENDS and torch.device(device).type == "cuda" and head_dim in (16, 32, 64, 128)
+    return "triton" if fused else "torch"
 
 
 def headwise_rnn(
@@ -83,9 +97,7 @@ def headwise_rnn(
 
     Gradients flow to ``Wx``, ``R``, ``b`` and ``states``.
     """
-    if backend == "auto":
-        fused = "triton" in BACKENDS and Wx.is_cuda and Wx.shape[-1] in (16, 32, 64, 128)
-        backend = "triton" if fused else "torch"
+    backend = resolve_backend(Wx.device, Wx.shape[-1], backend)
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not available; available: {sorted(BACKENDS)} (or 'auto').")
     return BACKENDS[backend](Wx, R, b, states, cell)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import h5py
-import pandas as pd
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -145,6 +147,14 @@ def test_rnn_feature_set_forced_to_the_triton_backend(setup):
     b, _ = _layers(triton_out)
     for name in a:
         np.testing.assert_allclose(b[name], a[name], rtol=1e-4, atol=1e-5)
+    # Each file says which kernels computed it: "auto" on a CPU is the reference loop.
+    def provenance(path):
+        with h5py.File(path, "r") as f:
+            return json.loads(f.attrs["provenance"])
+
+    assert provenance(torch_out)["settings"]["kernel_backend"] == "torch"
+    assert provenance(triton_out)["settings"]["kernel_backend"] == "triton"
+    assert provenance(triton_out)["settings"]["device"] == "cpu"
 
 
 def test_surprisal_feature_set_from_a_trained_checkpoint(setup):

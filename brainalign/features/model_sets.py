@@ -215,6 +215,10 @@ def rnn_features(spec: dict[str, Any], seed: int, words: list[str], groups: np.n
                 "n_heads": model.n_heads, "head_dim": model.head_dim, "seed": seed, "vocab_size": len(tokenizer),
                 "tokenizer": getattr(tokenizer, "name_or_path", ""), "weights_sha256": tensor_sha256(model)}
     model.to(device)  # after the hash: the identity is the CPU-initialised weights
+    from ..kernels import resolve_backend
+
+    backend = resolve_backend(device, model.head_dim, spec["backend"])
+    prov = {**prov, "settings": {**prov.get("settings", {}), "kernel_backend": backend}}
 
     def run_story(ids: list[int]) -> dict[str, Any]:
         res = model(torch.tensor([ids], device=device))

@@ -127,7 +127,7 @@ def run_features(
 
         out = Path(out)
         cache = out.resolve().parents[1] / ".cache"
-        prov = provenance(cfg, [events_path], stage="features", instance=instance)
+        prov = provenance(cfg, [events_path], stage="features", instance=instance, device=device)
         groups = _context_groups(events)
         times = events["onset"].to_numpy()
         if spec["kind"] == "transformer":
@@ -163,7 +163,8 @@ def run_features(
     else:
         arrays = {"0": word_rate_features(len(words))}
     feats = Features(arrays, instance, settings, times=events["onset"].to_numpy())
-    return write_features(out, feats, provenance(cfg, [events_path], stage="features", instance=instance))
+    return write_features(out, feats, provenance(cfg, [events_path], stage="features", instance=instance,
+                                                 device=device))
 
 
 def _context_groups(events: pd.DataFrame) -> np.ndarray:
