@@ -84,6 +84,9 @@ def _rows(DH: int, NH: int, repeats: int) -> dict[str, str]:
         out["ours bf16 fw+bw"] = f"{_time(ours(torch.bfloat16, True), max(3, repeats // 5)):.2f}"
     except ValueError:  # DH above the fused kernel's sizes (tiled path pending)
         out["ours bf16 fw"] = out["ours bf16 fw+bw"] = "not supported yet"
+    if NH == 1:  # backend="auto" dispatches a dense LSTM to cuDNN
+        out["ours auto (cudnn) bf16 fw"] = f"{_time(ours(torch.bfloat16, False, 'auto'), repeats):.2f}"
+        out["ours auto (cudnn) bf16 fw+bw"] = f"{_time(ours(torch.bfloat16, True, 'auto'), max(3, repeats // 5)):.2f}"
     if (DH, NH) in ((64, 12), (768, 1)):
         out["plain loop fw"] = f"{_time(ours(torch.float32, False, 'torch'), 3):.1f}"
     for dtype, name in ((torch.float16, "fp16"), (torch.bfloat16, "bf16"), (torch.float32, "fp32")):

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import torch
 
+from .cudnn_lstm import cudnn_headwise_rnn
 from .reference import reference_headwise_rnn
 
 __all__ = ["headwise_rnn", "reference_headwise_rnn", "register_backend", "resolve_backend"]
@@ -31,6 +32,7 @@ def register_backend(name: str, fn: Callable[..., tuple[torch.Tensor, torch.Tens
 
 
 register_backend("torch", reference_headwise_rnn)
+register_backend("cudnn", cudnn_headwise_rnn)
 
 
 def _register_triton() -> None:
@@ -45,18 +47,23 @@ def _register_triton() -> None:
 _register_triton()
 
 
-def resolve_backend(device: torch.device | str, head_dim: int, backend: str = "auto") -> str:
+def resolve_backend(device: torch.device | str, head_dim: int, backend: str = "auto", *, cell: str = "lstm",
+                    n_heads: int | None = None) -> str:
     """The backend :func:`headwise_rnn` runs for tensors on ``device`` with heads of ``head_dim`` units.
 
-    ``"auto"`` is ``"triton"`` (the fused kernels) for CUDA tensors with a head
-    size the fused kernels cover, ``"torch"`` (the reference loop) otherwise;
-    any other name is returned as given. Recorded in the RNN feature files'
-    provenance, so that a file says which kernels computed it.
+    ``"auto"`` is, for CUDA tensors: ``"cudnn"`` for a dense LSTM (one head,
+    where cuDNN's equations are ours), ``"triton"`` (the fused kernels) for the
+    head sizes they cover; ``"torch"`` (the reference loop) otherwise and on
+    the CPU. Any other name is returned as given. Recorded in the RNN feature
+    files' provenance, so that a file says which kernels computed it.
     """
     if backend != "auto":
         return backend
-    fused = "triton" in BACKENDS and torch.device(device).type == "cuda" and head_dim in (16, 32, 64, 128)
-    return "triton" if fused else "torch"
+    if torch.device(device).type != "cuda":
+        return "torch"
+    if cell == "lstm" and n_heads == 1:
+        return "cudnn"
+    return "triton" if "triton" in BACKENDS and head_dim in (16, 32, 64, 128) else "torch"
 
 
 def headwise_rnn(
@@ -84,9 +91,10 @@ def headwise_rnn(
         Initial states (zeros when None); ``S`` and the gate counts per cell in
         :data:`brainalign.kernels.CELLS`.
     cell : {"lstm", "gru", "slstm", "elman"}
-    backend : {"auto", "torch", "triton"}
+    backend : {"auto", "torch", "triton", "cudnn"}
         ``"torch"``: the reference loop; ``"triton"``: fused kernels (a GPU, or
-        ``TRITON_INTERPRET=1``); ``"auto"``: the fastest available.
+        ``TRITON_INTERPRET=1``); ``"cudnn"``: PyTorch's fused LSTM for one
+        dense LSTM head; ``"auto"``: :func:`resolve_backend`.
 
     Returns
     -------
@@ -97,7 +105,7 @@ def headwise_rnn(
 
     Gradients flow to ``Wx``, ``R``, ``b`` and ``states``.
     """
-    backend = resolve_backend(Wx.device, Wx.shape[-1], backend)
+    backend = resolve_backend(Wx.device, Wx.shape[-1], backend, cell=cell, n_heads=Wx.shape[3])
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not available; available: {sorted(BACKENDS)} (or 'auto').")
     return BACKENDS[backend](Wx, R, b, states, cell)

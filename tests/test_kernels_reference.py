@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from brainalign.kernels import CELLS, headwise_rnn
+from brainalign.kernels import CELLS, headwise_rnn, reference_headwise_rnn
 
 GATES = {name: (spec.gates_in, spec.gates_rec, spec.gates_bias, spec.n_states) for name, spec in CELLS.items()}
 
@@ -110,3 +110,54 @@ def test_kernels_import_only_torch_and_triton():
             "print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+# --------------------------------------------------------------------------- the cudnn backend (NH = 1 LSTM)
+def test_cudnn_backend_equals_the_reference_for_one_lstm_head():
+    """PyTorch's fused LSTM (cuDNN on a GPU; its CPU kernel here) with identity input weights: every h and c."""
+    from brainalign.kernels.interface import BACKENDS
+
+    gen = torch.Generator().manual_seed(3)
+    B, T, DH = 3, 37, 8  # T not a power of two: the scan's last pass is partial
+    Wx = torch.randn(B, T, 4, 1, DH, generator=gen, dtype=torch.float64)
+    R = torch.randn(4, 1, DH, DH, generator=gen, dtype=torch.float64) * 0.4
+    b = torch.randn(4, 1, DH, generator=gen, dtype=torch.float64) * 0.5
+    states = torch.randn(2, B, 1, DH, generator=gen, dtype=torch.float64) * 0.5
+    leaves = [t.clone().requires_grad_(True) for t in (Wx, R, b, states)]
+    out, last = BACKENDS["cudnn"](*leaves, "lstm")
+    refs = [t.clone().requires_grad_(True) for t in (Wx, R, b, states)]
+    ref, ref_last = reference_headwise_rnn(*refs, cell="lstm")
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)  # h and c at every step
+    torch.testing.assert_close(last, ref_last, rtol=1e-10, atol=1e-10)
+    weights = torch.randn(out.shape, generator=gen, dtype=torch.float64)  # a loss that reads h and c
+    (out * weights).sum().backward()
+    (ref * weights).sum().backward()
+    for got, want in zip(leaves, refs):
+        torch.testing.assert_close(got.grad, want.grad, rtol=1e-9, atol=1e-10)
+
+
+def test_linear_scan_matches_the_sequential_recurrence():
+    from brainalign.kernels.cudnn_lstm import linear_scan
+
+    gen = torch.Generator().manual_seed(0)
+    a, u = torch.rand(2, 100, 5, generator=gen, dtype=torch.float64), torch.randn(2, 100, 5, generator=gen,
+                                                                                   dtype=torch.float64)
+    c0 = torch.randn(2, 5, generator=gen, dtype=torch.float64)
+    c, want = c0, []
+    for t in range(100):
+        c = a[:, t] * c + u[:, t]
+        want.append(c)
+    torch.testing.assert_close(linear_scan(a, u, c0), torch.stack(want, dim=1), rtol=1e-12, atol=1e-12)
+
+
+def test_auto_picks_cudnn_for_one_lstm_head_on_a_gpu_only():
+    from brainalign.kernels import resolve_backend
+
+    assert resolve_backend("cpu", 768, cell="lstm", n_heads=1) == "torch"  # CPU tensors: the reference
+    assert resolve_backend("cuda", 768, cell="lstm", n_heads=1) == "cudnn"
+    assert resolve_backend("cuda", 768, cell="gru", n_heads=1) == "torch"  # cuDNN's GRU is not ours
+    assert resolve_backend("cuda", 64, cell="slstm", n_heads=12) in ("triton", "torch")
+    assert resolve_backend("cuda", 64, "cudnn", cell="lstm", n_heads=1) == "cudnn"
+    with pytest.raises(ValueError, match="one dense LSTM head"):
+        headwise_rnn(torch.zeros(1, 2, 3, 2, 4), torch.zeros(3, 2, 4, 4), torch.zeros(4, 2, 4), cell="gru",
+                     backend="cudnn")

@@ -217,7 +217,7 @@ def rnn_features(spec: dict[str, Any], seed: int, words: list[str], groups: np.n
     model.to(device)  # after the hash: the identity is the CPU-initialised weights
     from ..kernels import resolve_backend
 
-    backend = resolve_backend(device, model.head_dim, spec["backend"])
+    backend = resolve_backend(device, model.head_dim, spec["backend"], cell=spec["cell"], n_heads=model.n_heads)
     prov = {**prov, "settings": {**prov.get("settings", {}), "kernel_backend": backend}}
 
     def run_story(ids: list[int]) -> dict[str, Any]:

@@ -34,7 +34,7 @@ class HeadwiseRNNLM(nn.Module):
         Hidden size per layer = ``n_heads * head_dim``.
     seed : int, default=0
         Seed of the initialisation.
-    backend : {"auto", "torch", "triton"}
+    backend : {"auto", "torch", "triton", "cudnn"}
         Kernel backend passed to :func:`~brainalign.kernels.headwise_rnn`.
 
     Notes
