@@ -201,3 +201,25 @@ def test_a_shape_that_fits_nowhere_runs_on_the_next_path_with_one_warning(monkey
     with pytest.warns(RuntimeWarning, match="reference path"):
         out, _ = headwise_rnn(Wx, R, b, states, cell="gru", backend="triton")
     torch.testing.assert_close(out, reference_headwise_rnn(Wx, R, b, states, cell="gru")[0])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+@pytest.mark.parametrize("DH", [16, 32, 64, 128, 256, 768])
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_every_cell_head_size_and_dtype(cell, DH, dtype):
+    """The issue's whole matrix in the interpreter: forward and every gradient against float64 on the same inputs.
+
+    One step above DH = 128 (the per-step kernel is interpreted slowly; several steps are covered at DH = 192).
+    """
+    Wx, R, b, states = _inputs(cell, 2, 2 if DH <= 128 else 1, 1, DH, dtype, seed=DH + 1, zero_states=False)
+    leaves = [t.clone().requires_grad_(True) for t in (Wx, R, b, states)]
+    out, _ = headwise_rnn(*leaves, cell=cell, backend="triton")
+    assert out.dtype == dtype
+    out.float().sum().backward()
+    refs = [t.double().clone().requires_grad_(True) for t in (Wx, R, b, states)]
+    ref, _ = reference_headwise_rnn(*refs, cell=cell)
+    ref.sum().backward()
+    tol = 1e-4 if dtype == torch.float32 else 3e-2
+    assert (out.double() - ref).abs().max() <= tol * ref.abs().max()
+    for got, want in zip(leaves, refs):
+        assert (got.grad.double() - want.grad).abs().max() <= tol * want.grad.abs().max().clamp_min(1e-12)
