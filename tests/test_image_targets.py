@@ -1,0 +1,159 @@
+"""Decoding targets from images and captions, with tiny random-weight models saved to local folders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from brainalign._validation import BrainalignError
+from brainalign.features.image_targets import (
+    clip_image_embeddings,
+    clip_text_embeddings,
+    depth_maps,
+    extract_targets,
+    git_image_tokens,
+    vae_latents,
+)
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (5, 40, 48, 3), dtype=np.uint8)
+    imgs[3] = imgs[1]  # a repeated image must get the same target
+    return imgs
+
+
+def _processor():
+    from transformers import CLIPImageProcessor
+
+    return CLIPImageProcessor(size={"shortest_edge": SIZE}, crop_size={"height": SIZE, "width": SIZE})
+
+
+@pytest.fixture(scope="module")
+def clip_vision(tmp_path_factory):
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("clip_vision")
+    CLIPVisionModelWithProjection(CLIPVisionConfig(
+        image_size=SIZE, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, projection_dim=16)).save_pretrained(folder)
+    _processor().save_pretrained(folder)
+    return folder
+
+
+def test_clip_image_embeddings_equal_the_model_on_its_processed_images(clip_vision, images):
+    from transformers import CLIPVisionModelWithProjection
+
+    got = clip_image_embeddings(clip_vision, images, batch_size=2)
+    model = CLIPVisionModelWithProjection.from_pretrained(clip_vision).eval()
+    with torch.no_grad():
+        want = model(pixel_values=_processor()(images=list(images), return_tensors="pt")["pixel_values"]).image_embeds
+    assert got.shape == (5, 16) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)  # batches of 2 against one batch of 5
+    np.testing.assert_array_equal(got[1], got[3])
+
+
+def test_clip_text_embeddings_equal_the_model(tmp_path):
+    from brainalign.decoders.diffusion.tiny import _tiny_tokenizer
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    torch.manual_seed(3)
+    tokenizer = _tiny_tokenizer()
+    folder = tmp_path / "clip_text"
+    CLIPTextModelWithProjection(CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        max_position_embeddings=tokenizer.model_max_length, projection_dim=16,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    captions = ["a cat", "two red dogs", "a cat"]  # within the tiny tokenizer's 16 positions
+    got = clip_text_embeddings(folder, captions, batch_size=2)  # padded differently in the two batches
+    model = CLIPTextModelWithProjection.from_pretrained(folder).eval()
+    with torch.no_grad():
+        want = [model(**tokenizer([c], return_tensors="pt")).text_embeds[0].numpy() for c in captions]
+    assert got.shape == (3, 16)
+    np.testing.assert_allclose(got, np.stack(want), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[0], got[2], rtol=1e-6, atol=1e-7)
+
+
+def test_git_tokens_equal_the_captioners_image_encoder(tmp_path, images):
+    from brainalign.decoders.captioning import GitCaptioner
+    from transformers import BertTokenizerFast, GitConfig, GitForCausalLM
+
+    torch.manual_seed(1)
+    folder = tmp_path / "git"
+    GitForCausalLM(GitConfig(
+        vision_config={"image_size": SIZE, "patch_size": 8, "hidden_size": 32, "intermediate_size": 64,
+                       "num_hidden_layers": 2, "num_attention_heads": 2},
+        vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=64)).save_pretrained(folder)
+    _processor().save_pretrained(folder)
+    got = git_image_tokens(folder, images, batch_size=3)
+    pixels = _processor()(images=list(images), return_tensors="pt")["pixel_values"]
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghij"]) + "\n")
+    want = GitCaptioner(GitForCausalLM.from_pretrained(folder), BertTokenizerFast(str(vocab))).encode_images(pixels)
+    assert got.shape == (5, (SIZE // 8) ** 2 + 1, 32)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_vae_latents_of_images_at_the_vaes_size_are_the_encoders_mean(tmp_path, images):
+    """At the VAE's own size no resizing happens: the latent is the posterior mean of the image in [-1, 1]."""
+    from brainalign.decoders.diffusion.tiny import _tiny_vae
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(4)
+    folder = tmp_path / "vae"
+    _tiny_vae().save_pretrained(folder)
+    vae = AutoencoderKL.from_pretrained(folder).eval()
+    size, scale = vae.config.sample_size, vae.config.scaling_factor
+    square = np.random.default_rng(5).integers(0, 256, (3, size, size, 3), dtype=np.uint8)
+    got = vae_latents(folder, square, batch_size=2)
+    x = torch.from_numpy(square.astype(np.float64) / 127.5 - 1.0).permute(0, 3, 1, 2).float()
+    with torch.no_grad():
+        want = (vae.encode(x).latent_dist.mean * scale).numpy()
+    assert got.shape == (3, 4, size // 2, size // 2)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    other = vae_latents(folder, images, batch_size=4)  # other sizes are resized first
+    assert other.shape == (5, 4, size // 2, size // 2)
+    np.testing.assert_array_equal(other[1], other[3])
+
+
+def test_depth_maps_have_the_images_size_and_follow_the_model(tmp_path, images):
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    torch.manual_seed(2)
+    folder = tmp_path / "dpt"
+    DPTForDepthEstimation(DPTConfig(
+        image_size=SIZE, patch_size=8, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+        intermediate_size=64, neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16,
+        backbone_out_indices=[0, 1, 2, 3], is_hybrid=False, head_in_index=-1)).save_pretrained(folder)
+    processor = DPTImageProcessor(size={"height": SIZE, "width": SIZE}, keep_aspect_ratio=False)
+    processor.save_pretrained(folder)
+    got = depth_maps(folder, images, batch_size=2)
+    assert got.shape == (5, 40, 48) and np.isfinite(got).all()
+    model = DPTForDepthEstimation.from_pretrained(folder).eval()
+    with torch.no_grad():
+        raw = model(pixel_values=processor(images=[images[0]], return_tensors="pt")["pixel_values"]).predicted_depth
+    want = torch.nn.functional.interpolate(raw[:, None], size=(40, 48), mode="bicubic", align_corners=False)[0, 0]
+    np.testing.assert_allclose(got[0], want.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(got[1], got[3])
+
+
+def test_bad_inputs_are_clear_errors(clip_vision, images, tmp_path):
+    with pytest.raises(BrainalignError, match="uint8 of shape"):
+        clip_image_embeddings(clip_vision, images.astype(np.float32))
+    with pytest.raises(BrainalignError, match="does not exist|not found|no such"):
+        clip_image_embeddings(tmp_path / "missing", images)
+    with pytest.raises(BrainalignError, match="unknown decoding targets \\['clip'\\]"):
+        extract_targets({"clip": {"model_path": str(clip_vision)}}, images)
+    with pytest.raises(BrainalignError, match="'vae_latent' needs 'model_path'"):
+        extract_targets({"vae_latent": {}}, images)
+    with pytest.raises(BrainalignError, match="'clip_text' needs the images' captions"):
+        extract_targets({"clip_text": {"model_path": str(clip_vision)}}, images)
+    out = extract_targets({"clip_image": {"model_path": str(clip_vision), "batch_size": 4}}, images)
+    assert list(out) == ["clip_image"] and out["clip_image"].shape == (5, 16)
