@@ -186,8 +186,9 @@ def validate_config(config: dict[str, Any], path: str | os.PathLike | None = Non
     for key in ("data_dir", "bids_dir", "fmriprep_dir", "atlas"):
         if ds.get(key) is not None:
             ds[key] = str((base / os.path.expanduser(ds[key])).resolve())
-    for part in ("captioner", "generator"):
-        spec = cfg.get("decoding", {}).get(part, {})
+    decoding = cfg.get("decoding", {})
+    for spec in [decoding.get(part, {}) for part in ("captioner", "generator")] + list(
+            decoding.get("targets", {}).values()):
         if spec.get("model_path"):
             spec["model_path"] = str((base / os.path.expanduser(spec["model_path"])).resolve())
     if ds.get("mask") not in (None, "brain"):

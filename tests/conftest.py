@@ -303,3 +303,48 @@ def _unrecorded_seeds(results: Path) -> list[str]:
 def unrecorded_seeds():
     """``unrecorded_seeds(results)``: see :func:`_unrecorded_seeds` (an empty list is a pass)."""
     return _unrecorded_seeds
+
+
+# --------------------------------------------------------------------------- tiny image models on disk
+#: Input size of the tiny image models below (pixels).
+TINY_IMAGE_SIZE = 32
+
+
+def tiny_image_processor():
+    """The CLIP-style image processor saved beside the tiny CLIP and GIT models."""
+    from transformers import CLIPImageProcessor
+
+    return CLIPImageProcessor(size={"shortest_edge": TINY_IMAGE_SIZE},
+                              crop_size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE})
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_vision(tmp_path_factory) -> Path:
+    """A random-weight ``CLIPVisionModelWithProjection`` (projection 16) and its processor, in a folder."""
+    import torch
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("clip_vision")
+    CLIPVisionModelWithProjection(CLIPVisionConfig(
+        image_size=TINY_IMAGE_SIZE, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, projection_dim=16)).save_pretrained(folder)
+    tiny_image_processor().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_git(tmp_path_factory) -> Path:
+    """A random-weight ``GitForCausalLM`` (vision tokens of width 32) and its processor, in a folder."""
+    import torch
+    from transformers import GitConfig, GitForCausalLM
+
+    torch.manual_seed(1)
+    folder = tmp_path_factory.mktemp("git")
+    GitForCausalLM(GitConfig(
+        vision_config={"image_size": TINY_IMAGE_SIZE, "patch_size": 8, "hidden_size": 32, "intermediate_size": 64,
+                       "num_hidden_layers": 2, "num_attention_heads": 2},
+        vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=64)).save_pretrained(folder)
+    tiny_image_processor().save_pretrained(folder)
+    return folder

@@ -32,17 +32,9 @@ def _processor():
     return CLIPImageProcessor(size={"shortest_edge": SIZE}, crop_size={"height": SIZE, "width": SIZE})
 
 
-@pytest.fixture(scope="module")
-def clip_vision(tmp_path_factory):
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("clip_vision")
-    CLIPVisionModelWithProjection(CLIPVisionConfig(
-        image_size=SIZE, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, projection_dim=16)).save_pretrained(folder)
-    _processor().save_pretrained(folder)
-    return folder
+@pytest.fixture
+def clip_vision(tiny_clip_vision):
+    return tiny_clip_vision
 
 
 def test_clip_image_embeddings_equal_the_model_on_its_processed_images(clip_vision, images):
@@ -80,21 +72,14 @@ def test_clip_text_embeddings_equal_the_model(tmp_path):
     np.testing.assert_allclose(got[0], got[2], rtol=1e-6, atol=1e-7)
 
 
-def test_git_tokens_equal_the_captioners_image_encoder(tmp_path, images):
+def test_git_tokens_equal_the_captioners_image_encoder(tmp_path, images, tiny_git):
     from brainalign.decoders.captioning import GitCaptioner
-    from transformers import BertTokenizerFast, GitConfig, GitForCausalLM
+    from transformers import BertTokenizerFast, GitForCausalLM
 
-    torch.manual_seed(1)
-    folder = tmp_path / "git"
-    GitForCausalLM(GitConfig(
-        vision_config={"image_size": SIZE, "patch_size": 8, "hidden_size": 32, "intermediate_size": 64,
-                       "num_hidden_layers": 2, "num_attention_heads": 2},
-        vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=64)).save_pretrained(folder)
-    _processor().save_pretrained(folder)
+    folder = tiny_git
     got = git_image_tokens(folder, images, batch_size=3)
     pixels = _processor()(images=list(images), return_tensors="pt")["pixel_values"]
-    vocab = folder / "vocab.txt"
+    vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghij"]) + "\n")
     want = GitCaptioner(GitForCausalLM.from_pretrained(folder), BertTokenizerFast(str(vocab))).encode_images(pixels)
     assert got.shape == (5, (SIZE // 8) ** 2 + 1, 32)

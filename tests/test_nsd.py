@@ -16,13 +16,15 @@ import pandas as pd
 import pytest
 import yaml
 
+from brainalign._validation import ConfigError
+from brainalign.config import validate_config
 from brainalign.datasets.nsd import NSD_SCALE, load_nsd_subject
 from brainalign.datasets.simulated_images import (
     draw_images,
     image_embeddings,
     simulate_responses,
 )
-from brainalign.io import read_betas
+from brainalign.io import read_betas, read_images
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "workflows" / "configs"
@@ -33,13 +35,16 @@ def _rows(scores: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def _write_mini_nsd(root: Path, n_images: int = 400, n_shared: int = 100, trials_per_session: int = 150,
-                    n_sessions: int = 4) -> None:
-    """Simulated images and betas in NSD's files: expdesign, stimuli brick, per-session betas, ROI."""
+                    n_sessions: int = 4, embed=None) -> None:
+    """Simulated images and betas in NSD's files: expdesign, stimuli brick, per-session betas, ROI.
+
+    The betas are planted in ``embed(images)`` (default: the simulation's random-CNN embeddings).
+    """
     import nibabel as nib
     from scipy.io import savemat
 
     images, table = draw_images(n_images, seed=5, size=64)
-    _, pooled = image_embeddings(images)
+    pooled = image_embeddings(images)[1] if embed is None else embed(images)
     shared = np.arange(n_shared)  # 0-based 73k ids
     rng = np.random.default_rng(0)
     n_trials = trials_per_session * n_sessions
@@ -88,14 +93,20 @@ def test_nsd_reader_averages_repetitions(tmp_path):
 
 
 @pytest.mark.workflow
-def test_nsd_config_on_a_miniature_nsd(tmp_path, snakemake):
+def test_nsd_config_on_a_miniature_nsd(tmp_path, snakemake, tiny_clip_vision, tiny_git):
+    """No precomputed file beyond betas, images and captions: the embeddings come from local CLIP and GIT weights
+    (tiny random-weight models here), and the betas are planted in that CLIP's embedding space."""
+    from brainalign.features.image_targets import clip_image_embeddings
+
     root = tmp_path / "NSD copy"
-    _write_mini_nsd(root)
+    _write_mini_nsd(root, embed=lambda images: clip_image_embeddings(tiny_clip_vision, images))
     cfg = yaml.safe_load((CONFIGS / "nsd.yaml").read_text())
     cfg["dataset"]["data_dir"] = str(root)
     cfg["dataset"]["nsd"].update(subjects=[1, 2], captions=str(root / "captions.csv"), embeddings=None)
     cfg["decoding"].update(mlp={"epochs": 5, "shared_dim": 64},
-                           captioner={"kind": "none"}, generator={"kind": "none"}, image_metrics=False)
+                           captioner={"kind": "none"}, generator={"kind": "none"}, image_metrics=False,
+                           targets={"clip_image": {"model_path": str(tiny_clip_vision)},
+                                    "git_tokens": {"model_path": str(tiny_git)}})
     cfg["threads"] = 1
     config = tmp_path / "nsd_mini.yaml"
     config.write_text(yaml.safe_dump(cfg))
@@ -110,3 +121,16 @@ def test_nsd_config_on_a_miniature_nsd(tmp_path, snakemake):
     ridge = top1[(top1["decoder"] == "ridge") & (top1["target"] == "image")]
     assert (ridge["value"] > ridge["chance_high"]).all()
     assert (results / "report.html").exists()
+    images = read_images(results / "images.h5")
+    assert images["pooled"].shape[1] == 16 and images["tokens"].shape[1:] == (17, 32)  # CLIP's and GIT's shapes
+
+
+def test_nsd_without_embeddings_or_target_models_is_a_clear_error(tmp_path):
+    cfg = yaml.safe_load((CONFIGS / "nsd.yaml").read_text())
+    cfg["dataset"]["nsd"]["embeddings"] = None
+    del cfg["decoding"]["targets"]
+    with pytest.raises(ConfigError, match="decoding.targets.clip_image.model_path.*dataset.nsd.embeddings is null"):
+        validate_config(cfg, tmp_path / "nsd.yaml")
+    cfg["decoding"]["targets"] = {"clip_image": {"model_path": "/x"}}
+    with pytest.raises(ConfigError, match="decoding.targets.git_tokens.model_path"):
+        validate_config(cfg, tmp_path / "nsd.yaml")

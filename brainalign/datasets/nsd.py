@@ -30,7 +30,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from .._validation import InputFileError
+from .._validation import ConfigError, InputFileError
 from .registry import ImageData, ImagesKind
 
 __all__ = ["NSD_SCALE", "load_nsd_design", "load_nsd_subject", "load_nsd_images", "load_nsd_captions", "NsdKind"]
@@ -156,9 +156,15 @@ class NsdKind(ImagesKind):
             if nsd.get(key) is not None:
                 nsd[key] = str((base / os.path.expanduser(nsd[key])).resolve())
 
+    def check_config(self, cfg: dict[str, Any], path: str | os.PathLike | None) -> None:
+        super().check_config(cfg, path)
+        if cfg["dataset"]["nsd"]["embeddings"] is None:
+            _check_targets(cfg, path)
+
     def image_data(self, cfg: dict[str, Any]) -> ImageData:
-        """Betas of the configured ROI and sessions; images at 64 px; embeddings from ``dataset.nsd.embeddings``
-        (else a fixed random image encoder's, docs/decoding.md); the shared 1000 images held out."""
+        """Betas of the configured ROI and sessions; images at 64 px; embeddings from ``dataset.nsd.embeddings``,
+        else extracted from the images with ``decoding.targets`` (``clip_image`` pooled, ``git_tokens`` tokens;
+        docs/decoding.md); the shared 1000 images held out."""
         ds, nsd = cfg["dataset"], cfg["dataset"]["nsd"]
         root = ds["data_dir"]
         betas, all_ids = {}, []
@@ -175,9 +181,7 @@ class NsdKind(ImagesKind):
         if nsd["embeddings"] is not None:
             tokens, pooled = _read_embeddings(nsd["embeddings"], ids)
         else:
-            from .simulated_images import image_embeddings
-
-            tokens, pooled = image_embeddings(_resize(images, 64), 64, 0)
+            tokens, pooled = _extract_embeddings(cfg, images)
         test = np.isin(ids, load_nsd_design(root)["sharedix"])
         return ImageData(_resize(images, 64), captions, tokens, pooled, ids, test, betas)
 
@@ -195,6 +199,29 @@ def _resize(images: np.ndarray, size: int) -> np.ndarray:
     if images.shape[1] == size and images.shape[2] == size:
         return images
     return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC)) for im in images])
+
+
+def _check_targets(cfg: dict[str, Any], path: str | os.PathLike | None) -> dict[str, Any]:
+    """``decoding.targets`` with the two the NSD kind extracts when no embeddings file is given."""
+    targets = cfg.get("decoding", {}).get("targets", {})
+    for name in ("clip_image", "git_tokens"):
+        if name not in targets:
+            raise ConfigError(path, f"decoding.targets.{name}.model_path",
+                              "is required when dataset.nsd.embeddings is null: the NSD kind extracts the pooled "
+                              "(clip_image) and token (git_tokens) embeddings from the images with local weights "
+                              "(docs/decoding.md), or reads them from dataset.nsd.embeddings.")
+    return targets
+
+
+def _extract_embeddings(cfg: dict[str, Any], images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """GIT's vision tokens and CLIP's image embeddings of the images, from ``decoding.targets``; never a stand-in."""
+    from ..backend.device import resolve_device
+    from ..features.image_targets import extract_targets
+
+    targets = _check_targets(cfg, None)
+    spec = {name: targets[name] for name in ("clip_image", "git_tokens")}
+    out = extract_targets(spec, images, device=resolve_device(cfg), progress=False)
+    return out["git_tokens"], out["clip_image"]
 
 
 def _read_embeddings(path: str | os.PathLike, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
