@@ -335,7 +335,7 @@ def tiny_clip_vision(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_git(tmp_path_factory) -> Path:
-    """A random-weight ``GitForCausalLM`` (vision tokens of width 32) and its processor, in a folder."""
+    """A random-weight ``GitForCausalLM`` (vision tokens of width 32), its processor and a word-level tokenizer."""
     import torch
     from transformers import GitConfig, GitForCausalLM
 
@@ -345,6 +345,11 @@ def tiny_git(tmp_path_factory) -> Path:
         vision_config={"image_size": TINY_IMAGE_SIZE, "patch_size": 8, "hidden_size": 32, "intermediate_size": 64,
                        "num_hidden_layers": 2, "num_attention_heads": 2},
         vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=64)).save_pretrained(folder)
+        max_position_embeddings=64, bos_token_id=2, eos_token_id=3, pad_token_id=0)).save_pretrained(folder)
     tiny_image_processor().save_pretrained(folder)
+    from transformers import BertTokenizerFast
+
+    words = "a an the red blue green cat dog man woman car tree house sky on in with of".split()
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    BertTokenizerFast(str(folder / "vocab.txt")).save_pretrained(folder)
     return folder

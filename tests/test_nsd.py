@@ -2,8 +2,8 @@
 
 The miniature holds simulated images and betas in NSD's files (expdesign,
 stimuli brick, per-session int16 betas, nsdgeneral ROI); the config's paths are
-switched to it, and its captioner and generator are off (the decoding workflow
-test runs both): this test is about reading NSD's layout into the decoding stages.
+switched to it and its models to tiny random-weight CLIP and GIT folders; the
+generator is off (the decoding workflow test runs it).
 """
 
 from __future__ import annotations
@@ -104,7 +104,8 @@ def test_nsd_config_on_a_miniature_nsd(tmp_path, snakemake, tiny_clip_vision, ti
     cfg["dataset"]["data_dir"] = str(root)
     cfg["dataset"]["nsd"].update(subjects=[1, 2], captions=str(root / "captions.csv"), embeddings=None)
     cfg["decoding"].update(mlp={"epochs": 5, "shared_dim": 64},
-                           captioner={"kind": "none"}, generator={"kind": "none"}, image_metrics=False,
+                           captioner={"kind": "git", "model_path": str(tiny_git), "max_new_tokens": 4},
+                           generator={"kind": "none"}, image_metrics=False,
                            targets={"clip_image": {"model_path": str(tiny_clip_vision)},
                                     "git_tokens": {"model_path": str(tiny_git)}})
     cfg["threads"] = 1
@@ -123,6 +124,10 @@ def test_nsd_config_on_a_miniature_nsd(tmp_path, snakemake, tiny_clip_vision, ti
     assert (results / "report.html").exists()
     images = read_images(results / "images.h5")
     assert images["pooled"].shape[1] == 16 and images["tokens"].shape[1:] == (17, 32)  # CLIP's and GIT's shapes
+    # GIT captions what it reads: the ridge prediction of its own vision tokens, scored as such.
+    captions = scores[scores["metric"].str.startswith("caption_")]
+    assert set(zip(captions["decoder"], captions["target"])) == {("ridge", "tokens")}
+    assert len(pd.read_csv(results / "decoding" / "subj01" / "captions.csv")) == 100
 
 
 def test_nsd_without_embeddings_or_target_models_is_a_clear_error(tmp_path):

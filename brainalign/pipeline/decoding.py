@@ -173,9 +173,11 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
     # Ridge to the other targets: image-encoder tokens (what GIT reads) and caption embeddings.
     tokens = data["tokens"][rows].reshape(len(rows), -1)
     text = data["text"][rows]
+    target_predictions = {}
     for target, Y in (("tokens", tokens), ("text", text)):
         model = RidgeCVEncoder(alphas=alphas, cv=5, gap=0).fit(X_train, Y[~test])
-        retrieval_rows("ridge", target, np.asarray(model.predict(X_test)), Y[test])
+        target_predictions[target] = np.asarray(model.predict(X_test))
+        retrieval_rows("ridge", target, target_predictions[target], Y[test])
     best = "mlp" if "mlp" in predictions else next(iter(predictions))
     pred = predictions[best]
     out_dir = Path(out_dir)
@@ -189,12 +191,16 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
     if captioner is not None:
         from ..metrics.captions import caption_scores, sentence_similarity
 
-        captions = captioner.generate(pred.astype(np.float32), max_new_tokens=spec["max_new_tokens"],
+        # GIT's text decoder reads its vision encoder's token sequence: the ridge prediction of the tokens
+        # (flattened; the captioner restores (n, n_tokens, width)). ClipCap reads the pooled embedding.
+        caption_decoder, caption_target = ("ridge", "tokens") if spec["kind"] == "git" else (best, "image")
+        inputs = target_predictions["tokens"] if spec["kind"] == "git" else pred
+        captions = captioner.generate(inputs.astype(np.float32), max_new_tokens=spec["max_new_tokens"],
                                       num_beams=spec["num_beams"])
         caption_rows = dict(caption_scores(captions, [[c] for c in true_captions]))
         caption_rows["sentence_similarity"] = sentence_similarity(captions, true_captions)
         for metric, value in caption_rows.items():
-            score_rows.append({"subject": subject, "decoder": best, "target": "image",
+            score_rows.append({"subject": subject, "decoder": caption_decoder, "target": caption_target,
                                "metric": f"caption_{metric}", "value": float(value), "chance": np.nan,
                                "chance_low": np.nan,
                                "chance_high": np.nan, "n_test": n_test})
@@ -224,8 +230,15 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
     encoder = RidgeCVEncoder(alphas=alphas, cv=5, gap=0, alpha_per_target=False).fit(Y_train, X_train)
     roi_names, roi_w = roi_weights(encoder.coef_.T, rois)
     projected, top = project_to_bank(roi_w, Y_train, temperature=dec["selectivity_temperature"])
-    roi_captions = ([""] * len(roi_names) if captioner is None else
-                    captioner.generate(projected.astype(np.float32), max_new_tokens=spec["max_new_tokens"]))
+    if captioner is None:
+        roi_captions = [""] * len(roi_names)
+    elif spec["kind"] == "git":
+        # GIT reads token sequences, not the pooled projection: it captions each ROI's most selective
+        # training image from that image's tokens (the bank's top entry).
+        roi_captions = captioner.generate(tokens[~test][top[:, 0]].astype(np.float32),
+                                          max_new_tokens=spec["max_new_tokens"])
+    else:
+        roi_captions = captioner.generate(projected.astype(np.float32), max_new_tokens=spec["max_new_tokens"])
     train_captions = [data["captions"][r] for r in rows[~test]]
     selectivity = pd.DataFrame({"subject": subject, "roi": roi_names, "caption": roi_captions,
                                 "top_images": [json.dumps([int(ids[~test][j]) for j in t]) for t in top],
