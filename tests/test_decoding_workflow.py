@@ -45,8 +45,12 @@ def test_retrieval_captions_and_images(images_run: Path):
         tokens = rows[rows["target"] == "tokens"]
         assert tokens["value"].mean() > tokens["chance_high"].iloc[0], tokens
     for metric in ("caption_bleu4", "caption_meteor", "caption_rouge_l", "caption_cider",
-                   "caption_sentence_similarity", "retrieved_image_pixcorr", "retrieved_image_ssim"):
+                   "caption_sentence_similarity", "retrieved_image_pixcorr", "retrieved_image_ssim",
+                   "generated_image_pixcorr", "generated_image_ssim", "generated_image_random_cnn_two_way"):
         assert len(_rows(scores, metric)) == 2, metric
+    # The metrics of the generated images are of what was generated: the first 4 test images.
+    generated = scores[scores["metric"].str.startswith("generated_image_")]
+    assert (generated["n_test"] == 4).all() and np.isfinite(generated["value"]).all()
     captions = pd.read_csv(images_run / "decoding" / "subj01" / "captions.csv")
     assert len(captions) == 300 and captions["decoded"].str.len().gt(0).all()
     with h5py.File(images_run / "decoding" / "subj01" / "reconstructions.h5") as f:

@@ -223,6 +223,14 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
                            "value": float(value), "chance": np.nan, "chance_low": np.nan, "chance_high": np.nan,
                            "n_test": n_test})
     generated = _generate(cfg, pred[: dec["generator"]["n_images"]])
+    if generated is not None and dec["image_metrics"] and len(generated) >= 2:
+        # The same metrics on what was generated (the first n_images test images), beside the retrieved baseline.
+        k = len(generated)
+        for metric, value in image_metrics(generated, true_images[:k], extractors=extractors,
+                                           size=dec["image_metrics_size"]).items():
+            score_rows.append({"subject": subject, "decoder": best, "target": "image",
+                               "metric": f"generated_image_{metric}", "value": float(value), "chance": np.nan,
+                               "chance_low": np.nan, "chance_high": np.nan, "n_test": k})
 
     # BrainSCUBA: ROI preferred directions from a forward (embedding -> voxel) ridge encoder.
     from ..decoders.selectivity import project_to_bank, roi_weights
