@@ -315,8 +315,11 @@ def test_planted_fdr_maps_control_false_discoveries():
 
 @pytest.mark.slow
 def test_planted_fdr_maps_control_false_discoveries_full_size():
-    """As above at a larger size: 12 seeds of 3000 voxels, three runs, AR(1) noise."""
-    fdp, power, fdp_old = _false_discovery_proportions(range(12), n_voxels=3000, n_runs=3, n_volumes=120, phi=0.5)
+    """As above at a larger size: 8 seeds of 3000 voxels, three runs, AR(1) noise.
+
+    Measured (2026-12-06): mean FDP 0.036 over 8 seeds against the bound 0.058 (12 seeds: 0.036 against 0.056).
+    """
+    fdp, power, fdp_old = _false_discovery_proportions(range(8), n_voxels=3000, n_runs=3, n_volumes=120, phi=0.5)
     se = fdp.std(ddof=1) / np.sqrt(fdp.size)
     assert fdp.mean() <= 0.05 + 2 * se, (fdp, se)
     assert power.mean() > 0.5
