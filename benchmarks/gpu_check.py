@@ -34,6 +34,11 @@ figure) and ``<out>/gpu_check.md`` (the tables). Steps:
 ``contrastive``
     the contrastive brain module on planted data, trained on the CPU and
     twice on the GPU: the GPU runs equal, top-10 identification within 0.05.
+``decoding``
+    decoding-target extraction with full-size random-weight models (CLIP
+    ViT-L/14, GIT-large's encoder, the SD 2.1 VAE at 768 px, DPT-large) on 32
+    NSD-sized images, and MindEye-style training (15,000 voxels to 768
+    dimensions, 1,000 images, 10 epochs), seconds each (generation: not yet).
 
 ``BRAINALIGN_GPU_CHECK_CPU=1`` rehearses every step on the CPU (the Triton
 interpreter, small sizes, ``cpu`` and the ``torch`` backend where the GPU would
@@ -60,7 +65,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 #: Steps and their time limits (seconds); the sum stays within about 5 minutes.
 STEPS = {"environment": 30, "kernels": 110, "kernel_table": 100, "ridge": 45, "fmri_stages": 60,
-         "contrastive": 45}
+         "contrastive": 45, "decoding": 90}
 CELLS = ("lstm", "gru", "slstm", "elman")
 HEAD_DIMS = (16, 32, 64, 128, 256, 768)
 TOL = {"float32": 1e-4, "bfloat16": 3e-2, "float16": 3e-2}
@@ -307,6 +312,61 @@ def step_contrastive() -> dict:
             "ok": abs(cpu - gpu1) <= 0.05 and bool(np.array_equal(pred1, pred2))}
 
 
+def step_decoding() -> dict:
+    import numpy as np
+    import torch
+
+    from brainalign.encoders.mindeye import BrainToEmbedding
+    from brainalign.features import image_targets as it
+
+    if not _cuda():
+        return {"skipped": "no CUDA device"}
+    sys.path.insert(0, str(HERE))
+    import image_targets as sizes  # the realistic model sizes of benchmarks/image_targets.py
+
+    n = 4 if REHEARSAL else 32
+    images = np.random.default_rng(0).integers(0, 256, (n, 425, 425, 3), dtype=np.uint8)
+    out: dict = {"n_images": n}
+    torch.manual_seed(0)
+    builders = {"clip_image": (sizes._clip_vision, it.clip_image_embeddings),
+                "git_tokens": (sizes._git, it.git_image_tokens),
+                "depth": (sizes._dpt, it.depth_maps)}
+    for name, (build, extract) in builders.items():
+        model, processor = build(tiny=REHEARSAL)
+        extract(model, images[:2], processor=processor, device=DEVICE)  # warm-up: weights moved, kernels chosen
+        _sync()
+        t0 = time.perf_counter()
+        extract(model, images, processor=processor, device=DEVICE, batch_size=16)
+        _sync()
+        out[f"{name}_s_per_image"] = (time.perf_counter() - t0) / n
+        del model
+    try:
+        vae = sizes._vae(tiny=REHEARSAL)
+        it.vae_latents(vae, images[:1], device=DEVICE)
+        _sync()
+        t0 = time.perf_counter()
+        it.vae_latents(vae, images, device=DEVICE, batch_size=8)
+        _sync()
+        out["vae_latent_s_per_image"] = (time.perf_counter() - t0) / n
+        del vae
+    except ImportError as err:  # diffusers comes with benchmarks/gpu_wheels.py
+        out["vae_latent"] = f"skipped: {err}"
+    rng = np.random.default_rng(1)
+    n_img, n_vox, dim = (200, 2000, 64) if REHEARSAL else (1000, 15000, 768)
+    y = rng.standard_normal((n_img, dim)).astype(np.float32)
+    x = (y @ rng.standard_normal((dim, n_vox)).astype(np.float32) / np.sqrt(dim)
+         + rng.standard_normal((n_img, n_vox)).astype(np.float32))
+    model = BrainToEmbedding(epochs=2 if REHEARSAL else 10, shared_dim=256, random_state=0, device=DEVICE,
+                             verbose=False)
+    _sync()
+    t0 = time.perf_counter()
+    model.fit(x, y)
+    _sync()
+    out["mindeye_fit_s"] = time.perf_counter() - t0
+    out["mindeye_shape"] = f"{n_img} images x {n_vox} voxels -> {dim}"
+    return out
+
+
 # --------------------------------------------------------------------------- driver
 def _run_step(name: str, out: Path, limit: int) -> dict:
     """Run one step in a fresh interpreter with a time limit; its JSON, or what went wrong."""
@@ -344,7 +404,7 @@ def _markdown(results: dict) -> str:
         lines += [f"## Kernel correctness: {len(kernels) - len(bad)} of {len(kernels)} shapes within tolerance", ""]
         lines += [f"- {r['cell']} DH={r['DH']} {r['dtype']}: {r.get('error') or r}" for r in bad]
         lines.append("")
-    for name in ("environment", "ridge", "fmri_stages", "contrastive"):
+    for name in ("environment", "ridge", "fmri_stages", "contrastive", "decoding"):
         lines += [f"## {name}", "", "```", json.dumps(results.get(name), indent=1), "```", ""]
     return "\n".join(lines)
 

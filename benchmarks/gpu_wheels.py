@@ -4,7 +4,8 @@ The node is assumed to provide Python 3.12, torch, triton, numpy, scipy, h5py,
 scikit-learn, pandas and transformers (with their own dependencies: PyYAML,
 tqdm, safetensors, packaging). This script downloads, without dependencies,
 the listed subset the check imports besides those — each pinned to the version
-installed here — plus a wheel of brainalign itself, into ``gpu_wheels/``
+installed here; binary ones for manylinux 2.17 to 2.28, which a node running
+torch's CUDA 13 builds has — plus a wheel of brainalign itself, into ``gpu_wheels/``
 (ignored by git), and refuses the set if it holds a torch, triton or nvidia-*
 wheel or weighs more than 60 MiB.
 
@@ -28,9 +29,9 @@ from importlib.metadata import version
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-#: Imported by the check and missing on the node (config validation, fMRI stages, the anchors).
+#: Imported by the check and missing on the node (config validation, fMRI stages, the anchors, the VAE).
 PACKAGES = ["jsonschema", "jsonschema-specifications", "referencing", "rpds-py", "attrs", "nilearn", "nibabel",
-            "himalaya", "flashrnn"]
+            "himalaya", "flashrnn", "diffusers", "pillow", "importlib-metadata", "zipp"]
 FORBIDDEN = ("torch", "triton", "nvidia")
 LIMIT_MIB = 60
 
@@ -48,6 +49,7 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
                     "--python-version", args.python, "--implementation", "cp", "--abi", abi, "--abi", "none",
                     "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_17_x86_64",
+                    "--platform", "manylinux_2_27_x86_64", "--platform", "manylinux_2_28_x86_64",
                     "--platform", "any", "--dest", str(args.dest), *pins], check=True)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
                     "--wheel-dir", str(args.dest), str(REPO)], check=True)

@@ -22,40 +22,58 @@ import time
 import numpy as np
 
 
-def _clip_vision():
+# ``tiny=True``: the same architectures at toy sizes, for rehearsing scripts on a CPU.
+def _clip_vision(tiny: bool = False):
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    config = CLIPVisionConfig(image_size=224, patch_size=14, hidden_size=1024, intermediate_size=4096,
-                              num_hidden_layers=24, num_attention_heads=16, projection_dim=768)
-    return CLIPVisionModelWithProjection(config).eval(), CLIPImageProcessor(size={"shortest_edge": 224},
-                                                                            crop_size={"height": 224, "width": 224})
+    size = 32 if tiny else 224
+    config = (CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                               num_attention_heads=2, projection_dim=16) if tiny else
+              CLIPVisionConfig(image_size=224, patch_size=14, hidden_size=1024, intermediate_size=4096,
+                               num_hidden_layers=24, num_attention_heads=16, projection_dim=768))
+    return CLIPVisionModelWithProjection(config).eval(), CLIPImageProcessor(size={"shortest_edge": size},
+                                                                            crop_size={"height": size, "width": size})
 
 
-def _git():
+def _git(tiny: bool = False):
     from transformers import CLIPImageProcessor, GitConfig, GitForCausalLM
 
-    config = GitConfig(vision_config={"image_size": 224, "patch_size": 14, "hidden_size": 1024,
-                                      "intermediate_size": 4096, "num_hidden_layers": 24, "num_attention_heads": 16},
-                       hidden_size=768, num_hidden_layers=6, num_attention_heads=12, intermediate_size=3072)
-    return GitForCausalLM(config).eval(), CLIPImageProcessor(size={"shortest_edge": 224},
-                                                             crop_size={"height": 224, "width": 224})
+    size = 32 if tiny else 224
+    vision = ({"image_size": 32, "patch_size": 8, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+               "num_attention_heads": 2} if tiny else
+              {"image_size": 224, "patch_size": 14, "hidden_size": 1024, "intermediate_size": 4096,
+               "num_hidden_layers": 24, "num_attention_heads": 16})
+    config = (GitConfig(vision_config=vision, vocab_size=60, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64) if tiny else
+              GitConfig(vision_config=vision, hidden_size=768, num_hidden_layers=6, num_attention_heads=12,
+                        intermediate_size=3072))
+    return GitForCausalLM(config).eval(), CLIPImageProcessor(size={"shortest_edge": size},
+                                                             crop_size={"height": size, "width": size})
 
 
-def _vae():
+def _vae(tiny: bool = False):
     from diffusers import AutoencoderKL
 
+    if tiny:
+        return AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                             block_out_channels=(32, 64), layers_per_block=1, latent_channels=4,
+                             sample_size=32).eval()
     return AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
                          block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
                          sample_size=768, scaling_factor=0.18215).eval()
 
 
-def _dpt():
+def _dpt(tiny: bool = False):
     from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
 
-    config = DPTConfig(image_size=384, patch_size=16, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-                       intermediate_size=4096, neck_hidden_sizes=[256, 512, 1024, 1024], fusion_hidden_size=256,
-                       backbone_out_indices=[5, 11, 17, 23])
-    return DPTForDepthEstimation(config).eval(), DPTImageProcessor(size={"height": 384, "width": 384},
+    size = 32 if tiny else 384
+    config = (DPTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                        intermediate_size=64, neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16,
+                        backbone_out_indices=[0, 1, 2, 3]) if tiny else
+              DPTConfig(image_size=384, patch_size=16, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                        intermediate_size=4096, neck_hidden_sizes=[256, 512, 1024, 1024], fusion_hidden_size=256,
+                        backbone_out_indices=[5, 11, 17, 23]))
+    return DPTForDepthEstimation(config).eval(), DPTImageProcessor(size={"height": size, "width": size},
                                                                    keep_aspect_ratio=False)
 
 
