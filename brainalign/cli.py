@@ -26,6 +26,12 @@ def _config(args: argparse.Namespace) -> dict:
     return load_config(args.config)
 
 
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def _cmd_validate(args: argparse.Namespace) -> None:
     from .backend.device import check_device
 
@@ -300,6 +306,8 @@ def _cmd_readme(args: argparse.Namespace) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brainalign", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-V", "--version", action="version", version=f"brainalign {_version()}",
+                        help="print brainalign's version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, func, help_: str, config: bool = True) -> argparse.ArgumentParser:

@@ -212,3 +212,15 @@ def test_second_workflow_with_another_config_is_refused(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_version_is_the_packages(capsys):
+    import tomllib
+
+    import brainalign
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert capsys.readouterr().out.strip() == f"brainalign {brainalign.__version__}" == f"brainalign {declared}"
