@@ -96,10 +96,6 @@ def _image_processor(model_path: Any, processor: Any) -> Any:
     return AutoImageProcessor.from_pretrained(str(folder), local_files_only=True)
 
 
-def _device_of(model: Any) -> Any:
-    return next(model.parameters()).device
-
-
 def clip_image_embeddings(model: Any, images: Any, *, processor: Any = None, batch_size: int = 32,
                           device: str = "cpu", progress: bool = False) -> np.ndarray:
     """CLIP image embeddings (the projection unCLIP is conditioned on).

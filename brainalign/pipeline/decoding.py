@@ -168,6 +168,13 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
                                "metric": f"retrieval_{direction}_top1", "value": float(res[key]),
                                "chance": chance, "chance_low": lo, "chance_high": hi, "n_test": n_test})
 
+    def metric_rows(decoder: str, target: str, prefix: str, values: dict[str, float], n: int) -> None:
+        """Scores without a chance level (captions, image metrics), one row each."""
+        for metric, value in values.items():
+            score_rows.append({"subject": subject, "decoder": decoder, "target": target,
+                               "metric": f"{prefix}_{metric}", "value": float(value), "chance": np.nan,
+                               "chance_low": np.nan, "chance_high": np.nan, "n_test": n})
+
     for name, pred in predictions.items():
         retrieval_rows(name, "image", pred, Y_test)
     # Ridge to the other targets: image-encoder tokens (what GIT reads) and caption embeddings.
@@ -199,11 +206,7 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
                                       num_beams=spec["num_beams"])
         caption_rows = dict(caption_scores(captions, [[c] for c in true_captions]))
         caption_rows["sentence_similarity"] = sentence_similarity(captions, true_captions)
-        for metric, value in caption_rows.items():
-            score_rows.append({"subject": subject, "decoder": caption_decoder, "target": caption_target,
-                               "metric": f"caption_{metric}", "value": float(value), "chance": np.nan,
-                               "chance_low": np.nan,
-                               "chance_high": np.nan, "n_test": n_test})
+        metric_rows(caption_decoder, caption_target, "caption", caption_rows, n_test)
 
     # Images: the nearest training image to each predicted embedding (all test images), and the generator.
     from ..metrics.images import image_metrics, random_cnn_features
@@ -217,20 +220,14 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
     extractors = {"random_cnn": random_cnn_features(seed=dec["seed"])}
     measured = (image_metrics(nearest, true_images, extractors=extractors, size=dec["image_metrics_size"])
                 if dec["image_metrics"] else {})
-    for metric, value in measured.items():
-        score_rows.append({"subject": subject, "decoder": best, "target": "image",
-                           "metric": f"retrieved_image_{metric}",
-                           "value": float(value), "chance": np.nan, "chance_low": np.nan, "chance_high": np.nan,
-                           "n_test": n_test})
+    metric_rows(best, "image", "retrieved_image", measured, n_test)
     generated = _generate(cfg, pred[: dec["generator"]["n_images"]])
     if generated is not None and dec["image_metrics"] and len(generated) >= 2:
         # The same metrics on what was generated (the first n_images test images), beside the retrieved baseline.
         k = len(generated)
-        for metric, value in image_metrics(generated, true_images[:k], extractors=extractors,
-                                           size=dec["image_metrics_size"]).items():
-            score_rows.append({"subject": subject, "decoder": best, "target": "image",
-                               "metric": f"generated_image_{metric}", "value": float(value), "chance": np.nan,
-                               "chance_low": np.nan, "chance_high": np.nan, "n_test": k})
+        metric_rows(best, "image", "generated_image",
+                    image_metrics(generated, true_images[:k], extractors=extractors, size=dec["image_metrics_size"]),
+                    k)
 
     # BrainSCUBA: ROI preferred directions from a forward (embedding -> voxel) ridge encoder.
     from ..decoders.selectivity import project_to_bank, roi_weights
