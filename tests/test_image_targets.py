@@ -26,24 +26,14 @@ def images():
     return imgs
 
 
-def _processor():
-    from transformers import CLIPImageProcessor
+def test_clip_image_embeddings_equal_the_model_on_its_processed_images(tiny_clip_vision, images):
+    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
-    return CLIPImageProcessor(size={"shortest_edge": SIZE}, crop_size={"height": SIZE, "width": SIZE})
-
-
-@pytest.fixture
-def clip_vision(tiny_clip_vision):
-    return tiny_clip_vision
-
-
-def test_clip_image_embeddings_equal_the_model_on_its_processed_images(clip_vision, images):
-    from transformers import CLIPVisionModelWithProjection
-
-    got = clip_image_embeddings(clip_vision, images, batch_size=2)
-    model = CLIPVisionModelWithProjection.from_pretrained(clip_vision).eval()
+    got = clip_image_embeddings(tiny_clip_vision, images, batch_size=2)
+    model = CLIPVisionModelWithProjection.from_pretrained(tiny_clip_vision).eval()
+    processor = CLIPImageProcessor.from_pretrained(tiny_clip_vision)  # the one saved beside the weights
     with torch.no_grad():
-        want = model(pixel_values=_processor()(images=list(images), return_tensors="pt")["pixel_values"]).image_embeds
+        want = model(pixel_values=processor(images=list(images), return_tensors="pt")["pixel_values"]).image_embeds
     assert got.shape == (5, 16) and got.dtype == np.float32
     np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)  # batches of 2 against one batch of 5
     np.testing.assert_array_equal(got[1], got[3])
@@ -74,11 +64,11 @@ def test_clip_text_embeddings_equal_the_model(tmp_path):
 
 def test_git_tokens_equal_the_captioners_image_encoder(tmp_path, images, tiny_git):
     from brainalign.decoders.captioning import GitCaptioner
-    from transformers import BertTokenizerFast, GitForCausalLM
+    from transformers import BertTokenizerFast, CLIPImageProcessor, GitForCausalLM
 
     folder = tiny_git
     got = git_image_tokens(folder, images, batch_size=3)
-    pixels = _processor()(images=list(images), return_tensors="pt")["pixel_values"]
+    pixels = CLIPImageProcessor.from_pretrained(folder)(images=list(images), return_tensors="pt")["pixel_values"]
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghij"]) + "\n")
     want = GitCaptioner(GitForCausalLM.from_pretrained(folder), BertTokenizerFast(str(vocab))).encode_images(pixels)
@@ -129,16 +119,16 @@ def test_depth_maps_have_the_images_size_and_follow_the_model(tmp_path, images):
     np.testing.assert_array_equal(got[1], got[3])
 
 
-def test_bad_inputs_are_clear_errors(clip_vision, images, tmp_path):
+def test_bad_inputs_are_clear_errors(tiny_clip_vision, images, tmp_path):
     with pytest.raises(BrainalignError, match="uint8 of shape"):
-        clip_image_embeddings(clip_vision, images.astype(np.float32))
+        clip_image_embeddings(tiny_clip_vision, images.astype(np.float32))
     with pytest.raises(BrainalignError, match="does not exist|not found|no such"):
         clip_image_embeddings(tmp_path / "missing", images)
     with pytest.raises(BrainalignError, match="unknown decoding targets \\['clip'\\]"):
-        extract_targets({"clip": {"model_path": str(clip_vision)}}, images)
+        extract_targets({"clip": {"model_path": str(tiny_clip_vision)}}, images)
     with pytest.raises(BrainalignError, match="'vae_latent' needs 'model_path'"):
         extract_targets({"vae_latent": {}}, images)
     with pytest.raises(BrainalignError, match="'clip_text' needs the images' captions"):
-        extract_targets({"clip_text": {"model_path": str(clip_vision)}}, images)
-    out = extract_targets({"clip_image": {"model_path": str(clip_vision), "batch_size": 4}}, images)
+        extract_targets({"clip_text": {"model_path": str(tiny_clip_vision)}}, images)
+    out = extract_targets({"clip_image": {"model_path": str(tiny_clip_vision), "batch_size": 4}}, images)
     assert list(out) == ["clip_image"] and out["clip_image"].shape == (5, 16)
