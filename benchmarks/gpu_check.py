@@ -38,7 +38,9 @@ figure) and ``<out>/gpu_check.md`` (the tables). Steps:
     decoding-target extraction with full-size random-weight models (CLIP
     ViT-L/14, GIT-large's encoder, the SD 2.1 VAE at 768 px, DPT-large) on 32
     NSD-sized images, and MindEye-style training (15,000 voxels to 768
-    dimensions, 1,000 images, 10 epochs), seconds each (generation: not yet).
+    dimensions, 1,000 images, 10 epochs), and generation (img2img +
+    ControlNet-depth, an SD 1.5-sized UNet in fp16 at 512 px, 20 steps at
+    strength 0.75), seconds each.
 
 ``BRAINALIGN_GPU_CHECK_CPU=1`` rehearses every step on the CPU (the Triton
 interpreter, small sizes, ``cpu`` and the ``torch`` backend where the GPU would
@@ -351,6 +353,10 @@ def step_decoding() -> dict:
         del vae
     except ImportError as err:  # diffusers comes with benchmarks/gpu_wheels.py
         out["vae_latent"] = f"skipped: {err}"
+    try:
+        out.update(_time_generation())
+    except ImportError as err:  # diffusers comes with benchmarks/gpu_wheels.py
+        out["generation"] = f"skipped: {err}"
     rng = np.random.default_rng(1)
     n_img, n_vox, dim = (200, 2000, 64) if REHEARSAL else (1000, 15000, 768)
     y = rng.standard_normal((n_img, dim)).astype(np.float32)
@@ -365,6 +371,47 @@ def step_decoding() -> dict:
     out["mindeye_fit_s"] = time.perf_counter() - t0
     out["mindeye_shape"] = f"{n_img} images x {n_vox} voxels -> {dim}"
     return out
+
+
+def _time_generation() -> dict:
+    """Seconds per image of the Brain Captioning generator: img2img + ControlNet-depth with a Stable Diffusion
+    1.5-sized UNet (random weights, fp16, 512 px, 20 steps at strength 0.75, guidance 7.5), built on the device."""
+    import numpy as np
+    import torch
+    from diffusers import ControlNetModel, DDIMScheduler, UNet2DConditionModel
+
+    from brainalign.decoders.diffusion import Img2ImgReconstructor, build_tiny_img2img
+
+    n, steps = (2, 4) if REHEARSAL else (4, 20)
+    if REHEARSAL:
+        rec = build_tiny_img2img(seed=0, controlnet=True)
+        latent_shape, width = rec.latent_shape, rec.pipeline.unet.config.cross_attention_dim
+    else:
+        sys.path.insert(0, str(HERE))
+        import image_targets as sizes
+
+        with torch.device(DEVICE):  # random init on the GPU: a CPU init of 1.2 B parameters takes longer
+            torch.manual_seed(0)
+            unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768)
+            controlnet = ControlNetModel.from_unet(unet)
+            vae = sizes._vae()
+        rec = Img2ImgReconstructor.from_components(unet=unet, vae=vae, scheduler=DDIMScheduler(), controlnet=controlnet,
+                                                   device=DEVICE, dtype="float16")
+        latent_shape, width = (4, 64, 64), 768
+    rng = np.random.default_rng(2)
+    latents = rng.standard_normal((n, *latent_shape)).astype(np.float32)
+    prompts = rng.standard_normal((n, 77, width)).astype(np.float32)
+    depth = rng.random((n, 64, 64)).astype(np.float32)
+    kwargs = {"seed": 0, "strength": 0.75, "guidance_scale": 7.5, "depth": depth,
+              "negative_prompt_embeds": np.zeros_like(prompts)}  # no tokenizer: the unconditional branch given
+    rec.reconstruct(latents[:1], prompts[:1], num_inference_steps=2,
+                    **{**kwargs, "depth": depth[:1], "negative_prompt_embeds": np.zeros_like(prompts[:1])})
+    _sync()
+    t0 = time.perf_counter()
+    rec.reconstruct(latents, prompts, num_inference_steps=steps, **kwargs)
+    _sync()
+    return {"img2img_controlnet_s_per_image": (time.perf_counter() - t0) / n,
+            "generation_shape": f"{n} images, {steps} steps x strength 0.75, latents {tuple(latent_shape)}"}
 
 
 # --------------------------------------------------------------------------- driver

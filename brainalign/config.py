@@ -187,10 +187,11 @@ def validate_config(config: dict[str, Any], path: str | os.PathLike | None = Non
         if ds.get(key) is not None:
             ds[key] = str((base / os.path.expanduser(ds[key])).resolve())
     decoding = cfg.get("decoding", {})
-    for spec in [decoding.get(part, {}) for part in ("captioner", "generator")] + list(
+    for spec in [decoding.get(part, {}) for part in ("captioner", "generator", "brain_captioning")] + list(
             decoding.get("targets", {}).values()):
-        if spec.get("model_path"):
-            spec["model_path"] = str((base / os.path.expanduser(spec["model_path"])).resolve())
+        for key in ("model_path", "controlnet_path"):
+            if spec.get(key):
+                spec[key] = str((base / os.path.expanduser(spec[key])).resolve())
     if ds.get("mask") not in (None, "brain"):
         ds["mask"] = str((base / os.path.expanduser(ds["mask"])).resolve())
     get_kind(cfg).resolve(cfg, base)

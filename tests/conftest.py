@@ -353,3 +353,33 @@ def tiny_git(tmp_path_factory) -> Path:
     (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
     BertTokenizerFast(str(folder / "vocab.txt")).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_dpt(tmp_path_factory) -> Path:
+    """A random-weight ``DPTForDepthEstimation`` and its image processor, in a folder."""
+    import torch
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    torch.manual_seed(2)
+    folder = tmp_path_factory.mktemp("dpt")
+    DPTForDepthEstimation(DPTConfig(
+        image_size=TINY_IMAGE_SIZE, patch_size=8, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+        intermediate_size=64, neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16,
+        backbone_out_indices=[0, 1, 2, 3], is_hybrid=False, head_in_index=-1)).save_pretrained(folder)
+    DPTImageProcessor(size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE},
+                      keep_aspect_ratio=False).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_depth(tmp_path_factory) -> tuple[Path, Path]:
+    """A random-weight Stable Diffusion img2img folder (32 px images, (4, 16, 16) latents; its VAE in ``vae/``)
+    and a depth ControlNet folder: (pipeline folder, ControlNet folder)."""
+    from brainalign.decoders.diffusion import build_tiny_img2img
+
+    folder = tmp_path_factory.mktemp("tiny_sd")
+    rec = build_tiny_img2img(seed=0, controlnet=True)
+    rec.pipeline.save_pretrained(folder / "sd")
+    rec.controlnet_pipeline.controlnet.save_pretrained(folder / "controlnet")
+    return folder / "sd", folder / "controlnet"

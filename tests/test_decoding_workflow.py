@@ -13,17 +13,34 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 pytestmark = pytest.mark.workflow
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "workflows" / "configs"
+SPACES = {"image", "tokens", "text", "vae_latent", "depth"}
 
 
 @pytest.fixture(scope="module")
-def images_run(tmp_path_factory, snakemake) -> Path:
+def images_config(tmp_path_factory, tiny_sd_depth, tiny_dpt) -> Path:
+    """The CI config plus the Brain Captioning path: VAE-latent and depth targets extracted by the tiny Stable
+    Diffusion's own VAE and a tiny DPT, img2img + ControlNet-depth from those tiny local folders."""
+    sd, controlnet = tiny_sd_depth
+    cfg = yaml.safe_load((CONFIGS / "simulated_images_ci.yaml").read_text())
+    cfg["decoding"]["targets"] = {"vae_latent": {"model_path": str(sd / "vae"), "batch_size": 128},
+                                  "depth": {"model_path": str(tiny_dpt), "batch_size": 128, "size": 8}}
+    cfg["decoding"]["brain_captioning"] = {"kind": "img2img", "model_path": str(sd), "controlnet_path": str(controlnet),
+                                           "steps": 2, "strength": 0.5, "n_images": 4}
+    path = tmp_path_factory.mktemp("images config") / "simulated_images_ci.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="module")
+def images_run(tmp_path_factory, snakemake, images_config) -> Path:
     workdir = tmp_path_factory.mktemp("images run")
-    snakemake(workdir, "--configfile", str(CONFIGS / "simulated_images_ci.yaml"))
+    snakemake(workdir, "--configfile", str(images_config))
     return workdir / "results" / "simulated_images_ci"
 
 
@@ -35,39 +52,46 @@ def test_retrieval_captions_and_images(images_run: Path):
     scores = pd.read_csv(images_run / "decoding" / "scores.csv")
     for metric in ("retrieval_image_top1", "retrieval_brain_top1"):
         rows = _rows(scores, metric)
-        assert set(zip(rows["decoder"], rows["target"])) == {("ridge", "image"), ("mlp", "image"),
-                                                             ("ridge", "tokens"), ("ridge", "text")}
+        assert set(zip(rows["decoder"], rows["target"])) == {(d, t) for d in ("ridge", "mlp") for t in SPACES}
         assert set(rows["subject"]) == {"subj01", "subj02"}
         np.testing.assert_allclose(rows["chance"], 1 / 300)
-        # The planted map is of the pooled image embedding: 5x chance there; the tokens carry it too.
-        image = rows[rows["target"] == "image"]
-        assert (image["value"] >= 5 * image["chance"]).all(), image
-        tokens = rows[rows["target"] == "tokens"]
-        assert tokens["value"].mean() > tokens["chance_high"].iloc[0], tokens
+        # The planted map is of the pooled image embedding; every space computed from the images carries it.
+        for target in SPACES:
+            part = rows[rows["target"] == target]
+            assert (part["value"] >= 5 * part["chance"]).all(), part
+    feature_r = _rows(scores, "feature_r")
+    assert len(feature_r) == 2 * 2 * len(SPACES) and (feature_r["value"] > 0.1).all(), feature_r
     for metric in ("caption_bleu4", "caption_meteor", "caption_rouge_l", "caption_cider",
                    "caption_sentence_similarity", "retrieved_image_pixcorr", "retrieved_image_ssim",
-                   "generated_image_pixcorr", "generated_image_ssim", "generated_image_random_cnn_two_way"):
+                   "generated_image_pixcorr", "generated_image_ssim", "generated_image_random_cnn_two_way",
+                   "brain_captioning_pixcorr", "brain_captioning_ssim", "brain_captioning_random_cnn_two_way"):
         assert len(_rows(scores, metric)) == 2, metric
     # The metrics of the generated images are of what was generated: the first 4 test images.
-    generated = scores[scores["metric"].str.startswith("generated_image_")]
+    generated = scores[scores["metric"].str.startswith(("generated_image_", "brain_captioning_"))]
     assert (generated["n_test"] == 4).all() and np.isfinite(generated["value"]).all()
     captions = pd.read_csv(images_run / "decoding" / "subj01" / "captions.csv")
     assert len(captions) == 300 and captions["decoded"].str.len().gt(0).all()
     with h5py.File(images_run / "decoding" / "subj01" / "reconstructions.h5") as f:
         assert f["true"].shape == (300, 64, 64, 3) and f["retrieved"].shape == (300, 64, 64, 3)
         assert f["generated"].shape[0] == 4 and f["generated"].dtype == np.uint8
+        # img2img + ControlNet-depth at the tiny pipeline's size, prompted by the decoded captions.
+        assert f["brain_captioning"].shape == (4, 32, 32, 3) and f["brain_captioning"].dtype == np.uint8
+        assert [p.decode() for p in f["brain_captioning_prompt"][()]] == captions["decoded"].head(4).tolist()
+    tokens = pd.read_csv(images_run / "decoding" / "subj01" / "tokens.csv")
+    assert len(tokens) == 2 * 17 and (tokens["r"] > 0).mean() > 0.9  # 2 decoders x (pooled + 4 x 4 grid)
     selectivity = pd.read_csv(images_run / "decoding" / "subj01" / "selectivity.csv")
-    assert list(selectivity["roi"]) == ["ROI_A", "ROI_B"]
+    assert list(selectivity["roi"]) == ["ROI_A", "ROI_B", "V1", "semantic"]
     report = (images_run / "report.html").read_text()
-    assert "BrainSCUBA" in report and report.count("data:image/png;base64,") >= 3
+    assert "BrainSCUBA" in report and "Brain Captioning" in report and "Token by token" in report
+    assert report.count("data:image/png;base64,") >= 4  # retrieval, per-token r, one grid per subject
 
 
-def test_sigkill_twice_then_resume_matches_a_run_from_scratch(images_run: Path, tmp_path: Path, snakemake,
-                                                              results_digest):
+def test_sigkill_twice_then_resume_matches_a_run_from_scratch(images_run: Path, images_config: Path, tmp_path: Path,
+                                                              snakemake, results_digest):
     """A second run from scratch, killed mid-HDF5 write of subj02's betas (the job's other outputs
     already written: an incomplete job), then once the captioner is trained; resumed, it matches
     ``images_run`` table for table and array for array."""
-    config = ("--configfile", str(CONFIGS / "simulated_images_ci.yaml"))
+    config = ("--configfile", str(images_config))
     workdir = tmp_path / "images ' ü"
     results = workdir / "results" / "simulated_images_ci"
     part = snakemake.kill(workdir, *config, stall="subj02.h5")

@@ -98,17 +98,11 @@ def test_vae_latents_of_images_at_the_vaes_size_are_the_encoders_mean(tmp_path, 
     np.testing.assert_array_equal(other[1], other[3])
 
 
-def test_depth_maps_have_the_images_size_and_follow_the_model(tmp_path, images):
-    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+def test_depth_maps_have_the_images_size_and_follow_the_model(tiny_dpt, images):
+    from transformers import DPTForDepthEstimation, DPTImageProcessor
 
-    torch.manual_seed(2)
-    folder = tmp_path / "dpt"
-    DPTForDepthEstimation(DPTConfig(
-        image_size=SIZE, patch_size=8, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
-        intermediate_size=64, neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16,
-        backbone_out_indices=[0, 1, 2, 3], is_hybrid=False, head_in_index=-1)).save_pretrained(folder)
-    processor = DPTImageProcessor(size={"height": SIZE, "width": SIZE}, keep_aspect_ratio=False)
-    processor.save_pretrained(folder)
+    folder = tiny_dpt
+    processor = DPTImageProcessor.from_pretrained(folder)
     got = depth_maps(folder, images, batch_size=2)
     assert got.shape == (5, 40, 48) and np.isfinite(got).all()
     model = DPTForDepthEstimation.from_pretrained(folder).eval()
@@ -117,6 +111,10 @@ def test_depth_maps_have_the_images_size_and_follow_the_model(tmp_path, images):
     want = torch.nn.functional.interpolate(raw[:, None], size=(40, 48), mode="bicubic", align_corners=False)[0, 0]
     np.testing.assert_allclose(got[0], want.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(got[1], got[3])
+    small = depth_maps(folder, images, batch_size=5, size=8)  # a decoder's target: the map at 8 x 8
+    want = torch.nn.functional.interpolate(raw[:, None], size=(8, 8), mode="bicubic", align_corners=False)[0, 0]
+    assert small.shape == (5, 8, 8)
+    np.testing.assert_allclose(small[0], want.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_bad_inputs_are_clear_errors(tiny_clip_vision, images, tmp_path):

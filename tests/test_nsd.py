@@ -93,9 +93,10 @@ def test_nsd_reader_averages_repetitions(tmp_path):
 
 
 @pytest.mark.workflow
-def test_nsd_config_on_a_miniature_nsd(tmp_path, snakemake, tiny_clip_vision, tiny_git):
+def test_nsd_config_on_a_miniature_nsd(tmp_path, snakemake, tiny_clip_vision, tiny_git, tiny_sd_depth, tiny_dpt):
     """No precomputed file beyond betas, images and captions: the embeddings come from local CLIP and GIT weights
-    (tiny random-weight models here), and the betas are planted in that CLIP's embedding space."""
+    (tiny random-weight models here), and the betas are planted in that CLIP's embedding space; the VAE latents
+    and depth maps of the Brain Captioning path come from a local Stable Diffusion's VAE and a DPT."""
     from brainalign.features.image_targets import clip_image_embeddings
 
     root = tmp_path / "NSD copy"
@@ -108,7 +109,11 @@ def test_nsd_config_on_a_miniature_nsd(tmp_path, snakemake, tiny_clip_vision, ti
                            captioner={"kind": "git", "model_path": str(tiny_git), "max_new_tokens": 4},
                            generator={"kind": "none"}, image_metrics=False,
                            targets={"clip_image": {"model_path": str(tiny_clip_vision)},
-                                    "git_tokens": {"model_path": str(tiny_git)}})
+                                    "git_tokens": {"model_path": str(tiny_git)},
+                                    "vae_latent": {"model_path": str(tiny_sd_depth[0] / "vae")},
+                                    "depth": {"model_path": str(tiny_dpt), "size": 8}},
+                           brain_captioning={"kind": "img2img", "model_path": str(tiny_sd_depth[0]),
+                                             "controlnet_path": str(tiny_sd_depth[1]), "steps": 2, "n_images": 2})
     cfg["threads"] = 1
     config = tmp_path / "nsd_mini.yaml"
     config.write_text(yaml.safe_dump(cfg))
@@ -118,16 +123,20 @@ def test_nsd_config_on_a_miniature_nsd(tmp_path, snakemake, tiny_clip_vision, ti
     assert betas.shape == (400, 200) and set(rois) == {"nsdgeneral"}
     scores = pd.read_csv(results / "decoding" / "scores.csv")
     top1 = _rows(scores, "retrieval_image_top1")
-    assert len(top1) == 4  # ridge and MLP to the image embedding, ridge to tokens and text
+    assert set(zip(top1["decoder"], top1["target"])) == {
+        (d, t) for d in ("ridge", "mlp") for t in ("image", "tokens", "text", "vae_latent", "depth")}
     assert (top1["chance"] == 1 / 100).all()  # 100 shared images: 100-way
     ridge = top1[(top1["decoder"] == "ridge") & (top1["target"] == "image")]
     assert (ridge["value"] > ridge["chance_high"]).all()
     assert (results / "report.html").exists()
     images = read_images(results / "images.h5")
     assert images["pooled"].shape[1] == 16 and images["tokens"].shape[1:] == (17, 32)  # CLIP's and GIT's shapes
-    # GIT captions what it reads: the ridge prediction of its own vision tokens, scored as such.
+    assert images["targets"]["vae_latent"].shape[1:] == (4, 16, 16) and images["targets"]["depth"].shape[1:] == (8, 8)
+    # GIT captions what it reads: the MLP's prediction of its own vision tokens, scored as such.
     captions = scores[scores["metric"].str.startswith("caption_")]
-    assert set(zip(captions["decoder"], captions["target"])) == {("ridge", "tokens")}
+    assert set(zip(captions["decoder"], captions["target"])) == {("mlp", "tokens")}
+    with h5py.File(results / "decoding" / "subj02" / "reconstructions.h5") as f:
+        assert f["brain_captioning"].shape == (2, 32, 32, 3)
     assert len(pd.read_csv(results / "decoding" / "subj02" / "captions.csv")) == 100
 
 
@@ -139,4 +148,21 @@ def test_nsd_without_embeddings_or_target_models_is_a_clear_error(tmp_path):
         validate_config(cfg, tmp_path / "nsd.yaml")
     cfg["decoding"]["targets"] = {"clip_image": {"model_path": "/x"}}
     with pytest.raises(ConfigError, match="decoding.targets.git_tokens.model_path"):
+        validate_config(cfg, tmp_path / "nsd.yaml")
+
+
+def test_brain_captioning_without_its_inputs_is_a_clear_error(tmp_path):
+    cfg = yaml.safe_load((CONFIGS / "nsd.yaml").read_text())
+    cases = [({"kind": "img2img"}, {}, "decoding.brain_captioning.model_path"),
+             ({"kind": "img2img", "model_path": "/sd"}, {}, r"decoding.targets.vae_latent.model_path.*/sd/vae"),
+             ({"kind": "img2img", "model_path": "/sd", "controlnet_path": "/cn"},
+              {"vae_latent": {"model_path": "/sd/vae"}}, "decoding.targets.depth.model_path")]
+    for brain_captioning, targets, match in cases:
+        cfg["decoding"]["brain_captioning"] = brain_captioning
+        cfg["decoding"]["targets"] = targets
+        with pytest.raises(ConfigError, match=match):
+            validate_config(cfg, tmp_path / "nsd.yaml")
+    cfg["decoding"]["targets"] = {"vae_latent": {"model_path": "/sd/vae"}, "depth": {"model_path": "/dpt"}}
+    cfg["decoding"]["captioner"] = {"kind": "none"}
+    with pytest.raises(ConfigError, match="decoding.captioner.kind"):
         validate_config(cfg, tmp_path / "nsd.yaml")

@@ -164,7 +164,7 @@ class NsdKind(ImagesKind):
     def image_data(self, cfg: dict[str, Any]) -> ImageData:
         """Betas of the configured ROI and sessions; images at 64 px; embeddings from ``dataset.nsd.embeddings``,
         else extracted from the images with ``decoding.targets`` (``clip_image`` pooled, ``git_tokens`` tokens;
-        docs/decoding.md); the shared 1000 images held out."""
+        docs/decoding.md); the other targets as further spaces; the shared 1000 images held out."""
         ds, nsd = cfg["dataset"], cfg["dataset"]["nsd"]
         root = ds["data_dir"]
         betas, all_ids = {}, []
@@ -178,12 +178,19 @@ class NsdKind(ImagesKind):
         if nsd["captions"] is None:
             raise InputFileError(None, "dataset.nsd.captions is required for NSD (a CSV of nsd_id, caption).")
         captions = load_nsd_captions(nsd["captions"], ids)
+        # clip_image and git_tokens are the pooled and token targets unless an embeddings file gives them; every
+        # other decoding.targets entry (vae_latent, depth, clip_text) is a further target space.
+        own = ("clip_image", "git_tokens")
+        further = tuple(n for n in cfg.get("decoding", {}).get("targets", {}) if n not in own)
         if nsd["embeddings"] is not None:
             tokens, pooled = _read_embeddings(nsd["embeddings"], ids)
+            targets = self.extract_targets(cfg, images, captions, further)
         else:
-            tokens, pooled = _extract_embeddings(cfg, images)
+            _check_targets(cfg, None)
+            targets = self.extract_targets(cfg, images, captions, own + further)
+            pooled, tokens = targets.pop("clip_image"), targets.pop("git_tokens")
         test = np.isin(ids, load_nsd_design(root)["sharedix"])
-        return ImageData(_resize(images, 64), captions, tokens, pooled, ids, test, betas)
+        return ImageData(_resize(images, 64), captions, tokens, pooled, ids, test, betas, targets)
 
     def subjects(self, cfg: dict[str, Any]) -> list[str]:
         return [f"subj{s:02d}" for s in cfg["dataset"]["nsd"]["subjects"]]
@@ -211,17 +218,6 @@ def _check_targets(cfg: dict[str, Any], path: str | os.PathLike | None) -> dict[
                               "(clip_image) and token (git_tokens) embeddings from the images with local weights "
                               "(docs/decoding.md), or reads them from dataset.nsd.embeddings.")
     return targets
-
-
-def _extract_embeddings(cfg: dict[str, Any], images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """GIT's vision tokens and CLIP's image embeddings of the images, from ``decoding.targets``; never a stand-in."""
-    from ..backend.device import resolve_device
-    from ..features.image_targets import extract_targets
-
-    targets = _check_targets(cfg, None)
-    spec = {name: targets[name] for name in ("clip_image", "git_tokens")}
-    out = extract_targets(spec, images, device=resolve_device(cfg), progress=False)
-    return out["git_tokens"], out["clip_image"]
 
 
 def _read_embeddings(path: str | os.PathLike, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -260,6 +260,10 @@ class ImageData:
         Held-out images.
     betas : dict
         Subject label -> (betas (n_trials, n_voxels), image id of each trial, ROI label of each voxel).
+    targets : dict of str to ndarray
+        Further target spaces extracted from the images (``decoding.targets``:
+        e.g. ``vae_latent`` (n_images, 4, h, w), ``depth`` (n_images, size, size)),
+        each decoded and scored in its own space.
     """
 
     images: np.ndarray
@@ -269,6 +273,7 @@ class ImageData:
     image_ids: np.ndarray
     test: np.ndarray
     betas: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    targets: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class ImagesKind(DatasetKind):
@@ -276,9 +281,46 @@ class ImagesKind(DatasetKind):
 
     modality = "images"
 
+    def check_config(self, cfg: dict[str, Any], path: str | os.PathLike | None) -> None:
+        """The kind's fields, and the inputs each decoding generator reads (never a silent stand-in)."""
+        super().check_config(cfg, path)
+        dec = cfg.get("decoding", {})
+        bc, targets = dec.get("brain_captioning", {}), dec.get("targets", {})
+        if bc.get("kind", "none") == "none":
+            return
+        if not bc.get("model_path"):
+            raise ConfigError(path, "decoding.brain_captioning.model_path",
+                              "is required with kind 'img2img': a local Stable Diffusion img2img folder.")
+        if "vae_latent" not in targets:
+            raise ConfigError(path, "decoding.targets.vae_latent.model_path",
+                              "is required by decoding.brain_captioning: img2img starts from the predicted VAE "
+                              f"latent; extract it with the pipeline's own VAE ({bc['model_path']}/vae).")
+        if bc.get("controlnet_path") and "depth" not in targets:
+            raise ConfigError(path, "decoding.targets.depth.model_path",
+                              "is required by decoding.brain_captioning.controlnet_path: ControlNet-depth reads "
+                              "the predicted depth map (a local depth model, e.g. DPT).")
+        if dec.get("captioner", {}).get("kind") == "none":
+            raise ConfigError(path, "decoding.captioner.kind",
+                              "is 'none', but decoding.brain_captioning prompts img2img with the decoded caption.")
+
     def image_data(self, cfg: dict[str, Any]) -> ImageData:
         """The images, their captions and embeddings, and every subject's betas."""
         raise self._unsupported("images")
+
+    @staticmethod
+    def extract_targets(cfg: dict[str, Any], images: np.ndarray, captions: list[str],
+                        names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        """The ``decoding.targets`` spaces (all, or ``names``) extracted from the full-size ``images`` with their
+        local weights on the workflow's device (:func:`brainalign.features.image_targets.extract_targets`)."""
+        from ..backend.device import resolve_device
+        from ..features.image_targets import extract_targets
+
+        spec = cfg.get("decoding", {}).get("targets", {})
+        if names is not None:
+            spec = {name: spec[name] for name in names if name in spec}
+        if not spec:
+            return {}
+        return extract_targets(spec, images, captions, device=resolve_device(cfg), progress=False)
 
 
 class ReadingKind(DatasetKind):

@@ -16,6 +16,15 @@ generates one whose ground truth is known (docs/decoding.md):
   voxels share a preferred direction (so ROIs have a selectivity that
   BrainSCUBA-style captions can recover). ``snr`` scales signal against unit
   noise; ``snr = 0`` plants nothing.
+- **Semantic voxels** (:func:`semantic_responses`, optional,
+  ``semantic_voxels``): an ROI ``semantic`` tuned to the attributes the
+  caption names (shape, colour, background, size).
+- **Early visual voxels** (:func:`retinotopic_responses`, optional,
+  ``retinotopic_voxels``): an ROI ``V1`` of population receptive fields
+  (Dumoulin & Wandell 2008), each voxel a 2-D Gaussian window on the image
+  with its own colour tuning. They carry the low-level, spatial information
+  (where, what colour) that VAE latents and depth maps hold and the pooled
+  embedding averages away.
 """
 
 from __future__ import annotations
@@ -27,13 +36,15 @@ import pandas as pd
 
 from .registry import ImageData, ImagesKind
 
-__all__ = ["COLORS", "SHAPES", "draw_images", "image_embeddings", "simulate_responses", "ImageEncoder",
-           "SimulatedImagesKind"]
+__all__ = ["COLORS", "SHAPES", "draw_images", "image_embeddings", "simulate_responses", "retinotopic_responses",
+           "semantic_responses", "ImageEncoder", "SimulatedImagesKind"]
 
 COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 70, 220), "yellow": (235, 210, 40),
           "purple": (140, 50, 170), "white": (245, 245, 245), "black": (20, 20, 20), "orange": (245, 140, 30)}
 SHAPES = ("circle", "square", "triangle", "cross")
 SIZES = {"small": 0.22, "large": 0.4}
+#: Width (RGB distance, channels in [0, 1]) of the early visual voxels' colour tuning.
+COLOR_TUNING = 0.25
 
 
 def draw_images(n_images: int, seed: int, size: int = 64) -> tuple[np.ndarray, pd.DataFrame]:
@@ -162,6 +173,82 @@ def simulate_responses(pooled: np.ndarray, *, subject_index: int, n_voxels: int,
     return betas.astype(np.float32), np.asarray(labels + [""] * n_voxels)
 
 
+def retinotopic_responses(images: np.ndarray, n_voxels: int, *, seed: int, grid: int = 16) -> np.ndarray:
+    """Noise-free responses of ``n_voxels`` population-receptive-field voxels, each standardised over images.
+
+    Voxel ``v`` has a centre ``(x_v, y_v)`` uniform in [0.1, 0.9]² and a size
+    ``sigma_v`` uniform in [0.05, 0.2] (fractions of the image side), and a
+    preferred colour ``c_v`` drawn from :data:`COLORS`, all shared by the
+    subjects. Its response to an image is
+    ``sum_xy G_v(x, y) exp(-|I(x, y) - c_v|² / (2 tau²))`` on the image
+    averaged down to ``grid`` x ``grid`` pixels (RGB in [0, 1]), with ``G_v``
+    the normalised Gaussian window and ``tau`` = :data:`COLOR_TUNING`: a
+    nonlinear colour code, so any function of the local colour (a VAE
+    latent, a depth estimate) is a linear read-out of the population.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_images, size, size, 3), uint8
+    n_voxels : int
+    seed : int
+    grid : int, default=16
+
+    Returns
+    -------
+    ndarray of shape (n_images, n_voxels), float64
+    """
+    import torch
+
+    x = torch.as_tensor(np.asarray(images), dtype=torch.float64).permute(0, 3, 1, 2) / 255.0
+    small = torch.nn.functional.adaptive_avg_pool2d(x, grid).numpy()  # (n, 3, grid, grid)
+    rng = np.random.default_rng([seed, 109])
+    centres = rng.uniform(0.1, 0.9, size=(n_voxels, 2))
+    sigmas = rng.uniform(0.05, 0.2, size=n_voxels)
+    palette = np.asarray(list(COLORS.values()), dtype=np.float64) / 255.0
+    preferred = palette[rng.integers(len(palette), size=n_voxels)]  # (v, 3) RGB in [0, 1]
+    axis = (np.arange(grid) + 0.5) / grid
+    gx = np.exp(-0.5 * ((axis[None, :] - centres[:, :1]) / sigmas[:, None]) ** 2)  # (v, grid) along x
+    gy = np.exp(-0.5 * ((axis[None, :] - centres[:, 1:]) / sigmas[:, None]) ** 2)
+    windows = gy[:, :, None] * gx[:, None, :]
+    windows /= windows.sum(axis=(1, 2), keepdims=True)
+    responses = np.empty((len(small), n_voxels))
+    for v in range(n_voxels):
+        distance2 = ((small - preferred[v][None, :, None, None]) ** 2).sum(axis=1)  # (n, grid, grid)
+        tuned = np.exp(-distance2 / (2 * COLOR_TUNING ** 2))
+        responses[:, v] = np.einsum("nhw,hw->n", tuned, windows[v])
+    responses -= responses.mean(axis=0)
+    return responses / np.where(responses.std(axis=0) > 0, responses.std(axis=0), 1.0)
+
+
+def semantic_responses(table: pd.DataFrame, n_voxels: int, *, seed: int) -> np.ndarray:
+    """Noise-free responses of ``n_voxels`` voxels tuned to what the caption says, standardised over images.
+
+    Each image is coded by the one-hot vectors of its shape, colour,
+    background and size (22 numbers, what the template caption names); each
+    voxel weighs them with standard-normal weights shared by all subjects
+    (a category-selective population, the part of the signal a caption
+    embedding can be read from).
+
+    Parameters
+    ----------
+    table : DataFrame
+        The attributes of :func:`draw_images`.
+    n_voxels : int
+    seed : int
+
+    Returns
+    -------
+    ndarray of shape (n_images, n_voxels), float64
+    """
+    codes = [np.asarray(table[column].to_numpy()[:, None] == np.asarray(values)[None, :], dtype=np.float64)
+             for column, values in (("shape", SHAPES), ("color", list(COLORS)), ("background", list(COLORS)),
+                                    ("size", list(SIZES)))]
+    onehot = np.concatenate(codes, axis=1)
+    weights = np.random.default_rng([seed, 127]).standard_normal((onehot.shape[1], n_voxels))
+    responses = (onehot - onehot.mean(axis=0)) @ weights
+    return responses / np.where(responses.std(axis=0) > 0, responses.std(axis=0), 1.0)
+
+
 class SimulatedImagesKind(ImagesKind):
     """``simulated_images``: drawn shapes and betas planted from their embeddings (docs/decoding.md)."""
 
@@ -177,8 +264,22 @@ class SimulatedImagesKind(ImagesKind):
         for k, subject in enumerate(self.subjects(cfg)):
             trials, rois = simulate_responses(pooled, subject_index=k, n_voxels=spec["n_noise_voxels"],
                                               rois=spec["rois"], snr=spec["snr"], seed=sim["seed"])
+            # Early visual and semantic voxels: the same tuning in every subject, own noise (seeded by subject).
+            noise = np.random.default_rng([sim["seed"], 113, k])
+            for roi, count, clean in (("V1", spec["retinotopic_voxels"], retinotopic_responses),
+                                      ("semantic", spec["semantic_voxels"], semantic_responses)):
+                if count:
+                    source = images if roi == "V1" else table
+                    part = spec["snr"] * clean(source, count, seed=sim["seed"]) + noise.standard_normal(
+                        (len(images), count))
+                    trials = np.concatenate([trials, part.astype(np.float32)], axis=1)
+                    rois = np.concatenate([rois, np.asarray([roi] * count)])
             betas[subject] = (trials, ids, rois)
-        return ImageData(images, table["caption"].tolist(), tokens, pooled, ids, ids < spec["n_test"], betas)
+        captions = table["caption"].tolist()
+        # decoding.targets (tiny or real local models) add target spaces; the betas stay planted in the
+        # simulation's own encoder space ("image").
+        targets = self.extract_targets(cfg, images, captions)
+        return ImageData(images, captions, tokens, pooled, ids, ids < spec["n_test"], betas, targets)
 
     def subjects(self, cfg: dict[str, Any]) -> list[str]:
         return [f"subj{k + 1:02d}" for k in range(cfg["simulation"]["n_subjects"])]

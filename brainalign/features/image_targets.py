@@ -223,16 +223,20 @@ def vae_latents(model: Any, images: Any, *, batch_size: int = 16, device: str = 
 
 
 def depth_maps(model: Any, images: Any, *, processor: Any = None, batch_size: int = 16, device: str = "cpu",
-               progress: bool = False) -> np.ndarray:
+               progress: bool = False, size: int | None = None) -> np.ndarray:
     """Predicted depth per image, resized (bicubic) back to the images' height and width.
 
     Parameters
     ----------
     model : path or ``AutoModelForDepthEstimation`` (e.g. DPT)
+    size : int, optional
+        Side of the square maps returned instead of the images' own size (a
+        decoder predicts ``size**2`` numbers per image; ControlNet resizes the
+        map to its output anyway).
 
     Returns
     -------
-    ndarray of float32, shape (n, height, width)
+    ndarray of float32, shape (n, height, width), or (n, size, size)
         The model's relative depth (larger is nearer for DPT).
     """
     import torch
@@ -244,6 +248,10 @@ def depth_maps(model: Any, images: Any, *, processor: Any = None, batch_size: in
                 "depth model").to(device).eval()
     dtype = next(net.parameters()).dtype
     height, width = images.shape[1:3]
+    if size is not None:
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise BrainalignError(f"'size' must be a positive int, got {size!r}.")
+        height = width = int(size)
 
     def forward(px: Any) -> Any:
         depth = net(pixel_values=px.to(device, dtype)).predicted_depth[:, None]

@@ -16,7 +16,8 @@ from .hdf5 import _open_h5
 
 
 def write_images(path: Path, images: np.ndarray, captions: list[str], tokens: np.ndarray, pooled: np.ndarray,
-                 ids: np.ndarray, test: np.ndarray, prov: dict[str, Any]) -> Path:
+                 ids: np.ndarray, test: np.ndarray, prov: dict[str, Any],
+                 targets: dict[str, np.ndarray] | None = None) -> Path:
     """Atomically write the ``images.h5`` contract (``images/1``; read by :func:`read_images`).
 
     Parameters
@@ -35,6 +36,9 @@ def write_images(path: Path, images: np.ndarray, captions: list[str], tokens: np
         Held-out images.
     prov : dict
         Provenance (:func:`~brainalign.io.provenance`).
+    targets : dict of str to ndarray, optional
+        Further target spaces, one array per image each (stored as float32
+        under the group ``targets``, in the dict's order).
 
     Returns
     -------
@@ -58,6 +62,11 @@ def write_images(path: Path, images: np.ndarray, captions: list[str], tokens: np
         f.create_dataset("pooled", data=pooled.astype(np.float32), track_times=False)
         f.create_dataset("image_id", data=np.asarray(ids, np.int64), track_times=False)
         f.create_dataset("test", data=np.asarray(test, bool), track_times=False)
+        group = f.create_group("targets", track_order=True)
+        for name, values in (targets or {}).items():
+            if len(values) != len(images):
+                raise ValueError(f"target {name!r} has {len(values)} rows for {len(images)} images.")
+            group.create_dataset(name, data=np.asarray(values, np.float32), track_times=False)
         f.attrs["captions"] = json.dumps(list(captions))
         f.attrs["contract"] = "images/1"
         f.attrs["provenance"] = _json(prov)
@@ -65,9 +74,11 @@ def write_images(path: Path, images: np.ndarray, captions: list[str], tokens: np
 
 
 def read_images(path: str | os.PathLike) -> dict[str, Any]:
-    """The ``images.h5`` contract: images, captions, embeddings (pooled, tokens, text), ids and test flags."""
+    """The ``images.h5`` contract: images, captions, embeddings (pooled, tokens, text), ids, test flags and the
+    further target spaces (``targets``: name → array, in their written order; absent in older files)."""
     with _open_h5(path, "images/1") as f:
         out = {k: f[k][()] for k in ("images", "tokens", "pooled", "text", "image_id", "test")}
+        out["targets"] = {name: ds[()] for name, ds in f["targets"].items()} if "targets" in f else {}
         out["captions"] = json.loads(f.attrs["captions"])
     return out
 

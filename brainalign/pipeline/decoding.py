@@ -5,9 +5,11 @@ Data flow (docs/decoding.md)::
     run_decoding_data    images.h5 (images, captions, pooled + token embeddings, test flags)
                          betas/<subject>.h5 (repetition-averaged betas, ROI labels)
     run_captioner        captioner/ (ClipCap trained on the training images; simulated data)
-    run_decode           decoding/<subject>/ : ridge and MindEye-style MLP decoders,
-                         retrieval top-1, captions + caption metrics, nearest-training-image and
-                         unCLIP reconstructions + image metrics, BrainSCUBA ROI captions
+    run_decode           decoding/<subject>/ : ridge and MindEye-style MLP decoders, one per target
+                         space (image, tokens, text, decoding.targets' further spaces), each scored in
+                         its own space (retrieval top-1, cosine, feature r; per-token r in tokens.csv),
+                         captions + caption metrics, nearest-training-image and unCLIP
+                         reconstructions + image metrics, BrainSCUBA ROI captions
     run_decoding_report  decoding/scores.csv, report.html
 
 The test images are shared by all subjects (NSD's shared1000; the simulated
@@ -57,7 +59,7 @@ def run_decoding_data(cfg: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     prov = provenance(cfg, [], stage="decoding_data")
     data = get_kind(cfg).image_data(cfg)
     write_images(out_dir / "images.h5", data.images, data.captions, data.tokens, data.pooled, data.image_ids,
-                 data.test, prov)
+                 data.test, prov, targets=data.targets)
     for subject in decoding_subjects(cfg):
         betas, ids, rois = data.betas[subject]
         write_betas(out_dir / "betas" / f"{subject}.h5", betas, ids, rois, prov)
@@ -139,26 +141,14 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
     if test.sum() < 2 or (~test).sum() < 2:
         raise InputFileError(betas_path, f"{int(test.sum())} test and {int((~test).sum())} training images; "
                                          "need at least 2 of each.")
-    pooled = data["pooled"][rows]
+    spaces = target_spaces(data, rows)
     X_train, X_test = betas[~test], betas[test]
-    Y_train, Y_test = pooled[~test], pooled[test]
-    predictions: dict[str, np.ndarray] = {}
-    # Ridge always runs: the linear baseline every decoder's retrieval is read against.
-    for name in dict.fromkeys(["ridge", *dec["decoders"]]):
-        if name == "ridge":
-            model = RidgeCVEncoder(alphas=alphas, cv=5, gap=0).fit(X_train, Y_train)
-        else:
-            from ..encoders.mindeye import BrainToEmbedding
-
-            model = BrainToEmbedding(**{"random_state": dec["seed"], "verbose": progress, **dec["mlp"],
-                                        "device": resolve_device(cfg)})
-            model.fit(X_train, Y_train)
-        predictions[name] = np.asarray(model.predict(X_test), dtype=np.float64)
-    n_test = len(Y_test)
+    decoders = list(dict.fromkeys(["ridge", *dec["decoders"]]))
+    n_test = int(test.sum())
     way = min(300, n_test)
     chance = 1.0 / way
     lo, hi = binomial_chance_interval(n_test, chance)
-    score_rows = []
+    score_rows, token_rows = [], []
 
     def retrieval_rows(decoder: str, target: str, pred: np.ndarray, true: np.ndarray) -> None:
         res = retrieval_top1(pred, true, n_way=way, n_draws=30, random_state=dec["seed"])
@@ -172,21 +162,28 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
         """Scores without a chance level (captions, image metrics), one row each."""
         for metric, value in values.items():
             score_rows.append({"subject": subject, "decoder": decoder, "target": target,
-                               "metric": f"{prefix}_{metric}", "value": float(value), "chance": np.nan,
-                               "chance_low": np.nan, "chance_high": np.nan, "n_test": n})
+                               "metric": f"{prefix}_{metric}" if prefix else metric, "value": float(value),
+                               "chance": np.nan, "chance_low": np.nan, "chance_high": np.nan, "n_test": n})
 
-    for name, pred in predictions.items():
-        retrieval_rows(name, "image", pred, Y_test)
-    # Ridge to the other targets: image-encoder tokens (what GIT reads) and caption embeddings.
-    tokens = data["tokens"][rows].reshape(len(rows), -1)
-    text = data["text"][rows]
-    target_predictions = {}
-    for target, Y in (("tokens", tokens), ("text", text)):
-        model = RidgeCVEncoder(alphas=alphas, cv=5, gap=0).fit(X_train, Y[~test])
-        target_predictions[target] = np.asarray(model.predict(X_test))
-        retrieval_rows("ridge", target, target_predictions[target], Y[test])
-    best = "mlp" if "mlp" in predictions else next(iter(predictions))
-    pred = predictions[best]
+    # One brain model per decoder and target space, each scored in its own space.
+    predictions: dict[tuple[str, str], np.ndarray] = {}
+    for target, Y in spaces.items():
+        for name in decoders:
+            model = _fit_decoder(cfg, name, X_train, Y[~test], progress)
+            pred = np.asarray(model.predict(X_test), dtype=np.float64).reshape(n_test, -1)
+            predictions[name, target] = pred
+            retrieval_rows(name, target, *_retrieval_pair(model, X_test, Y[test], pred))
+            metric_rows(name, target, "", space_scores(pred, Y[test]), n_test)
+            if target in TOKEN_SPACES:
+                width = data[target].shape[-1] if target == "tokens" else data["targets"][target].shape[-1]
+                for token, r in enumerate(token_correlations(pred, Y[test], width)):
+                    token_rows.append({"subject": subject, "decoder": name, "target": target, "token": token,
+                                       "r": r})
+    # Captioners and generators read the MindEye-style model's predictions when it ran, else ridge's.
+    best = "mlp" if "mlp" in decoders else "ridge"
+    pred = predictions[best, "image"]
+    Y_train = spaces["image"][~test]
+    tokens = spaces["tokens"]
     out_dir = Path(out_dir)
     prov = provenance(cfg, [images_path, betas_path], stage="decode", subject=subject)
 
@@ -200,13 +197,13 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
 
         # GIT's text decoder reads its vision encoder's token sequence: the ridge prediction of the tokens
         # (flattened; the captioner restores (n, n_tokens, width)). ClipCap reads the pooled embedding.
-        caption_decoder, caption_target = ("ridge", "tokens") if spec["kind"] == "git" else (best, "image")
-        inputs = target_predictions["tokens"] if spec["kind"] == "git" else pred
+        caption_target = "tokens" if spec["kind"] == "git" else "image"
+        inputs = predictions[best, caption_target]
         captions = captioner.generate(inputs.astype(np.float32), max_new_tokens=spec["max_new_tokens"],
                                       num_beams=spec["num_beams"])
         caption_rows = dict(caption_scores(captions, [[c] for c in true_captions]))
         caption_rows["sentence_similarity"] = sentence_similarity(captions, true_captions)
-        metric_rows(caption_decoder, caption_target, "caption", caption_rows, n_test)
+        metric_rows(best, caption_target, "caption", caption_rows, n_test)
 
     # Images: the nearest training image to each predicted embedding (all test images), and the generator.
     from ..metrics.images import image_metrics, random_cnn_features
@@ -227,6 +224,16 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
         k = len(generated)
         metric_rows(best, "image", "generated_image",
                     image_metrics(generated, true_images[:k], extractors=extractors, size=dec["image_metrics_size"]),
+                    k)
+
+    # Brain Captioning: the decoded caption as prompt, the predicted VAE latent as the img2img start, the
+    # predicted depth through ControlNet-depth (config checks guarantee the targets and the captioner).
+    captioned = _brain_captioning(cfg, {name: predictions[best, name] for name in ("vae_latent", "depth")
+                                        if (best, name) in predictions}, data["targets"], captions)
+    if captioned is not None and dec["image_metrics"] and len(captioned) >= 2:
+        k = len(captioned)
+        metric_rows(best, "vae_latent", "brain_captioning",
+                    image_metrics(captioned, true_images[:k], extractors=extractors, size=dec["image_metrics_size"]),
                     k)
 
     # BrainSCUBA: ROI preferred directions from a forward (embedding -> voxel) ridge encoder.
@@ -250,6 +257,8 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
                                 "top_captions": [" | ".join(train_captions[j] for j in t[:3]) for t in top]})
 
     write_table(out_dir / "scores.csv", pd.DataFrame(score_rows), prov)
+    write_table(out_dir / "tokens.csv", pd.DataFrame(token_rows, columns=["subject", "decoder", "target", "token",
+                                                                          "r"]), prov)
     write_table(out_dir / "captions.csv", pd.DataFrame({"subject": subject, "image_id": ids[test],
                                                         "true": true_captions, "decoded": captions}), prov)
     write_table(out_dir / "selectivity.csv", selectivity, prov)
@@ -259,9 +268,76 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
         f.create_dataset("retrieved", data=nearest)
         if generated is not None:
             f.create_dataset("generated", data=generated)
+        if captioned is not None:
+            f.create_dataset("brain_captioning", data=captioned)
+            f.create_dataset("brain_captioning_prompt", data=np.asarray(captions[: len(captioned)], dtype=object),
+                             dtype=h5py.string_dtype())
         f.attrs["generator_seed"] = dec["generator"]["seed"]
+        f.attrs["brain_captioning_seed"] = dec["brain_captioning"]["seed"]
         f.attrs["provenance"] = _json(prov)
     return out_dir
+
+
+#: Target spaces whose rows are token sequences (n_tokens x width), scored token by token too.
+TOKEN_SPACES = ("tokens", "git_tokens")
+
+
+def target_spaces(data: dict[str, Any], rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Every target space of ``images.h5`` as (n_rows, n_features) float64, in the order decoded.
+
+    ``image`` (pooled embeddings), ``tokens`` (flattened token sequences),
+    ``text`` (caption sentence embeddings), then the further spaces of
+    ``decoding.targets`` (``vae_latent``, ``depth``, ...), flattened.
+    """
+    spaces = {"image": data["pooled"], "tokens": data["tokens"], "text": data["text"], **data["targets"]}
+    return {name: np.asarray(values[rows], dtype=np.float64).reshape(len(rows), -1)
+            for name, values in spaces.items()}
+
+
+def space_scores(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """``cosine``: mean cosine similarity of each prediction with its true target; ``feature_r``: mean over
+    features of the Pearson r across images (0 without signal, whatever the targets' mean)."""
+    from ..metrics.correlation import pearsonr_columns
+
+    cosine = float(np.mean(np.sum(_unit(pred) * _unit(true), axis=1)))
+    return {"cosine": cosine, "feature_r": float(np.mean(pearsonr_columns(true, pred)))}
+
+
+def token_correlations(pred: np.ndarray, true: np.ndarray, width: int) -> np.ndarray:
+    """Per token position, the mean over its ``width`` features of the Pearson r across images.
+
+    ``pred`` and ``true`` are flattened token sequences (n_images, n_tokens * width).
+    """
+    from ..metrics.correlation import pearsonr_columns
+
+    return pearsonr_columns(true, pred).reshape(-1, width).mean(axis=1)
+
+
+def _fit_decoder(cfg: dict[str, Any], decoder: str, X_train: np.ndarray, Y_train: np.ndarray, progress: bool):
+    """One fitted brain → target decoder: ridge over ``encoder.alphas`` or the MindEye-style MLP."""
+    from ..encoders.ridge import RidgeCVEncoder
+
+    dec = cfg["decoding"]
+    if decoder == "ridge":
+        # The config's penalty grid (encoder.alphas), as in every other ridge of the workflow.
+        model = RidgeCVEncoder(alphas=np.asarray(cfg["encoder"]["alphas"], dtype=np.float64), cv=5, gap=0)
+    else:
+        from ..encoders.mindeye import BrainToEmbedding
+
+        model = BrainToEmbedding(**{"random_state": dec["seed"], "verbose": progress, **dec["mlp"],
+                                    "device": resolve_device(cfg)})
+    return model.fit(X_train, Y_train)
+
+
+def _retrieval_pair(model: Any, X_test: np.ndarray, Y_test: np.ndarray, pred: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """What retrieval compares: the MindEye-style model's projector outputs with the z-scored targets (its
+    contrastive space, as in MindEye2), a ridge prediction with the targets themselves."""
+    if hasattr(model, "predict_projected"):
+        n = len(X_test)
+        return (np.asarray(model.predict_projected(X_test)).reshape(n, -1),
+                np.asarray(model.transform_targets(Y_test)).reshape(n, -1))
+    return pred, Y_test
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -281,6 +357,36 @@ def _generate(cfg: dict[str, Any], embeds: np.ndarray) -> np.ndarray | None:
     else:
         pipe = build_tiny_unclip(seed=spec["seed"], image_embed_dim=embeds.shape[1], device=device)
     result = pipe.reconstruct(embeds.astype(np.float32), num_inference_steps=spec["steps"], seed=spec["seed"])
+    return result.to_numpy()
+
+
+def _brain_captioning(cfg: dict[str, Any], predicted: dict[str, np.ndarray], shapes: dict[str, np.ndarray],
+                      captions: list[str]) -> np.ndarray | None:
+    """img2img (+ ControlNet-depth) images from predicted latents, depth maps and decoded captions (uint8,
+    n x H x W x 3), or None when ``decoding.brain_captioning.kind`` is none.
+
+    ``predicted`` holds flattened predictions of the first test images; ``shapes`` the stored targets (their
+    per-image shapes restore the predictions')."""
+    spec = cfg["decoding"]["brain_captioning"]
+    if spec["kind"] == "none":
+        return None
+    from ..decoders.diffusion import Img2ImgReconstructor
+
+    n = min(spec["n_images"], len(captions))
+    latent_shape = shapes["vae_latent"].shape[1:]
+    pipe = Img2ImgReconstructor.from_pretrained(spec["model_path"], controlnet=spec["controlnet_path"],
+                                                device=resolve_device(cfg))
+    if pipe.latent_shape[0] != latent_shape[0]:
+        raise InputFileError(spec["model_path"], f"the pipeline's latents have {pipe.latent_shape[0]} channels, "
+                                                 f"but decoding.targets.vae_latent gives {latent_shape[0]}: extract "
+                                                 "the target with this pipeline's own VAE (its vae/ folder).")
+    depth = None
+    if spec["controlnet_path"]:
+        depth = predicted["depth"][:n].reshape(n, *shapes["depth"].shape[1:])
+    result = pipe.reconstruct(predicted["vae_latent"][:n].reshape(n, *latent_shape).astype(np.float32),
+                              prompt=list(captions[:n]), seed=spec["seed"], strength=spec["strength"],
+                              num_inference_steps=spec["steps"], guidance_scale=spec["guidance_scale"], depth=depth,
+                              controlnet_conditioning_scale=spec["controlnet_conditioning_scale"])
     return result.to_numpy()
 
 

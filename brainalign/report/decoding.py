@@ -14,7 +14,7 @@ from ..io import config_hash, read_table, write_text
 from .html import _CSS, _img, _table_html
 from .plots import _pyplot, _save
 
-__all__ = ["write_decoding_report", "plot_reconstructions", "plot_retrieval"]
+__all__ = ["write_decoding_report", "plot_reconstructions", "plot_retrieval", "plot_token_correlations"]
 
 
 def plot_reconstructions(true: np.ndarray, rows: dict[str, np.ndarray], out: Path, n: int = 8) -> Path:
@@ -38,21 +38,44 @@ def plot_reconstructions(true: np.ndarray, rows: dict[str, np.ndarray], out: Pat
 
 
 def plot_retrieval(scores: pd.DataFrame, out: Path) -> Path:
-    """Retrieval top-1 per subject and decoder, both directions, with the chance level."""
+    """Retrieval top-1 per target space (one panel each): bars per subject and decoder, both directions, with
+    the chance level and its 99 % interval."""
     plt = _pyplot()
     part = scores[scores["metric"].str.startswith("retrieval_")]
-    labels = [f"{s}\n{d}\n{t}" for s, d, t in
-              part[["subject", "decoder", "target"]].drop_duplicates().itertuples(index=False)]
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(labels)), 3.0))
+    targets = list(dict.fromkeys(part["target"]))
+    fig, axes = plt.subplots(1, len(targets), figsize=(max(4.0, 2.4 * len(targets)), 3.0), sharey=True,
+                             squeeze=False)
     width = 0.38
-    for k, direction in enumerate(("image", "brain")):
-        values = part[part["metric"] == f"retrieval_{direction}_top1"]["value"].to_numpy()
-        ax.bar(np.arange(len(values)) + (k - 0.5) * width, values, width, label=f"{direction} retrieval")
-    ax.axhline(float(part["chance"].iloc[0]), color="grey", ls="--", label="chance")
-    ax.set_xticks(range(len(labels)), labels, fontsize=7)
-    ax.set_ylabel("top-1 accuracy")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=7, frameon=False)
+    for ax, target in zip(axes[0], targets):
+        sub = part[part["target"] == target]
+        labels = [f"{s}\n{d}" for s, d in sub[["subject", "decoder"]].drop_duplicates().itertuples(index=False)]
+        for k, direction in enumerate(("image", "brain")):
+            values = sub[sub["metric"] == f"retrieval_{direction}_top1"]["value"].to_numpy()
+            ax.bar(np.arange(len(values)) + (k - 0.5) * width, values, width, label=f"{direction} retrieval")
+        ax.axhline(float(sub["chance"].iloc[0]), color="grey", ls="--", label="chance")
+        ax.axhspan(float(sub["chance_low"].iloc[0]), float(sub["chance_high"].iloc[0]), color="grey", alpha=0.15,
+                   label="99 % chance interval")
+        ax.set_xticks(range(len(labels)), labels, fontsize=6)
+        ax.set_title(target, fontsize=9)
+    axes[0][0].set_ylabel("top-1 accuracy")
+    axes[0][0].set_ylim(0, 1)
+    axes[0][0].legend(fontsize=6, frameon=False)
+    try:
+        return _save(fig, out)
+    finally:
+        plt.close(fig)
+
+
+def plot_token_correlations(tokens: pd.DataFrame, out: Path) -> Path:
+    """Per-token Pearson r of the predicted token sequences (``tokens.csv``), one line per subject and decoder."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.0, 2.8))
+    for (subject, decoder, target), sub in tokens.groupby(["subject", "decoder", "target"], sort=False):
+        ax.plot(sub["token"], sub["r"], marker=".", lw=1, label=f"{subject} {decoder} {target}")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("token position")
+    ax.set_ylabel("mean r over features")
+    ax.legend(fontsize=6, frameon=False)
     try:
         return _save(fig, out)
     finally:
@@ -70,10 +93,18 @@ def write_decoding_report(cfg: dict[str, Any], decode_dirs: list[Path], scores: 
         f"<p class='note'>config sha256 <code>{config_hash(cfg)[:16]}</code></p>",
         "<h2>Retrieval (MindEye2's definition)</h2><p>Top-1 among 300 random test pairs (or all test images "
         "when fewer), cosine similarity of L2-normalised embeddings, both directions, averaged over 30 draws; "
-        "chance = 1 / n-way with its 99 % binomial interval. Targets: the pooled image embedding (ridge and "
-        "the MindEye-style MLP), the image-encoder tokens and the caption embeddings (ridge).</p>",
+        "chance = 1 / n-way with its 99 % binomial interval. One ridge and one MindEye-style MLP per target "
+        "space: the pooled image embedding, the image-encoder tokens, the caption embeddings and the spaces "
+        "of decoding.targets (VAE latents, depth maps, ...). The MLP is scored in its contrastive space "
+        "(projector outputs against z-scored targets, as MindEye2), ridge on the targets themselves.</p>",
         _img(figures / "retrieval.png", "retrieval"),
     ]
+    token_tables = [read_table(d / "tokens.csv") for d in decode_dirs if (d / "tokens.csv").exists()]
+    tokens = pd.concat(token_tables, ignore_index=True) if token_tables else pd.DataFrame()
+    if len(tokens):
+        parts += ["<h2>Token by token</h2><p>Per position of the predicted token sequences (what GIT reads), the "
+                  "Pearson r across test images, averaged over the token's features.</p>",
+                  _img(plot_token_correlations(tokens, figures / "token_r.png"), "per-token r")]
     wide = scores.pivot_table(index=["subject", "decoder", "target"], columns="metric", values="value").round(4)
     parts += ["<h2>All metrics</h2>", wide.reset_index().to_html(index=False, border=0)]
     for d in decode_dirs:
@@ -83,10 +114,17 @@ def write_decoding_report(cfg: dict[str, Any], decode_dirs: list[Path], scores: 
             rows = {"retrieved (nearest training image)": f["retrieved"][()]}
             if "generated" in f:
                 rows["unCLIP"] = f["generated"][()]
+            if "brain_captioning" in f:
+                rows["Brain Captioning (img2img)"] = f["brain_captioning"][()]
         fig = plot_reconstructions(true, rows, figures / f"reconstructions_{subject}.png")
         captions = read_table(d / "captions.csv").head(8)[["image_id", "true", "decoded"]]
         selectivity = read_table(d / "selectivity.csv")[["roi", "caption", "top_captions"]]
-        parts += [f"<h2>{html.escape(subject)}</h2>", _img(fig, f"reconstructions {subject}"),
+        rows_note = ("<p>Rows: the seen test images; the nearest training image to the predicted embedding"
+                     + ("; unCLIP from the predicted image embeddings" if "unCLIP" in rows else "")
+                     + ("; Brain Captioning: img2img from the predicted VAE latent, prompted by the decoded "
+                        "caption (with ControlNet-depth from the predicted depth when configured)"
+                        if "Brain Captioning (img2img)" in rows else "") + ".</p>")
+        parts += [f"<h2>{html.escape(subject)}</h2>", _img(fig, f"reconstructions {subject}"), rows_note,
                   "<h3>Captions from predicted embeddings</h3>", _table_html(captions),
                   "<h3>ROI selectivity captions (BrainSCUBA)</h3><p>Each ROI's mean encoder weight vector, "
                   "projected onto the training images' embeddings (softmax, inverse temperature "

@@ -68,6 +68,7 @@ if MODALITY == "images":
         output:
             scores=f"{RESULTS}/decoding/{{subject}}/scores.csv",
             captions=f"{RESULTS}/decoding/{{subject}}/captions.csv",
+            tokens=f"{RESULTS}/decoding/{{subject}}/tokens.csv",
             selectivity=f"{RESULTS}/decoding/{{subject}}/selectivity.csv",
             images=f"{RESULTS}/decoding/{{subject}}/reconstructions.h5",
         log:

@@ -1,0 +1,73 @@
+"""The decoding stage's per-space scores and the simulated image dataset's early visual and semantic voxels,
+against independent computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import pearsonr
+
+from brainalign.datasets.simulated_images import (
+    COLOR_TUNING,
+    COLORS,
+    draw_images,
+    retinotopic_responses,
+    semantic_responses,
+)
+from brainalign.pipeline.decoding import space_scores, target_spaces, token_correlations
+
+
+def test_space_scores_and_token_correlations_match_scipy():
+    rng = np.random.default_rng(0)
+    true = rng.standard_normal((40, 3 * 5)) + 2.0
+    pred = 0.5 * true + rng.standard_normal(true.shape)
+    scores = space_scores(pred, true)
+    cosine = np.mean([p @ t / np.linalg.norm(p) / np.linalg.norm(t) for p, t in zip(pred, true)])
+    r = np.array([pearsonr(true[:, j], pred[:, j])[0] for j in range(true.shape[1])])
+    assert scores["cosine"] == pytest.approx(cosine, rel=1e-12)
+    assert scores["feature_r"] == pytest.approx(r.mean(), rel=1e-12)
+    # 3 tokens of width 5, flattened token-major: token t is columns 5t .. 5t+4.
+    np.testing.assert_allclose(token_correlations(pred, true, 5), r.reshape(3, 5).mean(axis=1), rtol=1e-12)
+
+
+def test_target_spaces_flatten_every_space_in_order():
+    data = {"pooled": np.ones((4, 2)), "tokens": np.arange(4 * 3 * 2).reshape(4, 3, 2), "text": np.zeros((4, 5)),
+            "targets": {"vae_latent": np.arange(4 * 2 * 2 * 2).reshape(4, 2, 2, 2), "depth": np.ones((4, 3, 3))}}
+    spaces = target_spaces(data, np.array([2, 0]))
+    assert list(spaces) == ["image", "tokens", "text", "vae_latent", "depth"]
+    assert [v.shape for v in spaces.values()] == [(2, 2), (2, 6), (2, 5), (2, 8), (2, 9)]
+    np.testing.assert_array_equal(spaces["vae_latent"][0], np.arange(16, 24))
+
+
+def test_retinotopic_voxel_is_its_colour_tuned_window_over_the_image():
+    images, _ = draw_images(12, seed=3, size=32)
+    got = retinotopic_responses(images, 5, seed=7, grid=8)
+    # By hand: voxel 2's centre, size and colour from the documented draws, then the sum over the 8 x 8 grid.
+    rng = np.random.default_rng([7, 109])
+    centres, sigmas = rng.uniform(0.1, 0.9, size=(5, 2)), rng.uniform(0.05, 0.2, size=5)
+    palette = np.asarray(list(COLORS.values()), dtype=np.float64) / 255.0
+    colour = palette[rng.integers(len(palette), size=5)][2]
+    small = images.astype(np.float64).reshape(12, 8, 4, 8, 4, 3).mean(axis=(2, 4)) / 255.0  # (n, y, x, rgb)
+    values = np.zeros(12)
+    total = 0.0
+    for y in range(8):
+        for x in range(8):
+            g = np.exp(-0.5 * (((x + 0.5) / 8 - centres[2, 0]) ** 2 + ((y + 0.5) / 8 - centres[2, 1]) ** 2)
+                       / sigmas[2] ** 2)
+            total += g
+            values += g * np.exp(-((small[:, y, x] - colour) ** 2).sum(axis=1) / (2 * COLOR_TUNING ** 2))
+    values /= total
+    values = (values - values.mean()) / values.std()
+    np.testing.assert_allclose(got[:, 2], values, rtol=1e-9, atol=1e-9)
+
+
+def test_semantic_voxels_are_a_linear_code_of_the_caption_attributes():
+    _, table = draw_images(60, seed=1, size=16)
+    got = semantic_responses(table, 8, seed=2)
+    np.testing.assert_allclose(got.mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(got.std(axis=0), 1, rtol=1e-12)
+    # Images with the same four attributes respond identically; the 22 one-hot columns explain everything.
+    onehot = pd.get_dummies(table[["shape", "color", "background", "size"]]).to_numpy(float)
+    coef, *_ = np.linalg.lstsq(np.c_[np.ones(60), onehot], got, rcond=None)
+    np.testing.assert_allclose(np.c_[np.ones(60), onehot] @ coef, got, atol=1e-9)
