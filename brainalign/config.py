@@ -192,6 +192,12 @@ def validate_config(config: dict[str, Any], path: str | os.PathLike | None = Non
         for key in ("model_path", "controlnet_path"):
             if spec.get(key):
                 spec[key] = str((base / os.path.expanduser(spec[key])).resolve())
+    metric_models = decoding.get("image_metric_models", {})
+    for key, value in metric_models.items():
+        if value:
+            metric_models[key] = str((base / os.path.expanduser(value)).resolve())
+    if decoding.get("selectivity_bank"):
+        decoding["selectivity_bank"] = str((base / os.path.expanduser(decoding["selectivity_bank"])).resolve())
     if ds.get("mask") not in (None, "brain"):
         ds["mask"] = str((base / os.path.expanduser(ds["mask"])).resolve())
     get_kind(cfg).resolve(cfg, base)

@@ -12,17 +12,27 @@ which is then rescaled to the bank's mean norm and decoded into a caption by
 a captioner conditioned on image embeddings. Units can be voxels or ROIs (the
 mean weight vector of the ROI's voxels).
 
+Captions are then summarised by word category (:func:`category_shares`),
+e.g. the share of person, place or food words in each voxel's caption, which
+BrainSCUBA maps over the cortex.
+
 This module imports only numpy.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from brainalign._validation import BrainalignError
 
-__all__ = ["project_to_bank", "roi_weights"]
+__all__ = ["STOP_WORDS", "category_shares", "project_to_bank", "roi_weights"]
+
+#: Words not counted in a caption's length by :func:`category_shares`.
+STOP_WORDS = tuple(sorted("a an the on in of with and at to is are its their some by near from for".split()))
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -94,3 +104,43 @@ def roi_weights(weights: ArrayLike, labels: ArrayLike) -> tuple[list[str], np.nd
     if not rois:
         raise BrainalignError("no voxel belongs to an ROI (all labels are empty).")
     return rois, np.stack([W[labels == r].mean(axis=0) for r in rois])
+
+
+def _singular(word: str) -> tuple[str, ...]:
+    forms = [word]
+    if word.endswith("es") and len(word) > 3:
+        forms.append(word[:-2])
+    if word.endswith("s") and len(word) > 2:
+        forms.append(word[:-1])
+    return tuple(forms)
+
+
+def category_shares(captions: Sequence[str], categories: Mapping[str, Sequence[str]]) -> np.ndarray:
+    """Share of each caption's content words that belong to each word category.
+
+    Parameters
+    ----------
+    captions : sequence of str
+    categories : mapping of str to sequence of str
+        Category name → its words (lower case). A caption word matches a
+        category when it, or it without a plural ``-s``/``-es``, is listed.
+
+    Returns
+    -------
+    ndarray of shape (n_captions, n_categories), float64
+        Matching words / content words (lower-case alphabetic words that are
+        not in :data:`STOP_WORDS`), in the order of ``categories``; 0 for a
+        caption without content words.
+    """
+    if not categories:
+        raise BrainalignError("'categories' is empty: give at least one category and its words.")
+    lexicon = {name: {str(w).lower() for w in words} for name, words in categories.items()}
+    stop = set(STOP_WORDS)
+    out = np.zeros((len(captions), len(lexicon)))
+    for i, caption in enumerate(captions):
+        words = [w for w in re.findall(r"[a-z]+", str(caption).lower()) if w not in stop]
+        if not words:
+            continue
+        for k, vocabulary in enumerate(lexicon.values()):
+            out[i, k] = sum(any(f in vocabulary for f in _singular(w)) for w in words) / len(words)
+    return out

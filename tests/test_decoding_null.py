@@ -6,6 +6,7 @@ a DPT depth model), as a user's local weights would be.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +30,16 @@ def test_snr_zero_is_at_chance_in_every_target_space(tmp_path: Path, tiny_clip_v
                                   "git_tokens": {"model_path": str(tiny_git), "batch_size": 64},
                                   "vae_latent": {"model_path": str(tiny_sd_depth[0] / "vae"), "batch_size": 64},
                                   "depth": {"model_path": str(tiny_dpt), "batch_size": 64, "size": 8}}
+    # The BrainSCUBA bank: a folder of images (three drawn by the simulation, written as PNG), not the training set.
+    from PIL import Image
+
+    from brainalign.datasets.simulated_images import draw_images
+
+    bank = tmp_path / "bank"
+    bank.mkdir()
+    for k, image in enumerate(draw_images(3, seed=5)[0]):
+        Image.fromarray(image).save(bank / f"bank_{k}.png")
+    cfg["decoding"]["selectivity_bank"] = str(bank)
     run_decoding_data(cfg, tmp_path)
     run_decode(cfg, "subj01", tmp_path / "images.h5", tmp_path / "betas" / "subj01.h5", tmp_path / "decoding",
                progress=False)
@@ -46,3 +57,6 @@ def test_snr_zero_is_at_chance_in_every_target_space(tmp_path: Path, tiny_clip_v
     assert set(tokens["target"]) == {"tokens", "git_tokens"}
     assert len(tokens[(tokens["target"] == "git_tokens") & (tokens["decoder"] == "ridge")]) == 17  # 16 patches + CLS
     assert (tokens["r"].abs() < 0.1).all()
+    selectivity = pd.read_csv(tmp_path / "decoding" / "selectivity.csv")
+    assert all(set(json.loads(t)) <= {"bank_0.png", "bank_1.png", "bank_2.png"} for t in selectivity["top_images"])
+    assert len(pd.read_csv(tmp_path / "decoding" / "voxel_captions.csv")) == 0  # no captioner: no voxel captions

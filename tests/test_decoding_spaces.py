@@ -3,6 +3,8 @@ against independent computations."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -71,3 +73,39 @@ def test_semantic_voxels_are_a_linear_code_of_the_caption_attributes():
     onehot = pd.get_dummies(table[["shape", "color", "background", "size"]]).to_numpy(float)
     coef, *_ = np.linalg.lstsq(np.c_[np.ones(60), onehot], got, rcond=None)
     np.testing.assert_allclose(np.c_[np.ones(60), onehot] @ coef, got, atol=1e-9)
+
+
+def test_category_shares_by_hand():
+    from brainalign.decoders.selectivity import category_shares
+
+    got = category_shares(["A man and two dogs on the beach.", "the of a", "Women with glasses"],
+                          {"person": ["man", "woman"], "animal": ["dog"], "place": ["beach"]})
+    # Content words: man, two, dogs, beach (4); none; women, glasses (2: 'women' is not a plural -s of 'woman').
+    np.testing.assert_array_equal(got, [[0.25, 0.25, 0.25], [0, 0, 0], [0, 0, 0]])
+
+
+def test_image_bank_of_a_folder_is_embedded_like_the_images(tmp_path):
+    from PIL import Image
+
+    from brainalign._validation import InputFileError
+    from brainalign.config import load_config
+    from brainalign.datasets.simulated_images import SimulatedImagesKind, image_embeddings
+    from brainalign.io import load_image_folder
+
+    images, _ = draw_images(3, seed=4, size=64)
+    for k, name in enumerate(["c.png", "a.jpg", "b.png"]):
+        Image.fromarray(images[k]).save(tmp_path / name, quality=100)
+    (tmp_path / "notes.txt").write_text("not an image")
+    loaded, names = load_image_folder(tmp_path, 64)
+    assert names == ["a.jpg", "b.png", "c.png"]
+    np.testing.assert_array_equal(loaded[1], images[2])  # PNG is lossless
+    cfg = load_config(Path(__file__).resolve().parent.parent / "workflows" / "configs" / "simulated_images_ci.yaml")
+    bank = SimulatedImagesKind().embed_bank(cfg, tmp_path)
+    tokens, pooled = image_embeddings(loaded, 64, 0)
+    np.testing.assert_array_equal(bank.pooled, pooled)
+    assert bank.tokens.shape == (3, 17, 64) and bank.names == names
+    (tmp_path / "broken.png").write_bytes(b"no png")
+    with pytest.raises(InputFileError, match="broken.png"):
+        load_image_folder(tmp_path, 64)
+    with pytest.raises(InputFileError, match="selectivity_bank"):
+        load_image_folder(tmp_path / "missing", 64)

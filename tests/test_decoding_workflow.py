@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import h5py
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
@@ -81,9 +82,30 @@ def test_retrieval_captions_and_images(images_run: Path):
     assert len(tokens) == 2 * 17 and (tokens["r"] > 0).mean() > 0.9  # 2 decoders x (pooled + 4 x 4 grid)
     selectivity = pd.read_csv(images_run / "decoding" / "subj01" / "selectivity.csv")
     assert list(selectivity["roi"]) == ["ROI_A", "ROI_B", "V1", "semantic"]
+    # BrainSCUBA per voxel: the 300 best-predicted voxels (all planted: no noise voxel reaches them), captioned,
+    # and their word-category shares placed in the volume.
+    voxels = pd.read_csv(images_run / "decoding" / "subj01" / "voxel_captions.csv")
+    assert len(voxels) == 300 and voxels["roi"].notna().all() and (voxels["r"] >= 0.1).all()
+    assert voxels["caption"].str.len().gt(0).all() and voxels["voxel"].is_monotonic_increasing
+    shares = voxels[["share_cool", "share_shape", "share_size", "share_warm"]].to_numpy()  # the map's order: by name
+    assert ((shares >= 0) & (shares <= 1)).all() and shares.sum(axis=1).max() <= 1 + 1e-9
+    # Planted truth: an early visual voxel is tuned to one colour (columns 300-1299, after ROI_A, ROI_B and the
+    # noise voxels); its caption names that colour far above the 1 in 4 of a caption's two colour words.
+    from brainalign.datasets.simulated_images import retinotopic_tuning
+
+    preferred = np.asarray(retinotopic_tuning(1000, seed=0)[2])
+    v1 = voxels[voxels["roi"] == "V1"]
+    named = [colour in caption.split() for colour, caption in zip(preferred[v1["voxel"] - 300], v1["caption"])]
+    assert len(v1) >= 50 and np.mean(named) > 0.6, np.mean(named)
+    img = nib.load(str(images_run / "decoding" / "subj01" / "word_categories.nii.gz"))
+    data = np.asarray(img.get_fdata())
+    assert data.shape[:2] == (16, 16) and data.shape[3] == 4 and np.isfinite(data).sum() == 4 * 300
+    v = voxels["voxel"].to_numpy()
+    np.testing.assert_allclose(data[v % 16, (v // 16) % 16, v // 256], shares, rtol=1e-6)  # synthetic layout
     report = (images_run / "report.html").read_text()
+    assert "Voxel captions (BrainSCUBA per voxel)" in report and "standing in for MindEye2" in report
     assert "BrainSCUBA" in report and "Brain Captioning" in report and "Token by token" in report
-    assert report.count("data:image/png;base64,") >= 4  # retrieval, per-token r, one grid per subject
+    assert report.count("data:image/png;base64,") >= 6  # retrieval, per-token r, per subject: grid and map
 
 
 def test_sigkill_twice_then_resume_matches_a_run_from_scratch(images_run: Path, images_config: Path, tmp_path: Path,

@@ -413,3 +413,39 @@ def test_extract_features_mixed_size_list_and_bad_output():
         im.extract_features(imgs, lambda x: x)  # no resize: 16 px and 20 px maps
     with pytest.raises(BrainalignError, match="extractor must return"):
         im.extract_features(np.zeros((3, 8, 8, 3)), lambda x: x[:1])
+
+
+def test_extractors_from_paths_load_each_network_with_mindeye2_preprocessing(alexnet, tmp_path):
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from brainalign.metrics.images.from_paths import extractors_from_paths
+
+    torch.manual_seed(3)
+    tiny_clip_vision = tmp_path / "clip"  # at MindEye2's 224 px, 7 x 7 patches
+    CLIPVisionModelWithProjection(CLIPVisionConfig(image_size=224, patch_size=32, hidden_size=16, intermediate_size=32,
+                                                   num_hidden_layers=1, num_attention_heads=2, projection_dim=8)
+                                  ).save_pretrained(tiny_clip_vision)
+    pooled = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
+    torch.jit.script(pooled).save(str(tmp_path / "inception.pt"))
+    torch.save(alexnet.state_dict(), tmp_path / "alexnet.pth")
+    got = extractors_from_paths({"alexnet": tmp_path / "alexnet.pth", "inception": tmp_path / "inception.pt",
+                                 "clip": tiny_clip_vision, "swav": None})
+    assert list(got) == ["alexnet", "inception", "clip"]
+    x = torch.rand(2, 3, 40, 40)
+    with torch.no_grad():
+        cfg = im.MINDEYE2_PREPROCESS["inception_v3"]
+        want = pooled(im.preprocess(x, cfg["size"], cfg["mean"], cfg["std"]))
+        torch.testing.assert_close(got["inception"](x), want)
+        cfg = im.MINDEYE2_PREPROCESS["clip_vit_l14"]
+        clip = CLIPVisionModelWithProjection.from_pretrained(tiny_clip_vision).eval()
+        want = clip(pixel_values=im.preprocess(x, cfg["size"], cfg["mean"], cfg["std"])).image_embeds
+        torch.testing.assert_close(got["clip"](x), want)
+        features = got["alexnet"](x)
+        torch.testing.assert_close(features["features.11"], im.alexnet_extractor(alexnet)(x)["features.11"])
+    # Nothing given: the stand-in, under its own name.
+    assert list(extractors_from_paths({})) == ["random_cnn"]
+    (tmp_path / "broken.pt").write_bytes(b"not torchscript")
+    with pytest.raises(BrainalignError, match="decoding.image_metric_models.efficientnet"):
+        extractors_from_paths({"efficientnet": tmp_path / "broken.pt"})
+    with pytest.raises(BrainalignError, match="unknown image-metric networks"):
+        extractors_from_paths({"vgg": tmp_path / "inception.pt"})

@@ -31,9 +31,11 @@ import numpy as np
 import pandas as pd
 
 from .._validation import ConfigError, InputFileError
+from ..io import ImageBank, VoxelGeometry, load_image_folder
 from .registry import ImageData, ImagesKind
 
-__all__ = ["NSD_SCALE", "load_nsd_design", "load_nsd_subject", "load_nsd_images", "load_nsd_captions", "NsdKind"]
+__all__ = ["NSD_SCALE", "load_nsd_design", "load_nsd_subject", "load_nsd_geometry", "load_nsd_images",
+           "load_nsd_captions", "NsdKind"]
 
 #: NSD stores betas as int16 percent signal change times 300.
 NSD_SCALE = 300.0
@@ -78,13 +80,11 @@ def load_nsd_subject(root: str | os.PathLike, subject: int, *, space: str = "fun
     shared : ndarray of shape (n_images,), bool
         Whether the image is one of the shared (test) images.
     """
-    import nibabel as nib
-
     root = Path(root)
     design = load_nsd_design(root)
     subj = f"subj{subject:02d}"
-    roi_path = _require(root / "nsddata" / "ppdata" / subj / space / "roi" / f"{roi}.nii.gz", f"ROI {roi!r}")
-    mask = np.asarray(nib.load(str(roi_path)).get_fdata()) > 0
+    roi_path = _roi_path(root, subject, space, roi)
+    mask = load_nsd_geometry(root, subject, space=space, roi=roi).mask
     folder = root / "nsddata_betas" / "ppdata" / subj / space / betas
     files = sorted(folder.glob("betas_session*.hdf5"))
     if sessions is not None:
@@ -112,6 +112,21 @@ def load_nsd_subject(root: str | os.PathLike, subject: int, *, space: str = "fun
     np.add.at(sums, inverse, X)
     counts = np.bincount(inverse, minlength=len(unique))[:, None]
     return (sums / counts).astype(np.float32), unique, np.isin(unique, design["sharedix"])
+
+
+def _roi_path(root: Path, subject: int, space: str, roi: str) -> Path:
+    return _require(root / "nsddata" / "ppdata" / f"subj{subject:02d}" / space / "roi" / f"{roi}.nii.gz",
+                     f"ROI {roi!r}")
+
+
+def load_nsd_geometry(root: str | os.PathLike, subject: int, *, space: str = "func1pt8mm",
+                      roi: str = "nsdgeneral") -> VoxelGeometry:
+    """Where the voxels of :func:`load_nsd_subject` lie: the ROI's voxels > 0, in C order, and its affine."""
+    import nibabel as nib
+
+    img = nib.load(str(_roi_path(Path(root), subject, space, roi)))
+    mask = np.asarray(img.get_fdata()) > 0
+    return VoxelGeometry(np.argwhere(mask), np.asarray(img.affine), tuple(int(n) for n in mask.shape))
 
 
 def load_nsd_images(root: str | os.PathLike, nsd_ids: np.ndarray) -> np.ndarray:
@@ -158,7 +173,7 @@ class NsdKind(ImagesKind):
 
     def check_config(self, cfg: dict[str, Any], path: str | os.PathLike | None) -> None:
         super().check_config(cfg, path)
-        if cfg["dataset"]["nsd"]["embeddings"] is None:
+        if cfg["dataset"]["nsd"]["embeddings"] is None or cfg.get("decoding", {}).get("selectivity_bank"):
             _check_targets(cfg, path)
 
     def image_data(self, cfg: dict[str, Any]) -> ImageData:
@@ -167,11 +182,12 @@ class NsdKind(ImagesKind):
         docs/decoding.md); the other targets as further spaces; the shared 1000 images held out."""
         ds, nsd = cfg["dataset"], cfg["dataset"]["nsd"]
         root = ds["data_dir"]
-        betas, all_ids = {}, []
+        betas, geometry, all_ids = {}, {}, []
         for subject, number in zip(self.subjects(cfg), nsd["subjects"]):
             trials, ids, _ = load_nsd_subject(root, number, space=nsd["space"], betas=nsd["betas"],
                                               roi=nsd["roi"], sessions=nsd["sessions"])
             betas[subject] = (trials, ids, np.asarray([nsd["roi"]] * trials.shape[1]))
+            geometry[subject] = load_nsd_geometry(root, number, space=nsd["space"], roi=nsd["roi"])
             all_ids.append(ids)
         ids = np.unique(np.concatenate(all_ids))
         images = load_nsd_images(root, ids)
@@ -190,10 +206,16 @@ class NsdKind(ImagesKind):
             targets = self.extract_targets(cfg, images, captions, own + further)
             pooled, tokens = targets.pop("clip_image"), targets.pop("git_tokens")
         test = np.isin(ids, load_nsd_design(root)["sharedix"])
-        return ImageData(_resize(images, 64), captions, tokens, pooled, ids, test, betas, targets)
+        return ImageData(_resize(images, 64), captions, tokens, pooled, ids, test, betas, targets, geometry)
 
     def subjects(self, cfg: dict[str, Any]) -> list[str]:
         return [f"subj{s:02d}" for s in cfg["dataset"]["nsd"]["subjects"]]
+
+    def embed_bank(self, cfg: dict[str, Any], folder: str | os.PathLike) -> ImageBank:
+        """The folder's images at NSD's 425 px through ``decoding.targets`` clip_image and git_tokens."""
+        images, names = load_image_folder(folder, 425)
+        out = self.extract_targets(cfg, images, names, ("clip_image", "git_tokens"))
+        return ImageBank(out["clip_image"], out["git_tokens"], names)
 
     def credit(self, cfg: dict[str, Any]) -> str:
         return ("Natural Scenes Dataset (Allen et al. 2022, Nature Neuroscience 25:116-126; cite as its terms "
@@ -214,9 +236,10 @@ def _check_targets(cfg: dict[str, Any], path: str | os.PathLike | None) -> dict[
     for name in ("clip_image", "git_tokens"):
         if name not in targets:
             raise ConfigError(path, f"decoding.targets.{name}.model_path",
-                              "is required when dataset.nsd.embeddings is null: the NSD kind extracts the pooled "
-                              "(clip_image) and token (git_tokens) embeddings from the images with local weights "
-                              "(docs/decoding.md), or reads them from dataset.nsd.embeddings.")
+                              "is required when dataset.nsd.embeddings is null or decoding.selectivity_bank is set: "
+                              "the NSD kind extracts the pooled (clip_image) and token (git_tokens) embeddings from "
+                              "the images with local weights (docs/decoding.md), or reads the dataset's from "
+                              "dataset.nsd.embeddings.")
     return targets
 
 

@@ -264,6 +264,9 @@ class ImageData:
         Further target spaces extracted from the images (``decoding.targets``:
         e.g. ``vae_latent`` (n_images, 4, h, w), ``depth`` (n_images, size, size)),
         each decoded and scored in its own space.
+    geometry : dict
+        Subject label -> :class:`brainalign.io.VoxelGeometry` of its voxels (for maps on the brain); a
+        subject without one gets no NIfTI map.
     """
 
     images: np.ndarray
@@ -274,6 +277,7 @@ class ImageData:
     test: np.ndarray
     betas: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
     targets: dict[str, np.ndarray] = field(default_factory=dict)
+    geometry: dict[str, Any] = field(default_factory=dict)
 
 
 class ImagesKind(DatasetKind):
@@ -306,6 +310,11 @@ class ImagesKind(DatasetKind):
     def image_data(self, cfg: dict[str, Any]) -> ImageData:
         """The images, their captions and embeddings, and every subject's betas."""
         raise self._unsupported("images")
+
+    def embed_bank(self, cfg: dict[str, Any], folder: str | os.PathLike) -> Any:
+        """The images of ``folder`` embedded like the dataset's own (pooled and tokens): an
+        :class:`brainalign.io.ImageBank` (``decoding.selectivity_bank``)."""
+        raise self._unsupported("an image bank")
 
     @staticmethod
     def extract_targets(cfg: dict[str, Any], images: np.ndarray, captions: list[str],

@@ -29,15 +29,17 @@ generates one whose ground truth is known (docs/decoding.md):
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..io import ImageBank, VoxelGeometry, load_image_folder
 from .registry import ImageData, ImagesKind
 
 __all__ = ["COLORS", "SHAPES", "draw_images", "image_embeddings", "simulate_responses", "retinotopic_responses",
-           "semantic_responses", "ImageEncoder", "SimulatedImagesKind"]
+           "semantic_responses", "retinotopic_tuning", "synthetic_geometry", "ImageEncoder", "SimulatedImagesKind"]
 
 COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 70, 220), "yellow": (235, 210, 40),
           "purple": (140, 50, 170), "white": (245, 245, 245), "black": (20, 20, 20), "orange": (245, 140, 30)}
@@ -173,6 +175,16 @@ def simulate_responses(pooled: np.ndarray, *, subject_index: int, n_voxels: int,
     return betas.astype(np.float32), np.asarray(labels + [""] * n_voxels)
 
 
+def retinotopic_tuning(n_voxels: int, *, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The early visual voxels' receptive fields: centres (n_voxels, 2) and sizes (n_voxels,) as fractions of
+    the image side, and preferred colours (names of :data:`COLORS`); see :func:`retinotopic_responses`."""
+    rng = np.random.default_rng([seed, 109])
+    centres = rng.uniform(0.1, 0.9, size=(n_voxels, 2))
+    sigmas = rng.uniform(0.05, 0.2, size=n_voxels)
+    names = list(COLORS)
+    return centres, sigmas, [names[k] for k in rng.integers(len(names), size=n_voxels)]
+
+
 def retinotopic_responses(images: np.ndarray, n_voxels: int, *, seed: int, grid: int = 16) -> np.ndarray:
     """Noise-free responses of ``n_voxels`` population-receptive-field voxels, each standardised over images.
 
@@ -201,11 +213,8 @@ def retinotopic_responses(images: np.ndarray, n_voxels: int, *, seed: int, grid:
 
     x = torch.as_tensor(np.asarray(images), dtype=torch.float64).permute(0, 3, 1, 2) / 255.0
     small = torch.nn.functional.adaptive_avg_pool2d(x, grid).numpy()  # (n, 3, grid, grid)
-    rng = np.random.default_rng([seed, 109])
-    centres = rng.uniform(0.1, 0.9, size=(n_voxels, 2))
-    sigmas = rng.uniform(0.05, 0.2, size=n_voxels)
-    palette = np.asarray(list(COLORS.values()), dtype=np.float64) / 255.0
-    preferred = palette[rng.integers(len(palette), size=n_voxels)]  # (v, 3) RGB in [0, 1]
+    centres, sigmas, colours = retinotopic_tuning(n_voxels, seed=seed)
+    preferred = np.asarray([COLORS[c] for c in colours], dtype=np.float64) / 255.0  # (v, 3) RGB in [0, 1]
     axis = (np.arange(grid) + 0.5) / grid
     gx = np.exp(-0.5 * ((axis[None, :] - centres[:, :1]) / sigmas[:, None]) ** 2)  # (v, grid) along x
     gy = np.exp(-0.5 * ((axis[None, :] - centres[:, 1:]) / sigmas[:, None]) ** 2)
@@ -249,6 +258,14 @@ def semantic_responses(table: pd.DataFrame, n_voxels: int, *, seed: int) -> np.n
     return responses / np.where(responses.std(axis=0) > 0, responses.std(axis=0), 1.0)
 
 
+def synthetic_geometry(n_voxels: int, side: int = 16) -> VoxelGeometry:
+    """A stand-in volume for simulated voxels: voxel ``v`` at ``(v % side, (v // side) % side, v // side**2)``,
+    2 mm isotropic, so that the ROIs (consecutive voxels) fill consecutive slabs of the maps."""
+    v = np.arange(n_voxels)
+    ijk = np.stack([v % side, (v // side) % side, v // side ** 2], axis=1)
+    return VoxelGeometry(ijk, np.diag([2.0, 2.0, 2.0, 1.0]), (side, side, int(ijk[:, 2].max()) + 1))
+
+
 class SimulatedImagesKind(ImagesKind):
     """``simulated_images``: drawn shapes and betas planted from their embeddings (docs/decoding.md)."""
 
@@ -260,7 +277,7 @@ class SimulatedImagesKind(ImagesKind):
         images, table = draw_images(spec["n_images"], sim["seed"], spec["image_size"])
         tokens, pooled = image_embeddings(images, spec["embedding_dim"], sim["seed"])
         ids = table["image_id"].to_numpy()
-        betas = {}
+        betas, geometry = {}, {}
         for k, subject in enumerate(self.subjects(cfg)):
             trials, rois = simulate_responses(pooled, subject_index=k, n_voxels=spec["n_noise_voxels"],
                                               rois=spec["rois"], snr=spec["snr"], seed=sim["seed"])
@@ -275,14 +292,22 @@ class SimulatedImagesKind(ImagesKind):
                     trials = np.concatenate([trials, part.astype(np.float32)], axis=1)
                     rois = np.concatenate([rois, np.asarray([roi] * count)])
             betas[subject] = (trials, ids, rois)
+            geometry[subject] = synthetic_geometry(len(rois))
         captions = table["caption"].tolist()
         # decoding.targets (tiny or real local models) add target spaces; the betas stay planted in the
         # simulation's own encoder space ("image").
         targets = self.extract_targets(cfg, images, captions)
-        return ImageData(images, captions, tokens, pooled, ids, ids < spec["n_test"], betas, targets)
+        return ImageData(images, captions, tokens, pooled, ids, ids < spec["n_test"], betas, targets, geometry)
 
     def subjects(self, cfg: dict[str, Any]) -> list[str]:
         return [f"subj{k + 1:02d}" for k in range(cfg["simulation"]["n_subjects"])]
+
+    def embed_bank(self, cfg: dict[str, Any], folder: str | os.PathLike) -> ImageBank:
+        """The folder's images at the simulation's size, through the simulation's encoder."""
+        spec = cfg["simulation"]["images"]
+        images, names = load_image_folder(folder, spec["image_size"])
+        tokens, pooled = image_embeddings(images, spec["embedding_dim"], cfg["simulation"]["seed"])
+        return ImageBank(pooled, tokens, names)
 
     def credit(self, cfg: dict[str, Any]) -> str:
         sim = cfg["simulation"]

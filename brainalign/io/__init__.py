@@ -28,7 +28,16 @@ from .atomic import OutputBusyError, _json, atomic_path, write_provenance, write
 from .epochs import Epochs, read_epochs, write_epochs
 from .features import Features, read_features, write_features
 from .hdf5 import _open_h5  # noqa: F401
-from .images import read_betas, read_images, write_betas, write_images
+from .images import (
+    ImageBank,
+    VoxelGeometry,
+    load_image_folder,
+    read_betas,
+    read_images,
+    read_voxel_geometry,
+    write_betas,
+    write_images,
+)
 from .provenance import config_hash, provenance, sha256_file  # noqa: F401
 from .responses import Responses, read_responses, write_responses
 from .tables import SCORE_COLUMNS, read_table, write_table
@@ -57,6 +66,10 @@ __all__ = [
     "read_images",
     "write_betas",
     "read_betas",
+    "read_voxel_geometry",
+    "ImageBank",
+    "load_image_folder",
+    "VoxelGeometry",
     "write_unit_scores",
     "read_unit_scores",
 ]

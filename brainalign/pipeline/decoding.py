@@ -31,12 +31,14 @@ from .._validation import InputFileError
 from ..backend.device import resolve_device
 from ..datasets.registry import get_kind
 from ..io import (
+    ImageBank,
     _json,
     atomic_path,
     provenance,
     read_betas,
     read_images,
     read_table,
+    read_voxel_geometry,
     write_betas,
     write_images,
     write_table,
@@ -57,12 +59,18 @@ def run_decoding_data(cfg: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     """Write ``images.h5`` and ``betas/<subject>.h5`` from the dataset kind's :class:`ImageData`."""
     out_dir = Path(out_dir)
     prov = provenance(cfg, [], stage="decoding_data")
-    data = get_kind(cfg).image_data(cfg)
+    kind = get_kind(cfg)
+    data = kind.image_data(cfg)
+    folder = cfg["decoding"]["selectivity_bank"]
+    bank = kind.embed_bank(cfg, folder) if folder else None
+    if bank is not None and bank.pooled.shape[1] != data.pooled.shape[1]:
+        raise InputFileError(folder, f"the bank embeds to {bank.pooled.shape[1]} dimensions, the images to "
+                                     f"{data.pooled.shape[1]} (field decoding.selectivity_bank).")
     write_images(out_dir / "images.h5", data.images, data.captions, data.tokens, data.pooled, data.image_ids,
-                 data.test, prov, targets=data.targets)
+                 data.test, prov, targets=data.targets, bank=bank)
     for subject in decoding_subjects(cfg):
         betas, ids, rois = data.betas[subject]
-        write_betas(out_dir / "betas" / f"{subject}.h5", betas, ids, rois, prov)
+        write_betas(out_dir / "betas" / f"{subject}.h5", betas, ids, rois, prov, data.geometry.get(subject))
     return out_dir
 
 
@@ -126,13 +134,11 @@ def _load_captioner(cfg: dict[str, Any], captioner_dir: str | os.PathLike | None
 def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike, betas_path: str | os.PathLike,
                out_dir: str | os.PathLike, captioner_dir: str | os.PathLike | None = None,
                progress: bool = True) -> Path:
-    """Decode one subject's test images; write scores, captions, reconstructions and ROI captions."""
-    from ..encoders.ridge import RidgeCVEncoder
+    """Decode one subject's test images; write scores (every target space), captions, per-token r,
+    reconstructions, ROI and voxel captions and the word-category map."""
     from ..metrics.identification import binomial_chance_interval, retrieval_top1
 
     dec = cfg["decoding"]
-    # The config's penalty grid (encoder.alphas), as in every other ridge of the workflow.
-    alphas = np.asarray(cfg["encoder"]["alphas"], dtype=np.float64)
     data = read_images(images_path)
     betas, ids, rois = read_betas(betas_path)
     index = {int(i): k for k, i in enumerate(data["image_id"])}
@@ -206,15 +212,16 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
         metric_rows(best, caption_target, "caption", caption_rows, n_test)
 
     # Images: the nearest training image to each predicted embedding (all test images), and the generator.
-    from ..metrics.images import image_metrics, random_cnn_features
+    from ..metrics.images import image_metrics
+    from ..metrics.images.from_paths import extractors_from_paths
 
     train_images = data["images"][rows[~test]]
     true_images = data["images"][rows[test]]
     sims = _unit(pred) @ _unit(Y_train).T
     nearest = train_images[np.argmax(sims, axis=1)]
-    # Two-way identification on a fixed random CNN (torchvision's AlexNet/Inception weights cannot be
-    # shipped; metrics.images loads a user's AlexNet state dict for the published definition).
-    extractors = {"random_cnn": random_cnn_features(seed=dec["seed"])}
+    # Two-way identification and correlation distance on MindEye2's networks from the user's weights
+    # (decoding.image_metric_models), else on a fixed random CNN named random_cnn.
+    extractors = extractors_from_paths(dec["image_metric_models"], seed=dec["seed"]) if dec["image_metrics"] else {}
     measured = (image_metrics(nearest, true_images, extractors=extractors, size=dec["image_metrics_size"])
                 if dec["image_metrics"] else {})
     metric_rows(best, "image", "retrieved_image", measured, n_test)
@@ -236,25 +243,16 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
                     image_metrics(captioned, true_images[:k], extractors=extractors, size=dec["image_metrics_size"]),
                     k)
 
-    # BrainSCUBA: ROI preferred directions from a forward (embedding -> voxel) ridge encoder.
-    from ..decoders.selectivity import project_to_bank, roi_weights
-
-    encoder = RidgeCVEncoder(alphas=alphas, cv=5, gap=0, alpha_per_target=False).fit(Y_train, X_train)
-    roi_names, roi_w = roi_weights(encoder.coef_.T, rois)
-    projected, top = project_to_bank(roi_w, Y_train, temperature=dec["selectivity_temperature"])
-    if captioner is None:
-        roi_captions = [""] * len(roi_names)
-    elif spec["kind"] == "git":
-        # GIT reads token sequences, not the pooled projection: it captions each ROI's most selective
-        # training image from that image's tokens (the bank's top entry).
-        roi_captions = captioner.generate(tokens[~test][top[:, 0]].astype(np.float32),
-                                          max_new_tokens=spec["max_new_tokens"])
+    # BrainSCUBA: ROI and voxel preferred directions from a forward (embedding -> voxel) ridge encoder.
+    bank = data["bank"]
+    if bank is None:  # the training images
+        bank_names = [str(int(i)) for i in ids[~test]]
+        bank_captions = [data["captions"][r] for r in rows[~test]]
+        bank = ImageBank(Y_train, tokens[~test], bank_names)
     else:
-        roi_captions = captioner.generate(projected.astype(np.float32), max_new_tokens=spec["max_new_tokens"])
-    train_captions = [data["captions"][r] for r in rows[~test]]
-    selectivity = pd.DataFrame({"subject": subject, "roi": roi_names, "caption": roi_captions,
-                                "top_images": [json.dumps([int(ids[~test][j]) for j in t]) for t in top],
-                                "top_captions": [" | ".join(train_captions[j] for j in t[:3]) for t in top]})
+        bank_captions = None
+    selectivity, voxels = _selectivity(cfg, subject, X_train, X_test, Y_train, spaces["image"][test], rois,
+                                       bank, bank_captions, captioner)
 
     write_table(out_dir / "scores.csv", pd.DataFrame(score_rows), prov)
     write_table(out_dir / "tokens.csv", pd.DataFrame(token_rows, columns=["subject", "decoder", "target", "token",
@@ -262,6 +260,9 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
     write_table(out_dir / "captions.csv", pd.DataFrame({"subject": subject, "image_id": ids[test],
                                                         "true": true_captions, "decoded": captions}), prov)
     write_table(out_dir / "selectivity.csv", selectivity, prov)
+    write_table(out_dir / "voxel_captions.csv", voxels, prov)
+    _write_category_map(cfg, out_dir / "word_categories.nii.gz", voxels, read_voxel_geometry(betas_path),
+                        len(rois))
     with atomic_path(out_dir / "reconstructions.h5") as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("image_id", data=ids[test])
         f.create_dataset("true", data=true_images)
@@ -358,6 +359,91 @@ def _generate(cfg: dict[str, Any], embeds: np.ndarray) -> np.ndarray | None:
         pipe = build_tiny_unclip(seed=spec["seed"], image_embed_dim=embeds.shape[1], device=device)
     result = pipe.reconstruct(embeds.astype(np.float32), num_inference_steps=spec["steps"], seed=spec["seed"])
     return result.to_numpy()
+
+
+def _caption(captioner: Any, spec: dict[str, Any], projected: np.ndarray, bank: ImageBank, top: np.ndarray,
+             batch_size: int) -> list[str]:
+    """Captions of projected preferences: ClipCap reads the projection; GIT, which reads token sequences, captions
+    the most selective bank image from its tokens (each distinct image once)."""
+    if captioner is None:
+        return [""] * len(projected)
+    if spec["kind"] == "git":
+        unique, inverse = np.unique(top[:, 0], return_inverse=True)
+        inputs = bank.tokens[unique].reshape(len(unique), -1)
+    else:
+        inverse, inputs = np.arange(len(projected)), projected
+    out: list[str] = []
+    for start in range(0, len(inputs), batch_size):
+        out += captioner.generate(np.asarray(inputs[start:start + batch_size], np.float32),
+                                  max_new_tokens=spec["max_new_tokens"])
+    return [out[k] for k in inverse]
+
+
+def _selectivity(cfg: dict[str, Any], subject: str, X_train: np.ndarray, X_test: np.ndarray, Y_train: np.ndarray,
+                 Y_test: np.ndarray, rois: np.ndarray, bank: ImageBank, bank_captions: list[str] | None,
+                 captioner: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """BrainSCUBA per ROI (mean weight vector) and per well-predicted voxel, projected onto ``bank``.
+
+    Returns the ROI table (caption, top bank images) and the voxel table (voxel index, ROI, test r, caption,
+    top bank image, one share column per word category)."""
+    from ..decoders.selectivity import category_shares, project_to_bank, roi_weights
+    from ..encoders.ridge import RidgeCVEncoder
+    from ..metrics.correlation import pearsonr_columns
+
+    dec = cfg["decoding"]
+    spec, vc = dec["captioner"], dec["voxel_captions"]
+    alphas = np.asarray(cfg["encoder"]["alphas"], dtype=np.float64)
+    encoder = RidgeCVEncoder(alphas=alphas, cv=5, gap=0, alpha_per_target=False).fit(Y_train, X_train)
+    weights = encoder.coef_.T  # (n_voxels, dim): each voxel's preferred direction in embedding space
+    r = pearsonr_columns(X_test, encoder.predict(Y_test))
+    temperature = dec["selectivity_temperature"]
+
+    roi_names, roi_w = roi_weights(weights, rois)
+    projected, top = project_to_bank(roi_w, bank.pooled, temperature=temperature)
+    roi_captions = _caption(captioner, spec, projected, bank, top, vc["batch_size"])
+    described = bank_captions if bank_captions is not None else bank.names
+    selectivity = pd.DataFrame({"subject": subject, "roi": roi_names, "caption": roi_captions,
+                                "top_images": [json.dumps([bank.names[j] for j in t]) for t in top],
+                                "top_captions": [" | ".join(described[j] for j in t[:3]) for t in top]})
+
+    chosen = np.flatnonzero(r >= vc["min_r"]) if vc["enabled"] and captioner is not None else np.array([], int)
+    chosen = np.sort(chosen[np.argsort(-r[chosen], kind="stable")][: vc["max_voxels"]])
+    # Sorted by name: the workflow's copy of the config does not keep the order the user wrote.
+    categories = {name: vc["categories"][name] for name in sorted(vc["categories"])}
+    if len(chosen):
+        projected, top = project_to_bank(weights[chosen], bank.pooled, temperature=temperature)
+        captions = _caption(captioner, spec, projected, bank, top, vc["batch_size"])
+        shares = category_shares(captions, categories)
+        best_image = [bank.names[j] for j in top[:, 0]]
+    else:
+        captions, shares, best_image = [], np.zeros((0, len(categories))), []
+    voxels = pd.DataFrame({"subject": subject, "voxel": chosen.astype(int), "roi": np.asarray(rois)[chosen],
+                           "r": r[chosen], "caption": captions, "top_image": best_image})
+    for k, name in enumerate(categories):
+        voxels[f"share_{name}"] = shares[:, k]
+    return selectivity, voxels
+
+
+def _write_category_map(cfg: dict[str, Any], path: Path, voxels: pd.DataFrame, geometry: Any, n_voxels: int
+                        ) -> Path:
+    """The word-category shares of the captioned voxels as a 4-D NIfTI (one volume per category, sorted by
+    name, listed in the header's ``descrip``; NaN where no voxel was captioned), placed where the betas say their voxels are (betas
+    without coordinates: the stand-in layout of :func:`~brainalign.datasets.simulated_images.synthetic_geometry`)."""
+    import nibabel as nib
+
+    if geometry is None:
+        from ..datasets.simulated_images import synthetic_geometry
+
+        geometry = synthetic_geometry(n_voxels)
+
+    from ..preprocess.nifti import write_nifti
+
+    names = sorted(cfg["decoding"]["voxel_captions"]["categories"])
+    values = np.full((n_voxels, len(names)), np.nan, dtype=np.float32)
+    values[voxels["voxel"].to_numpy(int)] = voxels[[f"share_{n}" for n in names]].to_numpy(np.float32)
+    img = nib.Nifti1Image(geometry.to_volume(values), geometry.affine)
+    img.header["descrip"] = ("shares: " + ",".join(names)).encode()[:79]
+    return write_nifti(path, img)
 
 
 def _brain_captioning(cfg: dict[str, Any], predicted: dict[str, np.ndarray], shapes: dict[str, np.ndarray],

@@ -14,7 +14,8 @@ from ..io import config_hash, read_table, write_text
 from .html import _CSS, _img, _table_html
 from .plots import _pyplot, _save
 
-__all__ = ["write_decoding_report", "plot_reconstructions", "plot_retrieval", "plot_token_correlations"]
+__all__ = ["write_decoding_report", "plot_reconstructions", "plot_retrieval", "plot_token_correlations",
+           "plot_category_maps"]
 
 
 def plot_reconstructions(true: np.ndarray, rows: dict[str, np.ndarray], out: Path, n: int = 8) -> Path:
@@ -82,6 +83,27 @@ def plot_token_correlations(tokens: pd.DataFrame, out: Path) -> Path:
         plt.close(fig)
 
 
+def plot_category_maps(path: Path, names: list[str], out: Path) -> Path:
+    """Maximum-intensity projections (over the third axis) of each word category's share map, one panel each."""
+    import nibabel as nib
+
+    plt = _pyplot()
+    data = np.asarray(nib.load(str(path)).get_fdata(), dtype=np.float64)
+    fig, axes = plt.subplots(1, len(names), figsize=(2.2 * len(names), 2.4), squeeze=False)
+    for k, (ax, name) in enumerate(zip(axes[0], names)):
+        volume = data[..., k]
+        valid = ~np.isnan(volume)  # NaN: no captioned voxel there
+        mip = np.where(valid.any(axis=2), np.max(np.where(valid, volume, -np.inf), axis=2), np.nan)
+        im = ax.imshow(mip.T, origin="lower", cmap="viridis", vmin=0, vmax=1)
+        ax.set_title(name, fontsize=8)
+        ax.axis("off")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.7, label="share of caption words")
+    try:
+        return _save(fig, out)
+    finally:
+        plt.close(fig)
+
+
 def write_decoding_report(cfg: dict[str, Any], decode_dirs: list[Path], scores: pd.DataFrame, out: Path) -> Path:
     """Figures (``figures/`` beside ``out``) and the self-contained HTML report of the decoding stage."""
     figures = out.parent / "figures"
@@ -106,7 +128,14 @@ def write_decoding_report(cfg: dict[str, Any], decode_dirs: list[Path], scores: 
                   "Pearson r across test images, averaged over the token's features.</p>",
                   _img(plot_token_correlations(tokens, figures / "token_r.png"), "per-token r")]
     wide = scores.pivot_table(index=["subject", "decoder", "target"], columns="metric", values="value").round(4)
-    parts += ["<h2>All metrics</h2>", wide.reset_index().to_html(index=False, border=0)]
+    given = {k: v for k, v in cfg["decoding"]["image_metric_models"].items() if v}
+    networks = ("; ".join(f"{html.escape(k)}: <code>{html.escape(str(v))}</code>" for k, v in given.items()) if given
+                else "<b>random_cnn</b>, a fixed random-weight CNN standing in for MindEye2's networks (no weights "
+                     "given in decoding.image_metric_models): its two-way identification is not AlexNet's, "
+                     "Inception's or CLIP's")
+    parts += ["<h2>All metrics</h2>", f"<p>Image feature metrics on {networks}. <i>retrieved_image</i>: the "
+              "nearest training image (a baseline); <i>generated_image</i>: unCLIP; <i>brain_captioning</i>: "
+              "img2img + ControlNet-depth.</p>", wide.reset_index().to_html(index=False, border=0)]
     for d in decode_dirs:
         subject = d.name
         with h5py.File(d / "reconstructions.h5", "r") as f:
@@ -130,5 +159,20 @@ def write_decoding_report(cfg: dict[str, Any], decode_dirs: list[Path], scores: 
                   "projected onto the training images' embeddings (softmax, inverse temperature "
                   f"{cfg['decoding']['selectivity_temperature']}), decoded by the captioner; with the captions of "
                   "the three most weighted training images.</p>", _table_html(selectivity)]
+        voxels = read_table(d / "voxel_captions.csv") if (d / "voxel_captions.csv").exists() else None
+        if voxels is not None and len(voxels):
+            vc = cfg["decoding"]["voxel_captions"]
+            names = sorted(vc["categories"])  # the map's volume order
+            shares = [f"share_{n}" for n in names]
+            summary = voxels.groupby("roi")[shares].mean().round(3)
+            summary.insert(0, "voxels captioned", voxels.groupby("roi").size())
+            summary.insert(1, "most frequent caption", voxels.groupby("roi")["caption"].agg(
+                lambda c: c.value_counts().index[0]))
+            maps = plot_category_maps(d / "word_categories.nii.gz", names, figures / f"categories_{subject}.png")
+            parts += ["<h3>Voxel captions (BrainSCUBA per voxel)</h3><p>Every voxel whose forward encoder reaches "
+                      f"test r ≥ {vc['min_r']} (at most {vc['max_voxels']}), its weight vector projected onto the "
+                      "image bank and captioned; per ROI, the mean share of caption content words in each word "
+                      "category. Map: the shares placed in the volume (word_categories.nii.gz), maximum over the "
+                      "third axis.</p>", _table_html(summary.reset_index()), _img(maps, f"word categories {subject}")]
     parts += ["</body></html>"]
     return write_text(out, "\n".join(parts) + "\n")

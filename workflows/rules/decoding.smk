@@ -70,6 +70,8 @@ if MODALITY == "images":
             captions=f"{RESULTS}/decoding/{{subject}}/captions.csv",
             tokens=f"{RESULTS}/decoding/{{subject}}/tokens.csv",
             selectivity=f"{RESULTS}/decoding/{{subject}}/selectivity.csv",
+            voxel_captions=f"{RESULTS}/decoding/{{subject}}/voxel_captions.csv",
+            category_map=f"{RESULTS}/decoding/{{subject}}/word_categories.nii.gz",
             images=f"{RESULTS}/decoding/{{subject}}/reconstructions.h5",
         log:
             f"{RESULTS}/logs/decode/{{subject}}.log",
