@@ -109,3 +109,19 @@ def test_image_bank_of_a_folder_is_embedded_like_the_images(tmp_path):
         load_image_folder(tmp_path, 64)
     with pytest.raises(InputFileError, match="selectivity_bank"):
         load_image_folder(tmp_path / "missing", 64)
+
+
+def test_ridge_on_all_spaces_at_once_equals_one_ridge_per_space():
+    """The decode stage fits ridge once on the target spaces side by side: with a penalty per target column
+    nothing couples the columns, so each space's prediction is that of its own fit."""
+    from brainalign.encoders.ridge import RidgeCVEncoder
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 30))
+    spaces = [X[:, :5] @ rng.standard_normal((5, k)) + rng.standard_normal((80, k)) for k in (3, 7)]
+    alphas = np.logspace(-2, 4, 7)
+    joint = RidgeCVEncoder(alphas=alphas, cv=5, gap=0).fit(X[:60], np.hstack([Y[:60] for Y in spaces]))
+    parts = np.split(joint.predict(X[60:]), [3], axis=1)
+    for Y, part in zip(spaces, parts):
+        alone = RidgeCVEncoder(alphas=alphas, cv=5, gap=0).fit(X[:60], Y[:60]).predict(X[60:])
+        np.testing.assert_allclose(part, alone, rtol=1e-10, atol=1e-12)

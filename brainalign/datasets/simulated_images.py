@@ -214,17 +214,19 @@ def retinotopic_responses(images: np.ndarray, n_voxels: int, *, seed: int, grid:
     x = torch.as_tensor(np.asarray(images), dtype=torch.float64).permute(0, 3, 1, 2) / 255.0
     small = torch.nn.functional.adaptive_avg_pool2d(x, grid).numpy()  # (n, 3, grid, grid)
     centres, sigmas, colours = retinotopic_tuning(n_voxels, seed=seed)
-    preferred = np.asarray([COLORS[c] for c in colours], dtype=np.float64) / 255.0  # (v, 3) RGB in [0, 1]
     axis = (np.arange(grid) + 0.5) / grid
     gx = np.exp(-0.5 * ((axis[None, :] - centres[:, :1]) / sigmas[:, None]) ** 2)  # (v, grid) along x
     gy = np.exp(-0.5 * ((axis[None, :] - centres[:, 1:]) / sigmas[:, None]) ** 2)
     windows = gy[:, :, None] * gx[:, None, :]
     windows /= windows.sum(axis=(1, 2), keepdims=True)
+    # The colour-tuned image is the same for every voxel preferring a colour: one per palette colour.
     responses = np.empty((len(small), n_voxels))
-    for v in range(n_voxels):
-        distance2 = ((small - preferred[v][None, :, None, None]) ** 2).sum(axis=1)  # (n, grid, grid)
-        tuned = np.exp(-distance2 / (2 * COLOR_TUNING ** 2))
-        responses[:, v] = np.einsum("nhw,hw->n", tuned, windows[v])
+    for name, rgb in COLORS.items():
+        voxels = np.flatnonzero(np.asarray(colours) == name)
+        if len(voxels):
+            distance2 = ((small - np.asarray(rgb, np.float64)[None, :, None, None] / 255.0) ** 2).sum(axis=1)
+            tuned = np.exp(-distance2 / (2 * COLOR_TUNING ** 2)).reshape(len(small), -1)  # (n, grid * grid)
+            responses[:, voxels] = tuned @ windows[voxels].reshape(len(voxels), -1).T
     responses -= responses.mean(axis=0)
     return responses / np.where(responses.std(axis=0) > 0, responses.std(axis=0), 1.0)
 
@@ -278,17 +280,16 @@ class SimulatedImagesKind(ImagesKind):
         tokens, pooled = image_embeddings(images, spec["embedding_dim"], sim["seed"])
         ids = table["image_id"].to_numpy()
         betas, geometry = {}, {}
+        clean = {"V1": retinotopic_responses(images, spec["retinotopic_voxels"], seed=sim["seed"]),
+                 "semantic": semantic_responses(table, spec["semantic_voxels"], seed=sim["seed"])}
         for k, subject in enumerate(self.subjects(cfg)):
             trials, rois = simulate_responses(pooled, subject_index=k, n_voxels=spec["n_noise_voxels"],
                                               rois=spec["rois"], snr=spec["snr"], seed=sim["seed"])
             # Early visual and semantic voxels: the same tuning in every subject, own noise (seeded by subject).
             noise = np.random.default_rng([sim["seed"], 113, k])
-            for roi, count, clean in (("V1", spec["retinotopic_voxels"], retinotopic_responses),
-                                      ("semantic", spec["semantic_voxels"], semantic_responses)):
+            for roi, count in (("V1", spec["retinotopic_voxels"]), ("semantic", spec["semantic_voxels"])):
                 if count:
-                    source = images if roi == "V1" else table
-                    part = spec["snr"] * clean(source, count, seed=sim["seed"]) + noise.standard_normal(
-                        (len(images), count))
+                    part = spec["snr"] * clean[roi] + noise.standard_normal((len(images), count))
                     trials = np.concatenate([trials, part.astype(np.float32)], axis=1)
                     rois = np.concatenate([rois, np.asarray([roi] * count)])
             betas[subject] = (trials, ids, rois)

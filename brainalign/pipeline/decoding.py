@@ -171,12 +171,17 @@ def run_decode(cfg: dict[str, Any], subject: str, images_path: str | os.PathLike
                                "metric": f"{prefix}_{metric}" if prefix else metric, "value": float(value),
                                "chance": np.nan, "chance_low": np.nan, "chance_high": np.nan, "n_test": n})
 
-    # One brain model per decoder and target space, each scored in its own space.
+    # One brain model per decoder and target space, each scored in its own space. Ridge with a penalty per target
+    # column is the same model fit on all spaces at once (one SVD per fold instead of one per fold and space).
     predictions: dict[tuple[str, str], np.ndarray] = {}
-    for target, Y in spaces.items():
+    joint = _fit_decoder(cfg, "ridge", X_train, np.hstack([Y[~test] for Y in spaces.values()]), progress)
+    joint_pred = np.split(np.asarray(joint.predict(X_test), dtype=np.float64),
+                          np.cumsum([Y.shape[1] for Y in spaces.values()])[:-1], axis=1)
+    for (target, Y), ridge_pred in zip(spaces.items(), joint_pred):
         for name in decoders:
-            model = _fit_decoder(cfg, name, X_train, Y[~test], progress)
-            pred = np.asarray(model.predict(X_test), dtype=np.float64).reshape(n_test, -1)
+            model = joint if name == "ridge" else _fit_decoder(cfg, name, X_train, Y[~test], progress)
+            pred = ridge_pred if name == "ridge" else np.asarray(model.predict(X_test), dtype=np.float64).reshape(
+                n_test, -1)
             predictions[name, target] = pred
             retrieval_rows(name, target, *_retrieval_pair(model, X_test, Y[test], pred))
             metric_rows(name, target, "", space_scores(pred, Y[test]), n_test)
