@@ -125,3 +125,16 @@ def test_ridge_on_all_spaces_at_once_equals_one_ridge_per_space():
     for Y, part in zip(spaces, parts):
         alone = RidgeCVEncoder(alphas=alphas, cv=5, gap=0).fit(X[:60], Y[:60]).predict(X[60:])
         np.testing.assert_allclose(part, alone, rtol=1e-10, atol=1e-12)
+
+
+def test_unclip_of_another_clip_is_a_clear_error(tmp_path):
+    """unCLIP must read embeddings of its own CLIP: a mismatched 'image' space names the key to fix."""
+    from brainalign._validation import InputFileError
+    from brainalign.decoders.diffusion import build_tiny_unclip
+    from brainalign.pipeline.decoding import _generate
+
+    build_tiny_unclip(seed=0, image_embed_dim=16).pipeline.save_pretrained(tmp_path / "unclip")
+    cfg = {"decoding": {"generator": {"kind": "unclip", "model_path": str(tmp_path / "unclip"), "steps": 1,
+                                      "seed": 0}}, "device": "cpu"}
+    with pytest.raises(InputFileError, match=r"unCLIP reads 16-d.*has 8.*decoding.targets.clip_image"):
+        _generate(cfg, np.zeros((2, 8)))

@@ -362,6 +362,11 @@ def _generate(cfg: dict[str, Any], embeds: np.ndarray) -> np.ndarray | None:
         pipe = UnclipReconstructor.from_pretrained(spec["model_path"], device=device)
     else:
         pipe = build_tiny_unclip(seed=spec["seed"], image_embed_dim=embeds.shape[1], device=device)
+    if pipe.image_embed_dim != embeds.shape[1]:
+        raise InputFileError(spec["model_path"], f"unCLIP reads {pipe.image_embed_dim}-d image embeddings, but the "
+                                                 f"decoded 'image' space has {embeds.shape[1]}: extract it with the "
+                                                 "CLIP unCLIP was trained with (decoding.targets.clip_image: the "
+                                                 "pipeline's image_encoder/ folder).")
     result = pipe.reconstruct(embeds.astype(np.float32), num_inference_steps=spec["steps"], seed=spec["seed"])
     return result.to_numpy()
 
