@@ -189,7 +189,7 @@ def validate_config(config: dict[str, Any], path: str | os.PathLike | None = Non
     decoding = cfg.get("decoding", {})
     for spec in [decoding.get(part, {}) for part in ("captioner", "generator", "brain_captioning")] + list(
             decoding.get("targets", {}).values()):
-        for key in ("model_path", "controlnet_path"):
+        for key in ("model_path", "controlnet_path", "files"):
             if spec.get(key):
                 spec[key] = str((base / os.path.expanduser(spec[key])).resolve())
     metric_models = decoding.get("image_metric_models", {})

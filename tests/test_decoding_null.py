@@ -1,7 +1,7 @@
 """Image decoding at SNR 0: retrieval stays at chance in every target space (no captioner or generator needed).
 
-The further target spaces are extracted by tiny random-weight models (CLIP, GIT, a Stable Diffusion VAE and
-a DPT depth model), as a user's local weights would be.
+The further target spaces are extracted by tiny random-weight models (CLIP, GIT, a Stable Diffusion VAE), as a
+user's local weights would be, and read from the user's depth maps.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pandas as pd
 
 from brainalign.config import load_config
@@ -18,8 +20,7 @@ CONFIG = Path(__file__).resolve().parent.parent / "workflows" / "configs" / "sim
 SPACES = {"image", "tokens", "text", "clip_image", "git_tokens", "vae_latent", "depth"}
 
 
-def test_snr_zero_is_at_chance_in_every_target_space(tmp_path: Path, tiny_clip_vision, tiny_git, tiny_sd_depth,
-                                                      tiny_dpt):
+def test_snr_zero_is_at_chance_in_every_target_space(tmp_path: Path, tiny_clip_vision, tiny_git, tiny_sd_depth):
     cfg = load_config(CONFIG)
     cfg["simulation"]["seed"] = 1
     cfg["simulation"]["images"].update(snr=0.0, retinotopic_voxels=100, semantic_voxels=20)
@@ -29,7 +30,11 @@ def test_snr_zero_is_at_chance_in_every_target_space(tmp_path: Path, tiny_clip_v
     cfg["decoding"]["targets"] = {"clip_image": {"model_path": str(tiny_clip_vision), "batch_size": 64},
                                   "git_tokens": {"model_path": str(tiny_git), "batch_size": 64},
                                   "vae_latent": {"model_path": str(tiny_sd_depth[0] / "vae"), "batch_size": 64},
-                                  "depth": {"model_path": str(tiny_dpt), "batch_size": 64, "size": 8}}
+                                  "depth": {"files": str(tmp_path / "depth.h5"), "size": 8}}
+    # The user's own depth maps (any size, any order), in place of a depth model.
+    with h5py.File(tmp_path / "depth.h5", "w") as f:
+        f["image_id"] = np.arange(900)[::-1]
+        f["depth"] = np.random.default_rng(3).random((900, 12, 12)).astype(np.float32)
     # The BrainSCUBA bank: a folder of images (three drawn by the simulation, written as PNG), not the training set.
     from PIL import Image
 

@@ -70,6 +70,7 @@ def test_retrieval_captions_and_images(images_run: Path):
     # The metrics of the generated images are of what was generated: the first 4 test images.
     generated = scores[scores["metric"].str.startswith(("generated_image_", "brain_captioning_"))]
     assert (generated["n_test"] == 4).all() and np.isfinite(generated["value"]).all()
+    assert not (images_run / ".targets_cache").exists()  # the resumable extraction's cache goes once images.h5 is
     captions = pd.read_csv(images_run / "decoding" / "subj01" / "captions.csv")
     assert len(captions) == 300 and captions["decoded"].str.len().gt(0).all()
     with h5py.File(images_run / "decoding" / "subj01" / "reconstructions.h5") as f:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -130,3 +132,56 @@ def test_bad_inputs_are_clear_errors(tiny_clip_vision, images, tmp_path):
         extract_targets({"clip_text": {"model_path": str(tiny_clip_vision)}}, images)
     out = extract_targets({"clip_image": {"model_path": str(tiny_clip_vision), "batch_size": 4}}, images)
     assert list(out) == ["clip_image"] and out["clip_image"].shape == (5, 16)
+
+
+def test_finished_targets_are_kept_and_reused_inside_a_target_cache(tmp_path, tiny_clip_vision, tiny_dpt, images,
+                                                                     monkeypatch):
+    """A stage killed during its second extraction restarts at the second: the first is read back."""
+    from brainalign.features import image_targets as it
+
+    spec = {"clip_image": {"model_path": str(tiny_clip_vision)}, "depth": {"model_path": str(tiny_dpt), "size": 4}}
+    with it.target_cache(tmp_path / "cache"):
+        first = extract_targets(spec, images)
+        assert len(list((tmp_path / "cache").glob("clip_image-*.h5"))) == 1
+        calls = []
+        real = it.depth_maps
+        monkeypatch.setattr(it, "depth_maps", lambda *a, **k: calls.append(1) or real(*a, **k))
+        monkeypatch.setattr(it, "clip_image_embeddings", lambda *a, **k: pytest.fail("recomputed a finished target"))
+        again = extract_targets(spec, images)
+        assert calls == []  # depth was cached too
+        np.testing.assert_array_equal(again["clip_image"], first["clip_image"])
+        changed = extract_targets({"depth": {"model_path": str(tiny_dpt), "size": 5}}, images)  # other options
+        assert calls == [1] and changed["depth"].shape == (5, 5, 5)
+    assert not list(tmp_path.glob("cache/*.part"))
+
+
+def test_depth_maps_from_the_users_file_follow_the_ids_and_are_resized(tmp_path):
+    import h5py
+
+    from brainalign._validation import InputFileError
+    from brainalign.features.image_targets import depth_from_file
+
+    maps = np.random.default_rng(1).random((4, 6, 6)).astype(np.float32)
+    with h5py.File(tmp_path / "depth.h5", "w") as f:
+        f["image_id"] = np.array([30, 10, 20, 40])
+        f["depth"] = maps
+    got = depth_from_file(tmp_path / "depth.h5", [20, 30], 3)
+    want = torch.nn.functional.interpolate(torch.from_numpy(maps[[2, 0]])[:, None], size=(3, 3), mode="bicubic",
+                                           align_corners=False)[:, 0]
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-6)
+    with pytest.raises(InputFileError, match=r"no depth map for image id\(s\) \[99\].*decoding.targets.depth.files"):
+        depth_from_file(tmp_path / "depth.h5", [10, 99], 3)
+
+
+def test_depth_target_needs_exactly_one_source(tmp_path):
+    import yaml
+
+    from brainalign._validation import ConfigError
+    from brainalign.config import validate_config
+
+    repo = Path(__file__).resolve().parent.parent
+    cfg = yaml.safe_load((repo / "workflows" / "configs" / "simulated_images_ci.yaml").read_text())
+    for depth in ({"size": 8}, {"model_path": "/dpt", "files": "/maps.h5"}):
+        cfg["decoding"]["targets"] = {"depth": depth}
+        with pytest.raises(ConfigError, match="decoding.targets.depth.model_path.*exactly one"):
+            validate_config(cfg, tmp_path / "c.yaml")

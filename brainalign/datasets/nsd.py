@@ -200,10 +200,10 @@ class NsdKind(ImagesKind):
         further = tuple(n for n in cfg.get("decoding", {}).get("targets", {}) if n not in own)
         if nsd["embeddings"] is not None:
             tokens, pooled = _read_embeddings(nsd["embeddings"], ids)
-            targets = self.extract_targets(cfg, images, captions, further)
+            targets = self.extract_targets(cfg, images, captions, further, image_ids=ids)
         else:
             _check_targets(cfg, None)
-            targets = self.extract_targets(cfg, images, captions, own + further)
+            targets = self.extract_targets(cfg, images, captions, own + further, image_ids=ids)
             pooled, tokens = targets.pop("clip_image"), targets.pop("git_tokens")
         test = np.isin(ids, load_nsd_design(root)["sharedix"])
         return ImageData(_resize(images, 64), captions, tokens, pooled, ids, test, betas, targets, geometry)

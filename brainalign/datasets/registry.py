@@ -290,6 +290,11 @@ class ImagesKind(DatasetKind):
         super().check_config(cfg, path)
         dec = cfg.get("decoding", {})
         bc, targets = dec.get("brain_captioning", {}), dec.get("targets", {})
+        depth = targets.get("depth")
+        if depth is not None and (depth.get("model_path") is None) == (depth.get("files") is None):
+            raise ConfigError(path, "decoding.targets.depth.model_path",
+                              "give exactly one of model_path (a local depth model) and files (an HDF5 of your "
+                              "depth maps: image_id, depth).")
         if bc.get("kind", "none") == "none":
             return
         if not bc.get("model_path"):
@@ -318,18 +323,24 @@ class ImagesKind(DatasetKind):
 
     @staticmethod
     def extract_targets(cfg: dict[str, Any], images: np.ndarray, captions: list[str],
-                        names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+                        names: tuple[str, ...] | None = None, image_ids: Any = None) -> dict[str, np.ndarray]:
         """The ``decoding.targets`` spaces (all, or ``names``) extracted from the full-size ``images`` with their
-        local weights on the workflow's device (:func:`brainalign.features.image_targets.extract_targets`)."""
+        local weights on the workflow's device (:func:`brainalign.features.image_targets.extract_targets`), or,
+        for ``depth`` with ``files``, read from the user's maps of ``image_ids``."""
         from ..backend.device import resolve_device
-        from ..features.image_targets import extract_targets
+        from ..features.image_targets import TARGETS, depth_from_file, extract_targets
 
         spec = cfg.get("decoding", {}).get("targets", {})
         if names is not None:
             spec = {name: spec[name] for name in names if name in spec}
-        if not spec:
-            return {}
-        return extract_targets(spec, images, captions, device=resolve_device(cfg), progress=False)
+        spec = {name: {k: v for k, v in options.items() if v is not None} for name, options in spec.items()}
+        files = spec.get("depth", {}).pop("files", None)
+        if files is not None:
+            del spec["depth"]
+        out = extract_targets(spec, images, captions, device=resolve_device(cfg), progress=True) if spec else {}
+        if files is not None:
+            out["depth"] = depth_from_file(files, image_ids, cfg["decoding"]["targets"]["depth"]["size"])
+        return {name: out[name] for name in TARGETS if name in out}
 
 
 class ReadingKind(DatasetKind):

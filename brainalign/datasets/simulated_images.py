@@ -297,7 +297,7 @@ class SimulatedImagesKind(ImagesKind):
         captions = table["caption"].tolist()
         # decoding.targets (tiny or real local models) add target spaces; the betas stay planted in the
         # simulation's own encoder space ("image").
-        targets = self.extract_targets(cfg, images, captions)
+        targets = self.extract_targets(cfg, images, captions, image_ids=table["image_id"].to_numpy())
         return ImageData(images, captions, tokens, pooled, ids, ids < spec["n_test"], betas, targets, geometry)
 
     def subjects(self, cfg: dict[str, Any]) -> list[str]:

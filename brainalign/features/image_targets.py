@@ -28,8 +28,12 @@ weights (``AutoImageProcessor``); the VAE takes the images resized to its
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +42,7 @@ import numpy as np
 from .._validation import BrainalignError, check_fname
 
 __all__ = ["TARGETS", "clip_image_embeddings", "clip_text_embeddings", "git_image_tokens", "vae_latents",
-           "depth_maps", "extract_targets"]
+           "depth_maps", "depth_from_file", "extract_targets", "target_cache"]
 
 #: The target spaces, in the order they are written.
 TARGETS = ("clip_image", "clip_text", "git_tokens", "vae_latent", "depth")
@@ -261,6 +265,93 @@ def depth_maps(model: Any, images: Any, *, processor: Any = None, batch_size: in
     return _run_batched(images, processor, forward, batch_size, progress, "depth")
 
 
+def depth_from_file(path: str | os.PathLike, image_ids: Sequence[int], size: int) -> np.ndarray:
+    """The user's depth maps of ``image_ids`` from an HDF5 (datasets ``image_id`` (n,) and ``depth`` (n, H, W)),
+    resized (bicubic) to ``size`` x ``size``.
+
+    Returns
+    -------
+    ndarray of float32, shape (len(image_ids), size, size)
+    """
+    import h5py
+    import torch
+
+    from .._validation import InputFileError
+
+    path = check_fname(path, "file", "depth-map file")
+    with h5py.File(path, "r") as f:
+        for key in ("image_id", "depth"):
+            if key not in f:
+                raise InputFileError(path, f"dataset {key!r} is missing (field decoding.targets.depth.files).")
+        index = {int(i): k for k, i in enumerate(f["image_id"][()])}
+        missing = [int(i) for i in image_ids if int(i) not in index]
+        if missing:
+            raise InputFileError(path, f"no depth map for image id(s) {missing[:10]} (field "
+                                       "decoding.targets.depth.files).")
+        if f["depth"].ndim != 3:
+            raise InputFileError(path, f"dataset 'depth' must be (n, height, width), got {f['depth'].shape}.")
+        rows = [index[int(i)] for i in image_ids]
+        order = np.argsort(rows)
+        maps = np.empty((len(rows),) + f["depth"].shape[1:], dtype=np.float32)
+        maps[order] = f["depth"][np.asarray(rows)[order]]
+    if not np.isfinite(maps).all():
+        raise InputFileError(path, "dataset 'depth' has non-finite values.")
+    x = torch.from_numpy(maps)[:, None]
+    return torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)[:, 0].numpy()
+
+
+#: Folder where :func:`extract_targets` keeps each finished target (set by :func:`target_cache`).
+_CACHE: ContextVar[Path | None] = ContextVar("image_target_cache", default=None)
+
+
+@contextmanager
+def target_cache(folder: str | os.PathLike) -> Iterator[Path]:
+    """Within the block, :func:`extract_targets` keeps each finished target in ``folder`` and reuses it.
+
+    A target is reused when its model path, options, images and captions are
+    the same (a BLAKE2 digest of them names the file), so a stage killed
+    during its third extraction restarts at the third. The caller removes the
+    folder once its own output is written.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    token = _CACHE.set(folder)
+    try:
+        yield folder
+    finally:
+        _CACHE.reset(token)
+
+
+def _digest(name: str, path: Path, options: dict[str, Any], images: np.ndarray, captions: Sequence[str] | None
+            ) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(json.dumps([name, str(path), sorted(options.items()), list(images.shape),
+                         list(captions or [])]).encode())
+    h.update(np.ascontiguousarray(images).data)
+    return h.hexdigest()
+
+
+def _cached(name: str, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    folder = _CACHE.get()
+    if folder is None:
+        return compute()
+    import h5py
+
+    from ..io import atomic_path
+
+    path = folder / f"{name}-{key}.h5"
+    if path.exists():
+        try:
+            with h5py.File(path, "r") as f:
+                return f["values"][()]
+        except OSError:  # an unreadable leftover: compute again
+            pass
+    values = compute()
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("values", data=values, track_times=False)
+    return values
+
+
 def extract_targets(spec: dict[str, Any], images: Any, captions: Sequence[str] | None = None, *,
                     device: str = "cpu", progress: bool = False) -> dict[str, np.ndarray]:
     """Every target ``spec`` names, computed from its model path.
@@ -293,10 +384,13 @@ def extract_targets(spec: dict[str, Any], images: Any, captions: Sequence[str] |
         if not path:
             raise BrainalignError(f"decoding target {name!r} needs 'model_path' (a local folder of weights).")
         path = Path(path)
+        if name == "clip_text" and captions is None:
+            raise BrainalignError("decoding target 'clip_text' needs the images' captions.")
+        key = _digest(name, path, options, images, captions if name == "clip_text" else None)
         if name == "clip_text":
-            if captions is None:
-                raise BrainalignError("decoding target 'clip_text' needs the images' captions.")
-            out[name] = clip_text_embeddings(path, captions, device=device, progress=progress, **options)
+            out[name] = _cached(name, key, lambda: clip_text_embeddings(path, captions, device=device,
+                                                                        progress=progress, **options))
         else:
-            out[name] = functions[name](path, images, device=device, progress=progress, **options)
+            out[name] = _cached(name, key, lambda: functions[name](path, images, device=device, progress=progress,
+                                                                   **options))
     return out

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +60,15 @@ def run_decoding_data(cfg: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     """Write ``images.h5`` and ``betas/<subject>.h5`` from the dataset kind's :class:`ImageData`."""
     out_dir = Path(out_dir)
     prov = provenance(cfg, [], stage="decoding_data")
+    from ..features.image_targets import target_cache
+
     kind = get_kind(cfg)
-    data = kind.image_data(cfg)
     folder = cfg["decoding"]["selectivity_bank"]
-    bank = kind.embed_bank(cfg, folder) if folder else None
+    # Each finished target extraction is kept until images.h5 is written: a killed stage resumes at the next one.
+    cache = out_dir / ".targets_cache"
+    with target_cache(cache):
+        data = kind.image_data(cfg)
+        bank = kind.embed_bank(cfg, folder) if folder else None
     if bank is not None and bank.pooled.shape[1] != data.pooled.shape[1]:
         raise InputFileError(folder, f"the bank embeds to {bank.pooled.shape[1]} dimensions, the images to "
                                      f"{data.pooled.shape[1]} (field decoding.selectivity_bank).")
@@ -71,6 +77,7 @@ def run_decoding_data(cfg: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     for subject in decoding_subjects(cfg):
         betas, ids, rois = data.betas[subject]
         write_betas(out_dir / "betas" / f"{subject}.h5", betas, ids, rois, prov, data.geometry.get(subject))
+    shutil.rmtree(cache, ignore_errors=True)
     return out_dir
 
 
