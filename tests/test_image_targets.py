@@ -173,7 +173,7 @@ def test_depth_maps_from_the_users_file_follow_the_ids_and_are_resized(tmp_path)
         depth_from_file(tmp_path / "depth.h5", [10, 99], 3)
 
 
-def test_depth_target_needs_exactly_one_source(tmp_path):
+def test_depth_target_needs_exactly_one_source_and_a_bank_must_exist(tmp_path):
     import yaml
 
     from brainalign._validation import ConfigError
@@ -185,3 +185,7 @@ def test_depth_target_needs_exactly_one_source(tmp_path):
         cfg["decoding"]["targets"] = {"depth": depth}
         with pytest.raises(ConfigError, match="decoding.targets.depth.model_path.*exactly one"):
             validate_config(cfg, tmp_path / "c.yaml")
+    cfg["decoding"]["targets"] = {}
+    cfg["decoding"]["selectivity_bank"] = "no such folder"
+    with pytest.raises(ConfigError, match="decoding.selectivity_bank.*does not exist"):
+        validate_config(cfg, tmp_path / "c.yaml")

@@ -289,6 +289,9 @@ class ImagesKind(DatasetKind):
         """The kind's fields, and the inputs each decoding generator reads (never a silent stand-in)."""
         super().check_config(cfg, path)
         dec = cfg.get("decoding", {})
+        bank = dec.get("selectivity_bank")
+        if bank and not Path(bank).is_dir():
+            raise ConfigError(path, "decoding.selectivity_bank", f"the folder {bank} does not exist.")
         bc, targets = dec.get("brain_captioning", {}), dec.get("targets", {})
         depth = targets.get("depth")
         if depth is not None and (depth.get("model_path") is None) == (depth.get("files") is None):

@@ -15,11 +15,21 @@ if MODALITY == "images":
         return f"--captioner {shlex.quote(input.captioner[0])}" if TRAINED_CAPTIONER else ""
 
 
+    def bank_images(wildcards):
+        """The images of decoding.selectivity_bank: an edited bank reruns decoding_data."""
+        folder = CFG["decoding"]["selectivity_bank"]
+        if not folder or not os.path.isdir(folder):
+            return []  # validate named a missing folder already; none: the training images
+        return sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                      if f.lower().endswith((".png", ".jpg", ".jpeg")))
+
+
     rule decoding_data:
         conda:
             "../../envs/brainalign.yaml"
         input:
             cfg=CONFIG_FILE,
+            bank=bank_images,
         output:
             images=f"{RESULTS}/images.h5",
             betas=expand(f"{RESULTS}/betas/{{subject}}.h5", subject=SUBJECTS),
