@@ -104,6 +104,15 @@ def _field(path: Any) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
+def _close_keys(key: str, allowed: list[str]) -> list[str]:
+    """The allowed keys closest to a misspelt one: the best match and any whose similarity is within 0.12 of it
+    (``n_folds`` is about as near to ``inner_folds`` as to ``outer_folds``: both are named, not a guess between
+    them; ``layer`` gets only ``layers``, not ``n_layers``)."""
+    ratios = {a: difflib.SequenceMatcher(None, key, a).ratio() for a in allowed}
+    ranked = difflib.get_close_matches(key, allowed, n=3)
+    return [a for a in ranked if ratios[a] >= ratios[ranked[0]] - 0.12] if ranked else []
+
+
 def _describe(error: Any) -> tuple[str, str]:
     """Turn a jsonschema error into (field, message)."""
     field = _field(error.absolute_path)
@@ -111,11 +120,11 @@ def _describe(error: Any) -> tuple[str, str]:
         allowed = list(error.schema.get("properties", {}))
         unknown = sorted(set(error.instance) - set(allowed))
         key = unknown[0] if unknown else "?"
-        hint = difflib.get_close_matches(key, allowed, n=1)
         where = f"{field}.{key}" if field != "<top level>" else key
         msg = f"unknown key {key!r}; allowed keys: {', '.join(allowed)}."
-        if hint:
-            msg += f" Did you mean {hint[0]!r}?"
+        hints = _close_keys(key, allowed)
+        if hints:
+            msg += f" Did you mean {' or '.join(repr(h) for h in hints)}?"
         return where, msg
     if error.validator == "required":
         # Name the missing key itself (``dataset.kind``), not only its parent.

@@ -255,3 +255,17 @@ def test_random_embedding_without_transformer_needs_dim():
         "feature_sets": {"random": {"kind": "random_embedding", "dim": 8, "seeds": [1]}},
     })
     assert list(feature_set_instances(cfg)) == ["random_seed1"]
+
+
+def test_the_readme_example_of_a_misspelt_key_is_what_validate_says(tmp_path):
+    """README's example error (issue #21): the suggestion it shows is the one the tool gives, and a key as near to
+    two allowed keys as n_folds is names both instead of guessing one."""
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    shown = re.search(r"field 'encoder\.n_folds': unknown key 'n_folds'; … (Did you mean\s+[^`]*\?)`", readme)
+    assert shown, "README lost its example"
+    with pytest.raises(ConfigError) as err:
+        validate_config(_with(encoder__n_folds=3), tmp_path / "my.yaml")
+    assert " ".join(shown.group(1).split()) in str(err.value)
+    assert "Did you mean 'inner_folds' or 'outer_folds'?" in str(err.value)
