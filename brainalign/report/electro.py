@@ -15,7 +15,7 @@ from ..io import config_hash, read_table, write_text
 from .html import _CSS, _img, _table_html
 from .plots import _pyplot, _save
 
-__all__ = ["plot_confusion", "plot_history", "plot_topk_curve", "run_electro_report"]
+__all__ = ["plot_confusion", "plot_history", "plot_topk_curve", "preprocessing_text", "run_electro_report"]
 
 
 def plot_topk_curve(curve: pd.DataFrame, out: str | os.PathLike) -> Path:
@@ -80,6 +80,31 @@ def plot_history(history: pd.DataFrame, out: str | os.PathLike) -> Path:
         return _save(fig, out)
     finally:
         plt.close(fig)
+
+
+def preprocessing_text(ep: dict[str, Any]) -> str:
+    """The preprocessing of the ``electrophysiology`` section in words; a step that was not run says so (never
+    "None")."""
+    low, high = ep["l_freq"], ep["h_freq"]
+    if low is None and high is None:
+        band = "no band-pass filter"
+    elif high is None:
+        band = f"high-pass {low:g} Hz"
+    elif low is None:
+        band = f"low-pass {high:g} Hz"
+    else:
+        band = f"band-pass {low:g}–{high:g} Hz"
+    gamma = ("no high-gamma envelope" if ep["high_gamma"] is None
+             else "high-gamma envelope (analytic amplitude) {:g}–{:g} Hz".format(*ep["high_gamma"]))
+    reference = "no re-referencing" if ep["reference"] == "none" else f"{ep['reference']} re-referencing"
+    baseline = ("no baseline correction" if ep["baseline"] is None
+                else "baseline {:g}…{:g} s subtracted".format(*ep["baseline"]))
+    scaling = ("no scaling" if ep["scaling"] == "none"
+               else f"per-channel {ep['scaling']} scaling fitted on the training runs")
+    clamp = "no clamping" if ep["clamp"] is None else f"clamp ±{ep['clamp']:g}"
+    bad = "bad channels dropped" if ep["bad_channel_method"] == "drop" else "bad channels interpolated"
+    return (f"{bad}; {reference}; {band}; {gamma}; resampled to {ep['sfreq']:g} Hz; epochs {ep['tmin']:g}…"
+            f"{ep['tmax']:g} s around word onsets (shift {ep['shift']:g} s); {baseline}; {scaling}; {clamp}")
 
 
 def _test_split(prov: dict[str, Any], ep: dict[str, Any]) -> str:
@@ -162,11 +187,7 @@ def run_electro_report(cfg: dict[str, Any], decoding_dir: str | os.PathLike, out
         parts += ["<h2>Training</h2>", _img(figures / "training.png", "training curves")]
     parts += [
         "<h2>Method</h2><ul>",
-        f"<li>Preprocessing: bad channels {html.escape(ep['bad_channel_method'])}; reference "
-        f"{html.escape(ep['reference'])}; band-pass {ep['l_freq']}–{ep['h_freq']} Hz; high-gamma envelope "
-        f"{ep['high_gamma']}; resampled to {ep['sfreq']} Hz; epochs {ep['tmin']}…{ep['tmax']} s around word "
-        f"onsets (shift {ep['shift']} s), baseline {ep['baseline']}; per-channel {ep['scaling']} scaling "
-        f"fitted on the training runs; clamp ±{ep['clamp']}.</li>",
+        f"<li>Preprocessing: {html.escape(preprocessing_text(ep))}.</li>",
         f"<li>Test data: {html.escape(_test_split(prov, ep))} (never random windows).</li>",
         f"<li>{html.escape(_edge_drops(prov, ep))}</li>",
         "</ul></body></html>",
