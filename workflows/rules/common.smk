@@ -20,6 +20,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 
 from brainalign._validation import ConfigError
 from brainalign.backend.device import uses_gpu
@@ -73,6 +74,20 @@ def _inside_results(path):
 # the environment was not activated.
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
+def _check_cluster_placeholders():
+    """Stop before any job is submitted while the SLURM profile's account or partition is still a placeholder."""
+    defaults = getattr(getattr(workflow, "resource_settings", None), "default_resources", None)
+    given = dict(arg.split("=", 1) for arg in (getattr(defaults, "args", None) or []) if "=" in arg)
+    unset = [key for key in ("slurm_account", "slurm_partition") if "SET_ME" in given.get(key, "")]
+    if unset:
+        raise WorkflowError(
+            f"{' and '.join(unset)} {'are still placeholders' if len(unset) > 1 else 'is still a placeholder'}: set "
+            + " and ".join(f"{key}: <your {key.removeprefix('slurm_')}>" for key in unset)
+            + " under default-resources in workflows/profiles/slurm/config.yaml (or pass --default-resources "
+            + " ".join(f"{key}=..." for key in unset) + "); `sacctmgr show assoc user=$USER` lists yours.")
+
+
+_check_cluster_placeholders()
 CONFIG_SOURCE, CFG = _load_config()
 RESULTS = f"results/{CFG['dataset']['name']}"
 CONFIG_FILE = _inside_results(f"{RESULTS}/config.yaml")
