@@ -188,7 +188,8 @@ def test_missing_config_file(tmp_path):
 # --------------------------------------------------------------------------- paths
 def test_relative_paths_resolved_against_config_folder(tmp_path, monkeypatch):
     folder = tmp_path / "configs" / "sub"
-    folder.mkdir(parents=True)
+    (folder / "weights").mkdir(parents=True)  # a model folder beside the config (a bare name that is no folder
+    # there stays a name for the Hugging Face cache: tests/test_model_names.py)
     config = {
         "dataset": {"name": "a", "kind": "alice", "data_dir": "../data/alice"},
         "feature_sets": {"m": {"kind": "transformer", "model_path": "weights"}},
