@@ -303,6 +303,54 @@ def _cmd_readme(args: argparse.Namespace) -> None:
                               f"{args.results_dir}; run without --check to update it.")
 
 
+#: Help of the options many commands share (the workflow's rules pass them; a command's own help wins).
+COMMON_HELP = {
+    "--out": "output file, written atomically (temporary file, then rename)",
+    "--out-dir": "output folder",
+    "--events": "word events table (TSV, from `brainalign stimuli`)",
+    "--features": "word-level features (HDF5, from `brainalign features`)",
+    "--feature-set": "name of a feature set of the config (feature_sets)",
+    "--threads": "BLAS and torch threads of this step (default 1: the workflow runs steps side by side)",
+    "--no-progress": "no progress bars (the workflow's logs)",
+    "--subject": "subject label (`brainalign subjects --config ...` lists them)",
+    "--design": "design matrix (HDF5, from `brainalign design`)",
+    "--responses": "cleaned responses (HDF5, from `brainalign responses`), one file per subject",
+    "--scores": "per-subject score tables (CSV, from `brainalign score`)",
+    "--ceiling": "noise-ceiling table (CSV, from `brainalign ceiling`)",
+    "--best-layer": "nested best layer per subject and ROI (CSV, from `brainalign aggregate`)",
+    "--model-design": "design matrix of the model's best layer (HDF5)",
+    "--baseline-design": "design matrix of the word-rate baseline (HDF5)",
+    "--epochs": "word-locked epochs (HDF5, from `brainalign epochs`), one file per subject",
+    "--decoding-dir": "folder of the decoding step's outputs",
+    "--images": "images.h5 (from `brainalign decoding-data`)",
+    "--betas": "one subject's betas (HDF5, from `brainalign decoding-data`)",
+    "--captioner": "folder of the trained template captioner (from `brainalign captioner`)",
+    "--decode-dirs": "the subjects' decode folders",
+    "--out-scores": "the concatenated score table (CSV)",
+    "--results-dir": "the dataset's results folder (results/<name>)",
+    "--figures-dir": "folder the report's figures are written to",
+    "--words": "per-word table (CSV, from `brainalign reading-words`)",
+    "--out-perplexity": "held-out perplexity table (CSV)",
+    "--out-surprisal": "per-word surprisal table (CSV)",
+    "--readme": "the README to update",
+    "--section": "name of the README section to regenerate",
+    "--check": "only check that the section is up to date (exit 1 if not)",
+    "--claim": "the workflow's claim file of the dataset name",
+    "--sha256": "SHA-256 of the config the claim was made for",
+}
+
+
+def _fill_help(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give every option of every command a help text: its own, else :data:`COMMON_HELP`'s."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _fill_help(sub)
+        elif action.help is None and action.option_strings:
+            action.help = COMMON_HELP.get(action.option_strings[-1])
+    return parser
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brainalign", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -474,7 +522,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", required=True, type=Path)
     p.add_argument("--section", required=True)
     p.add_argument("--check", action="store_true")
-    return parser
+    return _fill_help(parser)
 
 
 def _os_error_message(err: OSError) -> str:
