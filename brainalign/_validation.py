@@ -483,3 +483,9 @@ def check_params(owner: str, params: dict[str, Any], constraints: dict[str, list
             options = [v for c in allowed if isinstance(c, Options) for v in c.values]
             hint = _suggest(value, options) if isinstance(value, str) and options else ""
             raise BrainalignError(f"The '{name}' parameter of {owner} must be {text}; got {value!r}.{hint}")
+
+
+def is_hub_name(value: str) -> bool:
+    """Whether ``value`` reads as a Hugging Face hub name (``name`` or ``org/name``) rather than a path."""
+    return (not os.path.isabs(value) and not value.startswith((".", "~")) and value.count("/") <= 1
+            and all(part for part in value.split("/")) and "\\" not in value)

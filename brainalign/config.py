@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from ._validation import ConfigError, InputFileError, not_utf8_error
+from ._validation import ConfigError, InputFileError, is_hub_name, not_utf8_error
 from .datasets.registry import compose_schema, get_kind, registry_generation, volume_kinds
 
 __all__ = ["load_config", "validate_config", "read_config_file", "dump_config", "check_path_name",
@@ -216,7 +216,7 @@ def validate_config(config: dict[str, Any], path: str | os.PathLike | None = Non
                 local = base / os.path.expanduser(spec[key])
                 # A name like "gpt2" or "org/name" that is no folder beside the config stays a name: the model
                 # loaders look it up in the local Hugging Face cache (brainalign.models.hf.resolve_model_dir).
-                if key != "checkpoint" and not local.exists() and _is_hub_name(spec[key]):
+                if key != "checkpoint" and not local.exists() and is_hub_name(spec[key]):
                     continue
                 spec[key] = str(local.resolve())
         if spec.get("localize"):
@@ -271,12 +271,6 @@ def _check_plain_data(config: dict[str, Any], path: str | os.PathLike | None) ->
         elif isinstance(node, int) and not isinstance(node, bool) and abs(node) > _MAX_CONFIG_INT:
             huge = huge or _field(where)
     return huge
-
-
-def _is_hub_name(value: str) -> bool:
-    """``name`` or ``org/name``: no path syntax beyond one slash."""
-    return (not os.path.isabs(value) and not value.startswith((".", "~")) and value.count("/") <= 1
-            and all(part for part in value.split("/")))
 
 
 def _model_hidden_states(model_path: str | None) -> tuple[Path, int] | None:

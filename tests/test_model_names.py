@@ -50,9 +50,10 @@ def test_an_unavailable_model_says_how_to_make_it_available_offline(tmp_path, mo
     with pytest.raises(InputFileError) as err:
         load_model("gpt2")
     message = str(err.value)
-    assert "neither a folder nor cached as 'gpt2'" in message and str(tmp_path / "empty" / "hub") in message
+    assert "does not exist as a folder, and 'gpt2' is not in the local Hugging Face cache" in message
+    assert str(tmp_path / "empty" / "hub") in message
     assert "huggingface-cli download gpt2" in message and "save_pretrained" in message
-    with pytest.raises(InputFileError, match="neither a folder nor cached"):
+    with pytest.raises(InputFileError, match="does not exist"):  # a path, not a name: the plain error
         load_causal_lm(tmp_path / "missing")
 
 

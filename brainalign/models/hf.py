@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._validation import InputFileError
+from .._validation import InputFileError, check_fname, is_hub_name
 
 __all__ = ["LoadedModel", "default_model_path", "hf_cache_dir", "load_model", "load_causal_lm", "resolve_model_dir",
            "weights_sha256"]
@@ -48,28 +48,32 @@ def resolve_model_dir(path: str | os.PathLike, what: str = "model") -> Path:
     InputFileError
         Neither a folder nor cached: the message says how to make the model available offline.
     """
-    candidate = Path(os.path.expanduser(str(path)))
-    if candidate.is_dir():
-        return candidate
-    from ..config import _is_hub_name
-
     name = str(path)
+    if not is_hub_name(name) or Path(os.path.expanduser(name)).exists():
+        return check_fname(path, "directory", what)
     cache = hf_cache_dir()
-    if _is_hub_name(name):
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import LocalEntryNotFoundError
+    snapshot = _cached_snapshot(cache, name)
+    if snapshot is not None:
+        return snapshot
+    raise InputFileError(Path(name), f"{what} does not exist as a folder, and {name!r} is not in the local Hugging "
+                                     f"Face cache ({cache}; set HF_HOME or HF_HUB_CACHE to use another). Nothing is "
+                                     "downloaded at run time; to make it available offline, on a machine with "
+                                     f"internet run `huggingface-cli download {name}` and copy the cache here "
+                                     "(pointing HF_HOME at it), or save it with "
+                                     f"`AutoModel.from_pretrained({name!r}).save_pretrained(folder)` (and its "
+                                     "tokenizer) and give that folder.")
 
-        try:
-            return Path(snapshot_download(name, cache_dir=str(cache), local_files_only=True))
-        except (LocalEntryNotFoundError, OSError, ValueError):
-            pass
-    raise InputFileError(candidate, f"{what} is neither a folder nor cached as {name!r} in the local Hugging Face "
-                                    f"cache ({cache}; set HF_HOME or HF_HUB_CACHE to use another). Nothing is "
-                                    "downloaded at run time; to make it available offline, on a machine with "
-                                    f"internet run `huggingface-cli download {name}` and copy the cache here "
-                                    f"(pointing HF_HOME at it), or save it with "
-                                    f"`AutoModel.from_pretrained({name!r}).save_pretrained(folder)` (and its "
-                                    "tokenizer) and give that folder.")
+
+def _cached_snapshot(cache: Path, name: str) -> Path | None:
+    """The snapshot folder of hub model ``name`` in a hub cache (huggingface_hub's layout: ``models--org--name/``
+    with ``refs/main`` naming a folder of ``snapshots/``), or None. Read from the file system only."""
+    folder = cache / f"models--{name.replace('/', '--')}"
+    ref = folder / "refs" / "main"
+    if ref.is_file():
+        snapshot = folder / "snapshots" / ref.read_text(encoding="utf-8").strip()
+        return snapshot if snapshot.is_dir() else None
+    snapshots = sorted((folder / "snapshots").glob("*")) if (folder / "snapshots").is_dir() else []
+    return snapshots[0] if len(snapshots) == 1 else None
 
 
 def weights_sha256(model_dir: str | os.PathLike) -> str:
