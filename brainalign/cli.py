@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -303,6 +304,11 @@ def _cmd_readme(args: argparse.Namespace) -> None:
                               f"{args.results_dir}; run without --check to update it.")
 
 
+log = logging.getLogger("brainalign")
+
+#: Commands a person runs and reads (their output is the answer): no start and end lines.
+INTERACTIVE_COMMANDS = frozenset({"validate", "run", "subjects", "readme"})
+
 #: Help of the options many commands share (the workflow's rules pass them; a command's own help wins).
 COMMON_HELP = {
     "--out": "output file, written atomically (temporary file, then rename)",
@@ -562,7 +568,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .backend.threads import pin_threads
 
         pin_threads(getattr(args, "threads", 1))
+        # One line at the start and the end of every workflow step: no job log of a good run is empty.
+        announce = args.command not in INTERACTIVE_COMMANDS
+        started = time.perf_counter()
+        if announce:
+            config = getattr(args, "config", None)
+            log.info("%s started%s", args.command, f" (config {config})" if config else "")
         status = args.func(args)
+        if announce:
+            log.info("%s done in %.1f s", args.command, time.perf_counter() - started)
         if isinstance(status, int):
             return status
     except OSError as err:
