@@ -489,3 +489,9 @@ def is_hub_name(value: str) -> bool:
     """Whether ``value`` reads as a Hugging Face hub name (``name`` or ``org/name``) rather than a path."""
     return (not os.path.isabs(value) and not value.startswith((".", "~")) and value.count("/") <= 1
             and all(part for part in value.split("/")) and "\\" not in value)
+
+
+def resolve_against(base: str | os.PathLike, value: str | os.PathLike) -> str:
+    """``value`` (``~`` expanded) as an absolute path, relative to ``base`` when relative: how a config's paths are
+    read (relative to the config file's folder)."""
+    return str((Path(base) / os.path.expanduser(value)).resolve())

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from ._validation import ConfigError, InputFileError, is_hub_name, not_utf8_error
+from ._validation import ConfigError, InputFileError, is_hub_name, not_utf8_error, resolve_against
 from .datasets.registry import compose_schema, get_kind, registry_generation, volume_kinds
 
 __all__ = ["load_config", "validate_config", "read_config_file", "dump_config", "check_path_name",
@@ -194,33 +194,33 @@ def validate_config(config: dict[str, Any], path: str | os.PathLike | None = Non
     ds = cfg["dataset"]
     for key in ("data_dir", "bids_dir", "fmriprep_dir", "atlas"):
         if ds.get(key) is not None:
-            ds[key] = str((base / os.path.expanduser(ds[key])).resolve())
+            ds[key] = resolve_against(base, ds[key])
     decoding = cfg.get("decoding", {})
     for spec in [decoding.get(part, {}) for part in ("captioner", "generator", "brain_captioning")] + list(
             decoding.get("targets", {}).values()):
         for key in ("model_path", "controlnet_path", "files"):
             if spec.get(key):
-                spec[key] = str((base / os.path.expanduser(spec[key])).resolve())
+                spec[key] = resolve_against(base, spec[key])
     metric_models = decoding.get("image_metric_models", {})
     for key, value in metric_models.items():
         if value:
-            metric_models[key] = str((base / os.path.expanduser(value)).resolve())
+            metric_models[key] = resolve_against(base, value)
     if decoding.get("selectivity_bank"):
-        decoding["selectivity_bank"] = str((base / os.path.expanduser(decoding["selectivity_bank"])).resolve())
+        decoding["selectivity_bank"] = resolve_against(base, decoding["selectivity_bank"])
     if ds.get("mask") not in (None, "brain"):
-        ds["mask"] = str((base / os.path.expanduser(ds["mask"])).resolve())
+        ds["mask"] = resolve_against(base, ds["mask"])
     get_kind(cfg).resolve(cfg, base)
     for name, spec in cfg["feature_sets"].items():
         for key in ("model_path", "tokenizer_path", "checkpoint"):
             if spec.get(key):
-                local = base / os.path.expanduser(spec[key])
+                local = resolve_against(base, spec[key])
                 # A name like "gpt2" or "org/name" that is no folder beside the config stays a name: the model
                 # loaders look it up in the local Hugging Face cache (brainalign.models.hf.resolve_model_dir).
-                if key != "checkpoint" and not local.exists() and is_hub_name(spec[key]):
+                if key != "checkpoint" and not os.path.exists(local) and is_hub_name(spec[key]):
                     continue
-                spec[key] = str(local.resolve())
+                spec[key] = local
         if spec.get("localize"):
-            spec["localize"]["stimuli_dir"] = str((base / os.path.expanduser(spec["localize"]["stimuli_dir"])).resolve())
+            spec["localize"]["stimuli_dir"] = resolve_against(base, spec["localize"]["stimuli_dir"])
     _check_consistency(cfg, path)
     _check_layers(cfg, path)
     _check_path_names(cfg, path)

@@ -29,7 +29,7 @@ import pandas as pd
 
 from typing import Any
 
-from .._validation import ConfigError, InputFileError, check_fname
+from .._validation import ConfigError, InputFileError, check_fname, resolve_against
 from .registry import ReadingKind
 
 __all__ = ["load_words", "ngram_surprisal", "gpt3_surprisal", "word_letters", "builtin_predictor",
@@ -248,11 +248,11 @@ class NaturalStoriesKind(ReadingKind):
     def resolve(self, cfg: dict[str, Any], base: Path) -> None:
         lang = cfg["language"]
         if lang["corpus"]:
-            lang["corpus"] = str((base / os.path.expanduser(lang["corpus"])).resolve())
+            lang["corpus"] = resolve_against(base, lang["corpus"])
         for spec in lang["hf_models"].values():
-            spec["model_path"] = str((base / os.path.expanduser(spec["model_path"])).resolve())
+            spec["model_path"] = resolve_against(base, spec["model_path"])
         for spec in lang["predictor_files"].values():
-            spec["path"] = str((base / os.path.expanduser(spec["path"])).resolve())
+            spec["path"] = resolve_against(base, spec["path"])
 
     def subjects(self, cfg: dict[str, Any]) -> list[str]:
         return []  # mean reading times over readers; per-reader times are not in the release

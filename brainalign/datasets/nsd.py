@@ -30,8 +30,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from .._validation import ConfigError, InputFileError
-from ..io import ImageBank, VoxelGeometry, load_image_folder
+from .._validation import ConfigError, InputFileError, resolve_against
+from ..io import ImageBank, VoxelGeometry, load_image_folder, rows_of_image_ids
 from .registry import ImageData, ImagesKind
 
 __all__ = ["NSD_SCALE", "load_nsd_design", "load_nsd_subject", "load_nsd_geometry", "load_nsd_images",
@@ -152,11 +152,9 @@ def load_nsd_captions(path: str | os.PathLike, nsd_ids: np.ndarray) -> list[str]
     for col in ("nsd_id", "caption"):
         if col not in table.columns:
             raise InputFileError(path, f"column {col!r} is missing (field dataset.nsd.captions).")
-    first = table.drop_duplicates("nsd_id").set_index("nsd_id")["caption"]
-    missing = [int(i) for i in nsd_ids if i not in first.index]
-    if missing:
-        raise InputFileError(path, f"no caption for image id(s) {missing[:10]}.")
-    return [str(first[i]) for i in nsd_ids]
+    first = table.drop_duplicates("nsd_id")
+    rows = rows_of_image_ids(path, first["nsd_id"].to_numpy(), nsd_ids, "caption")
+    return [str(c) for c in first["caption"].to_numpy()[rows]]
 
 
 class NsdKind(ImagesKind):
@@ -169,7 +167,7 @@ class NsdKind(ImagesKind):
         nsd = cfg["dataset"].get("nsd", {})
         for key in ("captions", "embeddings"):
             if nsd.get(key) is not None:
-                nsd[key] = str((base / os.path.expanduser(nsd[key])).resolve())
+                nsd[key] = resolve_against(base, nsd[key])
 
     def check_config(self, cfg: dict[str, Any], path: str | os.PathLike | None) -> None:
         super().check_config(cfg, path)
@@ -214,7 +212,7 @@ class NsdKind(ImagesKind):
     def embed_bank(self, cfg: dict[str, Any], folder: str | os.PathLike) -> ImageBank:
         """The folder's images at NSD's 425 px through ``decoding.targets`` clip_image and git_tokens."""
         images, names = load_image_folder(folder, 425)
-        out = self.extract_targets(cfg, images, names, ("clip_image", "git_tokens"))
+        out = self.extract_targets(cfg, images, None, ("clip_image", "git_tokens"))
         return ImageBank(out["clip_image"], out["git_tokens"], names)
 
     def credit(self, cfg: dict[str, Any]) -> str:
@@ -248,9 +246,5 @@ def _read_embeddings(path: str | os.PathLike, ids: np.ndarray) -> tuple[np.ndarr
         for key in ("nsd_id", "tokens", "pooled"):
             if key not in f:
                 raise InputFileError(path, f"dataset {key!r} is missing (field dataset.nsd.embeddings).")
-        index = {int(i): k for k, i in enumerate(f["nsd_id"][()])}
-        missing = [int(i) for i in ids if int(i) not in index]
-        if missing:
-            raise InputFileError(path, f"no embedding for image id(s) {missing[:10]}.")
-        rows = [index[int(i)] for i in ids]
+        rows = rows_of_image_ids(path, f["nsd_id"][()], ids, "embedding")
         return f["tokens"][()][rows], f["pooled"][()][rows]

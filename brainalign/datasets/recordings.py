@@ -33,7 +33,7 @@ from typing import Any
 
 import pandas as pd
 
-from .._validation import InputFileError
+from .._validation import InputFileError, resolve_against
 from ._patterns import check_pattern, fill, pattern_matches
 from .meeg_bids import SENTENCE_PAUSE, word_table
 from .registry import ElectroKind
@@ -64,7 +64,7 @@ class RecordingsKind(ElectroKind):
     def resolve(self, cfg: dict[str, Any], base: Path) -> None:
         ds = cfg["dataset"]
         for key in ("recordings", "recording_events"):
-            ds[key] = str((base / os.path.expanduser(ds[key])).resolve()) if ds.get(key) else None
+            ds[key] = resolve_against(base, ds[key]) if ds.get(key) else None
 
     def subjects(self, cfg: dict[str, Any]) -> list[str]:
         return sorted({s for s, _ in pattern_matches(cfg["dataset"]["recordings"], "dataset.recordings")})

@@ -325,7 +325,7 @@ class ImagesKind(DatasetKind):
         raise self._unsupported("an image bank")
 
     @staticmethod
-    def extract_targets(cfg: dict[str, Any], images: np.ndarray, captions: list[str],
+    def extract_targets(cfg: dict[str, Any], images: np.ndarray, captions: list[str] | None,
                         names: tuple[str, ...] | None = None, image_ids: Any = None) -> dict[str, np.ndarray]:
         """The ``decoding.targets`` spaces (all, or ``names``) extracted from the full-size ``images`` with their
         local weights on the workflow's device (:func:`brainalign.features.image_targets.extract_targets`), or,

@@ -280,18 +280,19 @@ class SimulatedImagesKind(ImagesKind):
         tokens, pooled = image_embeddings(images, spec["embedding_dim"], sim["seed"])
         ids = table["image_id"].to_numpy()
         betas, geometry = {}, {}
-        clean = {"V1": retinotopic_responses(images, spec["retinotopic_voxels"], seed=sim["seed"]),
-                 "semantic": semantic_responses(table, spec["semantic_voxels"], seed=sim["seed"])}
+        populations = {"V1": (spec["retinotopic_voxels"], retinotopic_responses, images),
+                       "semantic": (spec["semantic_voxels"], semantic_responses, table)}
+        clean = {roi: respond(source, count, seed=sim["seed"])
+                 for roi, (count, respond, source) in populations.items() if count}
         for k, subject in enumerate(self.subjects(cfg)):
             trials, rois = simulate_responses(pooled, subject_index=k, n_voxels=spec["n_noise_voxels"],
                                               rois=spec["rois"], snr=spec["snr"], seed=sim["seed"])
             # Early visual and semantic voxels: the same tuning in every subject, own noise (seeded by subject).
             noise = np.random.default_rng([sim["seed"], 113, k])
-            for roi, count in (("V1", spec["retinotopic_voxels"]), ("semantic", spec["semantic_voxels"])):
-                if count:
-                    part = spec["snr"] * clean[roi] + noise.standard_normal((len(images), count))
-                    trials = np.concatenate([trials, part.astype(np.float32)], axis=1)
-                    rois = np.concatenate([rois, np.asarray([roi] * count)])
+            for roi, responses in clean.items():
+                part = spec["snr"] * responses + noise.standard_normal(responses.shape)
+                trials = np.concatenate([trials, part.astype(np.float32)], axis=1)
+                rois = np.concatenate([rois, np.asarray([roi] * responses.shape[1])])
             betas[subject] = (trials, ids, rois)
             geometry[subject] = synthetic_geometry(len(rois))
         captions = table["caption"].tolist()

@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from .._tsv import read_tsv_cells, tsv_numbers
-from .._validation import ConfigError, InputFileError
+from .._validation import ConfigError, InputFileError, resolve_against
 from ..io import Responses
 from ._patterns import check_pattern, fill, pattern_matches
 from .registry import DatasetKind
@@ -185,7 +185,7 @@ class TimeseriesKind(DatasetKind):
         ds = cfg["dataset"]
         for key in _FIELDS:
             if ds.get(key):
-                ds[key] = str((base / os.path.expanduser(ds[key])).resolve())
+                ds[key] = resolve_against(base, ds[key])
             else:
                 ds[key] = None
         ds.setdefault("sampling_interval", None)

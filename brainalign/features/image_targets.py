@@ -277,23 +277,19 @@ def depth_from_file(path: str | os.PathLike, image_ids: Sequence[int], size: int
     import torch
 
     from .._validation import InputFileError
+    from ..io import rows_of_image_ids
 
     path = check_fname(path, "file", "depth-map file")
     with h5py.File(path, "r") as f:
         for key in ("image_id", "depth"):
             if key not in f:
                 raise InputFileError(path, f"dataset {key!r} is missing (field decoding.targets.depth.files).")
-        index = {int(i): k for k, i in enumerate(f["image_id"][()])}
-        missing = [int(i) for i in image_ids if int(i) not in index]
-        if missing:
-            raise InputFileError(path, f"no depth map for image id(s) {missing[:10]} (field "
-                                       "decoding.targets.depth.files).")
+        rows = rows_of_image_ids(path, f["image_id"][()], image_ids, "depth map", "decoding.targets.depth.files")
         if f["depth"].ndim != 3:
             raise InputFileError(path, f"dataset 'depth' must be (n, height, width), got {f['depth'].shape}.")
-        rows = [index[int(i)] for i in image_ids]
-        order = np.argsort(rows)
+        order = np.argsort(rows)  # h5py reads rows in increasing order
         maps = np.empty((len(rows),) + f["depth"].shape[1:], dtype=np.float32)
-        maps[order] = f["depth"][np.asarray(rows)[order]]
+        maps[order] = f["depth"][rows[order]]
     if not np.isfinite(maps).all():
         raise InputFileError(path, "dataset 'depth' has non-finite values.")
     x = torch.from_numpy(maps)[:, None]
@@ -322,16 +318,23 @@ def target_cache(folder: str | os.PathLike) -> Iterator[Path]:
         _CACHE.reset(token)
 
 
-def _digest(name: str, path: Path, options: dict[str, Any], images: np.ndarray, captions: Sequence[str] | None
+def _digest(name: str, path: Path, options: dict[str, Any], images_digest: str, captions: Sequence[str] | None
             ) -> str:
     h = hashlib.blake2b(digest_size=16)
-    h.update(json.dumps([name, str(path), sorted(options.items()), list(images.shape),
-                         list(captions or [])]).encode())
-    h.update(np.ascontiguousarray(images).data)
+    h.update(json.dumps([name, str(path), sorted(options.items()), images_digest, list(captions or [])]).encode())
+    return h.hexdigest()
+
+
+def _images_digest(images: np.ndarray) -> str:
+    arr = np.ascontiguousarray(images)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(json.dumps([list(arr.shape), str(arr.dtype)]).encode())
+    h.update(arr.data)
     return h.hexdigest()
 
 
 def _cached(name: str, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """``compute()``, kept in (and read back from) the active :func:`target_cache` under ``key``."""
     folder = _CACHE.get()
     if folder is None:
         return compute()
@@ -376,6 +379,8 @@ def extract_targets(spec: dict[str, Any], images: Any, captions: Sequence[str] |
     if unknown:
         raise BrainalignError(f"unknown decoding targets {unknown}; choose from {list(TARGETS)}.")
     out = {}
+    # The images' digest names the cached targets: computed once, and only when a cache is active.
+    images_digest = _images_digest(images) if _CACHE.get() is not None else ""
     for name in TARGETS:
         if name not in spec:
             continue
@@ -386,7 +391,7 @@ def extract_targets(spec: dict[str, Any], images: Any, captions: Sequence[str] |
         path = Path(path)
         if name == "clip_text" and captions is None:
             raise BrainalignError("decoding target 'clip_text' needs the images' captions.")
-        key = _digest(name, path, options, images, captions if name == "clip_text" else None)
+        key = _digest(name, path, options, images_digest, captions if name == "clip_text" else None)
         if name == "clip_text":
             out[name] = _cached(name, key, lambda: clip_text_embeddings(path, captions, device=device,
                                                                         progress=progress, **options))

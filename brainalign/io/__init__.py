@@ -35,6 +35,7 @@ from .images import (
     read_betas,
     read_images,
     read_voxel_geometry,
+    rows_of_image_ids,
     write_betas,
     write_images,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "read_voxel_geometry",
     "ImageBank",
     "load_image_folder",
+    "rows_of_image_ids",
     "VoxelGeometry",
     "write_unit_scores",
     "read_unit_scores",

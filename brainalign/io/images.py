@@ -111,6 +111,23 @@ class ImageBank:
     names: list[str]
 
 
+def rows_of_image_ids(path: str | os.PathLike, stored: Any, wanted: Any, what: str,
+                      field: str | None = None) -> np.ndarray:
+    """The row of each ``wanted`` image id among a file's ``stored`` ids.
+
+    Raises
+    ------
+    InputFileError
+        Naming ``path`` (and ``field``) and the first missing ids: "no <what> for image id(s) [...]".
+    """
+    index = {int(i): k for k, i in enumerate(np.asarray(stored))}
+    missing = [int(i) for i in wanted if int(i) not in index]
+    if missing:
+        where = f" (field {field})" if field else ""
+        raise InputFileError(path, f"no {what} for image id(s) {missing[:10]}{where}.")
+    return np.asarray([index[int(i)] for i in wanted], dtype=np.int64)
+
+
 def load_image_folder(folder: str | os.PathLike, size: int) -> tuple[np.ndarray, list[str]]:
     """The ``.png``/``.jpg``/``.jpeg`` images of a folder, sorted by name, as RGB uint8 resized (bicubic) to
     ``size`` x ``size``: (n, size, size, 3) and their file names."""

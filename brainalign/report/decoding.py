@@ -129,7 +129,8 @@ def write_decoding_report(cfg: dict[str, Any], decode_dirs: list[Path], scores: 
                   _img(plot_token_correlations(tokens, figures / "token_r.png"), "per-token r")]
     wide = scores.pivot_table(index=["subject", "decoder", "target"], columns="metric", values="value").round(4)
     given = {k: v for k, v in cfg["decoding"]["image_metric_models"].items() if v}
-    networks = ("; ".join(f"{html.escape(k)}: <code>{html.escape(str(v))}</code>" for k, v in given.items()) if given
+    networks = ("; ".join(f"{html.escape(k)}: <code>{html.escape(Path(v).name)}</code>" for k, v in given.items())
+                if given
                 else "<b>random_cnn</b>, a fixed random-weight CNN standing in for MindEye2's networks (no weights "
                      "given in decoding.image_metric_models): its two-way identification is not AlexNet's, "
                      "Inception's or CLIP's")
