@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 MODULES = [
+    "brainalign.api",
     "brainalign.io",
     "brainalign.checkpoints",
     "brainalign.config",

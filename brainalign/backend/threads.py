@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["THREAD_VARIABLES", "pin_threads"]
+__all__ = ["THREAD_VARIABLES", "pin_threads", "limited_threads"]
 
 #: Read by OpenBLAS (numpy's, scipy's), OpenMP and MKL when they load.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -42,3 +44,34 @@ def pin_threads(n_threads: int) -> None:
     threadpool_limits(n_threads)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(n_threads)
+
+
+@contextmanager
+def limited_threads(n_threads: int | None) -> Iterator[None]:
+    """Run a block with ``n_threads`` BLAS/OpenMP and torch threads, then restore the previous limits.
+
+    For library calls from a notebook: unlike :func:`pin_threads` (for a
+    command's whole process) nothing outlives the block.
+
+    Parameters
+    ----------
+    n_threads : int or None
+        Thread count, at least 1 (smaller values are raised to 1); None
+        leaves every library as it is.
+    """
+    if n_threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    n_threads = max(1, int(n_threads))
+    torch = sys.modules.get("torch")
+    torch_before = torch.get_num_threads() if torch is not None else None
+    try:
+        with threadpool_limits(n_threads):
+            if torch is not None:
+                torch.set_num_threads(n_threads)
+            yield
+    finally:
+        if torch is not None:
+            torch.set_num_threads(torch_before)
