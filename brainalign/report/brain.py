@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .plots import _pyplot, _save
+from .plots import _pyplot, _save_and_close
 
-__all__ = ["best_map_layer", "plot_glass_layers", "plot_slices"]
+if TYPE_CHECKING:
+    from matplotlib.colorbar import Colorbar
+    from matplotlib.figure import Figure
+
+__all__ = ["best_map_layer", "glass_layers_figure", "plot_glass_layers", "slices_figure", "plot_slices"]
 
 
 def _thresholded(maps_dir: Path, prefix: str, k: int, alpha: float):
@@ -46,8 +51,27 @@ def best_map_layer(maps_dir: str | os.PathLike) -> tuple[int, str]:
     return k, meta["layers"][k]
 
 
-def plot_glass_layers(maps_dir: str | os.PathLike, out: str | os.PathLike, alpha: float = 0.05) -> Path:
-    """One glass brain (left, top and right views) of the group r per layer, FDR-thresholded."""
+#: The colour-bar label of every brain map.
+_R_LABEL = "group mean Pearson r (held out)"
+
+
+def _r_colorbar(fig: Figure, vmax: float, **where: object) -> Colorbar:
+    """A colour bar of the group r on nilearn's ``cold_hot`` scale from −vmax to vmax, labelled."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    mappable = ScalarMappable(norm=Normalize(-vmax, vmax), cmap="cold_hot")
+    return fig.colorbar(mappable, label=_R_LABEL, **where)
+
+
+def glass_layers_figure(maps_dir: str | os.PathLike, alpha: float = 0.05) -> Figure:
+    """The figure of :func:`plot_glass_layers`: one row per layer, each with a labelled colour bar.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        Open; the caller saves and closes it.
+    """
     from nilearn import plotting
 
     maps_dir = Path(maps_dir)
@@ -55,21 +79,31 @@ def plot_glass_layers(maps_dir: str | os.PathLike, out: str | os.PathLike, alpha
     layers = meta["layers"]
     plt = _pyplot()
     fig, axes = plt.subplots(len(layers), 1, figsize=(9, 2.6 * len(layers)), squeeze=False)
-    vmax = None
     imgs = [_thresholded(maps_dir, "group", k, alpha) for k in range(len(layers))]
     vmax = max(float(np.abs(np.asarray(img.dataobj)).max()) for img, _ in imgs) or 1.0
     for k, (img, n_sig) in enumerate(imgs):
+        _r_colorbar(fig, vmax, ax=axes[k, 0], fraction=0.03, pad=0.01)
         plotting.plot_glass_brain(
-            img, display_mode="lzr", axes=axes[k, 0], colorbar=True, plot_abs=False, cmap="cold_hot",
+            img, display_mode="lzr", axes=axes[k, 0], colorbar=False, plot_abs=False, cmap="cold_hot",
             vmin=-vmax, vmax=vmax, threshold=1e-6,
             title=f"{meta['feature_set']} layer {layers[k]}: group r, {n_sig}",
         )
-    return _save(fig, out)
+    return fig
 
 
-def plot_slices(maps_dir: str | os.PathLike, out: str | os.PathLike, layer_index: int | None = None,
-                alpha: float = 0.05) -> Path:
-    """Axial slices of the group r (FDR-thresholded) over nilearn's MNI152 template."""
+def plot_glass_layers(maps_dir: str | os.PathLike, out: str | os.PathLike, alpha: float = 0.05) -> Path:
+    """One glass brain (left, top and right views) of the group r per layer, FDR-thresholded."""
+    return _save_and_close(glass_layers_figure(maps_dir, alpha), out)
+
+
+def slices_figure(maps_dir: str | os.PathLike, layer_index: int | None = None, alpha: float = 0.05) -> Figure:
+    """The figure of :func:`plot_slices`, with a labelled colour bar.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        Open; the caller saves and closes it.
+    """
     from nilearn import plotting
     from nilearn.datasets import load_mni152_template
 
@@ -82,7 +116,15 @@ def plot_slices(maps_dir: str | os.PathLike, out: str | os.PathLike, layer_index
     vmax = float(np.abs(np.asarray(img.dataobj)).max()) or 1.0
     plotting.plot_stat_map(
         img, bg_img=load_mni152_template(resolution=2), display_mode="z", cut_coords=(-20, -8, 4, 16, 28, 40),
-        figure=fig, colorbar=True, cmap="cold_hot", vmax=vmax, symmetric_cbar=True, threshold=1e-6,
+        axes=fig.add_axes((0.0, 0.0, 0.93, 1.0)), colorbar=False, cmap="cold_hot", vmax=vmax,
+        symmetric_cbar=True, threshold=1e-6,
         title=f"{meta['feature_set']} layer {meta['layers'][k]}: group r, {n_sig}",
     )
-    return _save(fig, out)
+    _r_colorbar(fig, vmax, cax=fig.add_axes((0.94, 0.1, 0.012, 0.8)))
+    return fig
+
+
+def plot_slices(maps_dir: str | os.PathLike, out: str | os.PathLike, layer_index: int | None = None,
+                alpha: float = 0.05) -> Path:
+    """Axial slices of the group r (FDR-thresholded) over nilearn's MNI152 template."""
+    return _save_and_close(slices_figure(maps_dir, layer_index, alpha), out)

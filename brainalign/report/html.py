@@ -14,13 +14,14 @@ import pandas as pd
 from ..config import comparison_sets
 from ..io import config_hash, read_table, write_text
 from ..pipeline.aggregate import ceiling_per_subject
+from .method import fmriprep_confounds_text, method_items, partition_reason, recorded_config
 from .plots import (
     plot_ceilings,
     plot_layer_curves,
     plot_subject_scores,
     plot_variance_partition,
 )
-from .tables import comparison_table, partition_table, summary_table
+from .tables import MISSING, MIN_SUBJECTS_FOR_SPREAD, ceiling_table, comparison_table, partition_table, summary_table
 
 __all__ = ["run_report", "report_head", "FIGURES"]
 
@@ -38,7 +39,7 @@ code{background:#f5f5f5;padding:1px 3px}.note{color:#555;font-size:0.9em}
 def _table_html(table: pd.DataFrame) -> str:
     if table.empty:
         return "<p class='note'>(none)</p>"
-    return table.to_html(index=False, escape=True, border=0)
+    return table.to_html(index=False, escape=True, border=0, na_rep=MISSING)
 
 
 def _img(path: Path, alt: str) -> str:
@@ -68,25 +69,8 @@ def report_head(cfg: dict[str, Any], prov: dict[str, Any], packages: bool = Fals
     ]
 
 
-def _fmriprep_confounds_text(pre: dict[str, Any]) -> str:
-    """Which fMRIPrep confounds were regressed (empty unless ``confounds`` is ``fmriprep``)."""
-    if pre["confounds"] != "fmriprep":
-        return ""
-    settings = pre["fmriprep_confounds"]
-    if settings["preset"]:
-        return f", fMRIPrep confounds: nilearn preset {settings['preset']!r}"
-    parts = []
-    for component in settings["strategy"]:
-        if component == "scrub":
-            parts.append(f"scrub (FD > {settings['fd_threshold']:g} mm or std DVARS > "
-                         f"{settings['std_dvars_threshold']:g}, segments < {settings['scrub']} volumes)")
-        elif component == "compcor":
-            parts.append(f"compcor ({settings['compcor']}, {settings['n_compcor']})")
-        elif component in settings:
-            parts.append(f"{component} ({settings[component]})")
-        else:
-            parts.append(component)
-    return f", fMRIPrep confounds: {', '.join(parts)}"
+#: The name tests and callers used before the Method moved to :mod:`.method`.
+_fmriprep_confounds_text = fmriprep_confounds_text
 
 
 def _heads_section(cfg: dict[str, Any], results_dir: Path, curve: pd.DataFrame, rois: list[str]) -> str:
@@ -167,28 +151,44 @@ def _brain_section(cfg: dict[str, Any], results_dir: Path) -> str:
     return "\n".join(parts)
 
 
-def _normalized_section(cfg: dict[str, Any], results_dir: Path) -> str:
+def _signed(value: float) -> str:
+    """``value`` to 3 decimals with a true minus sign."""
+    return f"{value:.3f}".replace("-", "−")
+
+
+def _low_ceilings(results_dir: Path, min_ceiling: float) -> dict[str, float]:
+    """ROI -> ceiling, for the ROIs whose ceiling is below ``min_ceiling`` (no normalized score)."""
+    ceiling = read_table(results_dir / "ceiling_summary.csv", required=["roi", "ceiling"])
+    return {str(r): float(c) for r, c in zip(ceiling["roi"], ceiling["ceiling"]) if c < min_ceiling}
+
+
+def _normalized_section(results_dir: Path, min_ceiling: float) -> str:
     """Normalized scores per ROI and model (nested best layer), with how many scores exceed the ceiling."""
     from ..pipeline.aggregate import normalization_counts
 
     summary = read_table(results_dir / "best_layer_summary.csv")
     scores = read_table(results_dir / "scores.csv")
-    min_ceiling = cfg["statistics"]["min_ceiling"]
+    low = _low_ceilings(results_dir, min_ceiling)
     counts = normalization_counts(scores)
     cells = []
     for _, row in summary.iterrows():
         clipped, raw = row["normalized_mean"], row.get("normalized_mean_unclipped", float("nan"))
-        text = "– (ceiling below minimum)" if pd.isna(raw) else f"{clipped:.2f} (unclipped {raw:.2f})"
+        if not pd.isna(raw):
+            text = f"{clipped:.2f} (unclipped {raw:.2f})"
+        elif row["roi"] in low:
+            text = f"{MISSING} (ceiling {_signed(low[row['roi']])} < {min_ceiling:g})"
+        else:
+            text = MISSING
         cells.append({"model": row["model"], "ROI": row["roi"], "normalized score": text})
     table = (pd.DataFrame(cells).pivot(index="ROI", columns="model", values="normalized score")
-             .reindex(list(dict.fromkeys(summary["roi"]))).reset_index() if cells else pd.DataFrame())
+             .reindex(list(dict.fromkeys(summary["roi"]))).fillna(MISSING).reset_index() if cells else pd.DataFrame())
     return "\n".join([
         "<h2>Normalized scores</h2>",
         "<p>Brain-Score's normalization: the mean nested-best-layer score over subjects divided by the ROI's "
         "ceiling, clipped to [0, 1] (the unclipped ratio in brackets); missing where the ceiling is below "
-        f"<code>statistics.min_ceiling</code> = {min_ceiling:g}. A ratio above 1 means the model predicts a "
-        "subject better than the other subjects' mean does (the ceiling is itself attenuated by the group's "
-        "noise, docs/method.md §5), or sampling noise.</p>",
+        f"<code>statistics.min_ceiling</code> = {min_ceiling:g} (see Ceiling). A ratio above 1 means the model "
+        "predicts a subject better than the other subjects' mean does (the ceiling is itself attenuated by the "
+        "group's noise, docs/method.md §5), or sampling noise.</p>",
         f"<p><b>{counts['n_exceeding']} of {counts['n_scores']}</b> subject-level scores (subject × layer × ROI × "
         f"feature set) exceed their ROI's ceiling (flagged <code>exceeds_ceiling</code> in "
         f"<code>scores.csv</code>, clipped to 1); {counts['n_without_ceiling']} have no normalized score "
@@ -197,19 +197,61 @@ def _normalized_section(cfg: dict[str, Any], results_dir: Path) -> str:
     ])
 
 
-def _encoder_method(enc: dict[str, Any], results_dir: Path) -> str:
-    """The Method line of the encoder: the folds and alpha criterion the scores table records."""
-    from ..encoders.ridge_core import ALPHA_CRITERIA
+def _ceiling_notes(results_dir: Path, min_ceiling: float) -> list[str]:
+    """Why a ceiling has no SEM or no normalized score, one sentence per case (HTML)."""
+    ceiling = read_table(results_dir / "ceiling_summary.csv", required=["roi", "ceiling"])
+    notes = []
+    few = sorted({int(n) for n in ceiling.get("n_subjects", pd.Series(dtype=float)).dropna()
+                  if n < MIN_SUBJECTS_FOR_SPREAD})
+    for n in few:
+        notes.append(f"SEM {MISSING}: not computed: with 2 subjects each one's leave-one-subject-out ISC is the "
+                     "correlation between the two, the same value twice, so there is no spread to estimate."
+                     if n == 2 else f"SEM {MISSING}: not computed from {n} subject(s).")
+    limit = f"<code>statistics.min_ceiling</code> = {min_ceiling:g}"
+    for roi, value in _low_ceilings(results_dir, min_ceiling).items():
+        why = (f"is negative, below {limit}: the subjects' responses there do not follow the other subjects' "
+               "mean (no shared stimulus-driven signal), so score / ceiling means nothing" if value < 0 else
+               f"is below {limit}: divided by a ceiling this near 0, noise would give large ratios")
+        notes.append(f"{html.escape(roi)}: ceiling {_signed(value)} {why}; no normalized score.")
+    return [f"<p class='note'>{note}</p>" for note in notes]
 
-    scores = read_table(results_dir / "scores.csv", required=["cv", "alpha_criterion"])
-    cvs = ", ".join(html.escape(str(v)) for v in sorted(set(scores["cv"].astype(str))))
-    criteria = sorted(set(scores["alpha_criterion"].astype(str)))
-    chosen = "per target" if enc["alpha_per_target"] else "shared by all targets"
-    defined = "; ".join(f"<code>{html.escape(c)}</code>: {html.escape(ALPHA_CRITERIA.get(c, c))}" for c in criteria)
-    return (f"Encoder: ridge with intercept; outer folds <code>{cvs}</code> ({enc['gap']} samples dropped at each "
-            f"test boundary); alphas {chosen}, chosen on the outer training set alone by an inner "
-            f"{enc['inner_folds']}-fold contiguous CV with the same gap (leave-one-run-out over the training runs "
-            f"when the outer folds are runs and at least two remain) by {defined}.")
+
+def _curve_cell(mean: float, low: float, high: float, q: float) -> str:
+    if pd.isna(mean):
+        return MISSING
+    ci = f"[{low:.3f}, {high:.3f}]" if not (pd.isna(low) or pd.isna(high)) else f"[{MISSING}]"
+    return f"{mean:.3f} {ci}" + ("*" if q < 0.05 else "")
+
+
+def _curve_section(curve: pd.DataFrame) -> str:
+    """The layer × (model, ROI) table of mean r [CI], a dash where a feature set has no such layer (HTML)."""
+    cells = curve.assign(cell=[_curve_cell(*values) for values in zip(
+        curve["mean"], curve["ci_low"], curve["ci_high"], curve["p_group_fdr"].fillna(1))])
+    wide = cells.pivot(index=["model", "roi"], columns="layer", values="cell")
+    layers = [str(c) for c in wide.columns]
+    partial = {model: [str(x) for x in dict.fromkeys(group["layer"])]
+               for model, group in curve.groupby("model", sort=False) if group["layer"].nunique() < len(layers)}
+    notes = []
+    if partial:
+        scored = "; ".join(f"{html.escape(m)}: layer{'s' if len(v) > 1 else ''} {html.escape(', '.join(v))} only"
+                           for m, v in partial.items())
+        notes.append(f"{MISSING} : no such layer ({scored}).")
+    if (curve["ci_low"].isna() | curve["ci_high"].isna()).any():
+        notes.append(f"[{MISSING}] : no bootstrap CI was computed.")
+    return (wide.to_html(border=0, na_rep=MISSING)
+            + "".join(f"<p class='note'>{note}</p>" for note in notes))
+
+
+def _partition_section(cfg: dict[str, Any], results_dir: Path, rois: list[str]) -> str:
+    """The variance partitioning figure and table, or why there is none (HTML)."""
+    import tempfile
+
+    path = results_dir / "variance_partition.csv"
+    if not path.exists():
+        return f"<p class='note'>{partition_reason(cfg, results_dir)}</p>"
+    with tempfile.TemporaryDirectory() as tmp:
+        fig = plot_variance_partition(read_table(path), Path(tmp) / "partition.png", rois)
+        return _img(fig, "variance partitioning") + _table_html(partition_table(results_dir))
 
 
 def run_report(cfg: dict[str, Any], results_dir: str | os.PathLike, out: str | os.PathLike,
@@ -227,15 +269,6 @@ def run_report(cfg: dict[str, Any], results_dir: str | os.PathLike, out: str | o
     plot_subject_scores(nested, families, figures_dir / FIGURES[1], rois)
     plot_ceilings(ceiling_subjects, figures_dir / FIGURES[2], rois)
 
-    partition_html = "<p class='note'>(no word-rate baseline configured)</p>"
-    if (results_dir / "variance_partition.csv").exists():
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            fig = plot_variance_partition(read_table(results_dir / "variance_partition.csv"),
-                                          Path(tmp) / "partition.png", rois)
-            partition_html = _img(fig, "variance partitioning") + _table_html(partition_table(results_dir))
-
     brain_html = _brain_section(cfg, results_dir)
     heads_html = _heads_section(cfg, results_dir, curve, rois)
 
@@ -244,45 +277,33 @@ def run_report(cfg: dict[str, Any], results_dir: str | os.PathLike, out: str | o
     excluded = prov.get("settings", {}).get("excluded", {})
     excl_html = ("".join(f"<li>{html.escape(s)}: {html.escape(r)}</li>" for s, r in excluded.items())
                  or "<li>none</li>")
-    enc = cfg["encoder"]
-    pre = cfg["preprocessing"]
-    curve_cells = curve.assign(cell=[
-        f"{m:.3f} [{lo:.3f}, {hi:.3f}]" + ("*" if q < 0.05 else "")
-        for m, lo, hi, q in zip(curve["mean"], curve["ci_low"], curve["ci_high"], curve["p_group_fdr"].fillna(1))])
-    curve_wide = curve_cells.pivot(index=["model", "roi"], columns="layer", values="cell")
+    min_ceiling = float(recorded_config(results_dir / "scores.csv")["statistics"]["min_ceiling"])
+    low_note = (f"<p class='note'>† below <code>statistics.min_ceiling</code> = {min_ceiling:g}: no normalized "
+                "score (see Ceiling).</p>" if _low_ceilings(results_dir, min_ceiling) else "")
     parts = [
         *report_head(cfg, prov, packages=True),
         "<h2>Layer-wise scores</h2>",
         "<p>Held-out Pearson r per layer (mean ± SEM over subjects); baselines as bands at their best "
-        "layer; dashed: the ceiling (leave-one-subject-out ISC).</p>",
+        "layer; dashed: the ceiling (leave-one-subject-out ISC). The ROI panels share one y-axis.</p>",
         _img(figures_dir / FIGURES[0], "layer curves"),
         "<h2>Summary per ROI (nested best layer)</h2><p>Mean r over subjects [95 % subject-level "
         "bootstrap CI]; q = FDR-corrected one-sided t-test of mean &gt; 0.</p>",
-        _table_html(summary_table(results_dir)),
+        _table_html(summary_table(results_dir, min_ceiling)), low_note,
         "<h2>Per-subject scores</h2>", _img(figures_dir / FIGURES[1], "per-subject scores"),
         "<h2>Paired comparisons</h2>", _table_html(comparison_table(results_dir)),
-        "<h2>Ceiling</h2>", _img(figures_dir / FIGURES[2], "ceilings"), _table_html(ceiling),
-        _normalized_section(cfg, results_dir),
-        "<h2>Layer curves</h2><p>Mean r over subjects [95 % bootstrap CI]; * = group mean > 0 at "
-        "q < 0.05 (one-sided one-sample t-test, Benjamini–Hochberg across layers and ROIs).</p>",
-        curve_wide.to_html(border=0),
+        "<h2>Ceiling</h2>", _img(figures_dir / FIGURES[2], "ceilings"),
+        _table_html(ceiling_table(results_dir, min_ceiling)), *_ceiling_notes(results_dir, min_ceiling),
+        _normalized_section(results_dir, min_ceiling),
+        "<h2>Layer curves</h2><p>Mean r over subjects [95 % bootstrap CI]; * = group mean &gt; 0 at "
+        "q &lt; 0.05 (one-sided one-sample t-test, Benjamini–Hochberg across layers and ROIs).</p>",
+        _curve_section(curve),
         "<h2>Variance partitioning</h2><p>Held-out R² of the model at each subject's nested best layer, "
         "of word rate, and of both (banded ridge); unique = R²(joint) − R²(other); "
-        "shared = R²(model) + R²(word rate) − R²(joint).</p>", partition_html,
+        "shared = R²(model) + R²(word rate) − R²(joint).</p>", _partition_section(cfg, results_dir, rois),
         brain_html,
         heads_html,
         "<h2>Excluded subjects</h2>", f"<ul>{excl_html}</ul>",
-        "<h2>Method</h2><ul>",
-        f"<li>Cleaning (responses and designs alike): nilearn.signal.clean(detrend={pre['detrend']}, "
-        f"high_pass={pre['high_pass']}, standardize={pre['standardize']!r}, confounds={pre['confounds']!r})"
-        f"{html.escape(_fmriprep_confounds_text(pre))}.</li>",
-        f"<li>Design: {html.escape(cfg['design']['model'])} ({html.escape(cfg['design']['hrf_model'])} HRF).</li>",
-        f"<li>{_encoder_method(enc, results_dir)}</li>",
-        "<li>Score: Pearson r within each outer fold, averaged over folds"
-        + (" (pooled held-out predictions)" if enc["pooled"] else "") + ".</li>",
-        f"<li>Normalized score = score / ceiling of the ROI clipped to [0, 1] (Brain-Score's), unclipped "
-        f"ratio kept; missing where the ceiling is below {cfg['statistics']['min_ceiling']:g}.</li>",
-        "<li>Best layer: chosen on the other subjects (nested), never on the subject reported.</li></ul>",
+        "<h2>Method</h2><ul>", *(f"<li>{item}</li>" for item in method_items(results_dir)), "</ul>",
         "</body></html>",
     ]
     return write_text(out, "\n".join(parts) + "\n")

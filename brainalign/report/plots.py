@@ -9,12 +9,16 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["plot_head_functions", "plot_layer_curves", "plot_subject_scores", "plot_ceilings", "plot_variance_partition", "plot_head_maps",
-           "head_matrix"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["plot_head_functions", "layer_curves_figure", "plot_layer_curves", "plot_subject_scores", "plot_ceilings",
+           "plot_variance_partition", "head_maps_figure", "plot_head_maps", "head_matrix"]
 
 _PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
 
@@ -55,29 +59,21 @@ def _save_and_close(fig, path: str | os.PathLike) -> Path:
         plt.close(fig)
 
 
-def plot_layer_curves(
+def layer_curves_figure(
     curve: pd.DataFrame, ceiling: pd.DataFrame, model: str, baselines: Sequence[str],
-    out: str | os.PathLike, roi_order: Sequence[str] | None = None,
-) -> Path:
-    """Layer-wise score (mean ± SEM over subjects) per ROI, with baselines and the ceiling.
+    roi_order: Sequence[str] | None = None,
+) -> Figure:
+    """The figure of :func:`plot_layer_curves`: one panel per ROI, all on the same y-axis.
 
-    Parameters
-    ----------
-    curve : DataFrame
-        ``layer_curve.csv`` (columns model, layer, roi, mean, sem).
-    ceiling : DataFrame
-        ``ceiling_summary.csv`` (columns roi, ceiling, sem).
-    model : str
-        The model family drawn as a curve over layers.
-    baselines : sequence of str
-        Families drawn as horizontal bands (their best layer).
-    out : path-like
-        Output image (PNG or SVG).
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        Open; the caller saves and closes it.
     """
     plt = _pyplot()
     rois = list(roi_order or curve["roi"].drop_duplicates())
     rows, cols = _grid(len(rois))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False, sharey=True)
     ceil = ceiling.set_index("roi")
     for ax, roi in zip(axes.flat, rois):
         sub = curve[(curve.model == model) & (curve.roi == roi)]
@@ -103,15 +99,40 @@ def plot_layer_curves(
         ax.set_title(roi)
         ax.set_xticks(x, sub["layer"].astype(str))
         ax.set_xlabel("layer")
+    for ax in axes[:, 0]:
         ax.set_ylabel("Pearson r (held out)")
     for ax in list(axes.flat)[len(rois):]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False, bbox_to_anchor=(0.5, 1.04))
     fig.tight_layout()
-    path = _save(fig, out)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def plot_layer_curves(
+    curve: pd.DataFrame, ceiling: pd.DataFrame, model: str, baselines: Sequence[str],
+    out: str | os.PathLike, roi_order: Sequence[str] | None = None,
+) -> Path:
+    """Layer-wise score (mean ± SEM over subjects) per ROI, with baselines and the ceiling.
+
+    The ROI panels share one y-axis, so that an effect of ±0.001 looks as small as it is.
+
+    Parameters
+    ----------
+    curve : DataFrame
+        ``layer_curve.csv`` (columns model, layer, roi, mean, sem).
+    ceiling : DataFrame
+        ``ceiling_summary.csv`` (columns roi, ceiling, sem).
+    model : str
+        The model family drawn as a curve over layers.
+    baselines : sequence of str
+        Families drawn as horizontal bands (their best layer).
+    out : path-like
+        Output image (PNG or SVG).
+    roi_order : sequence of str, optional
+        The panels' order (default: as in ``curve``).
+    """
+    return _save_and_close(layer_curves_figure(curve, ceiling, model, baselines, roi_order), out)
 
 
 def plot_subject_scores(
@@ -202,13 +223,20 @@ def head_matrix(curve: pd.DataFrame, model: str, roi: str, column: str = "mean")
     return mat, blocks
 
 
-def plot_head_maps(curve: pd.DataFrame, model: str, out: str | os.PathLike, roi_order: Sequence[str] | None = None,
-                   attention_stats: dict[str, np.ndarray] | None = None) -> Path:
-    """Heads × layers heat maps of the mean held-out r per ROI, and the heads' attention statistics.
+#: The heads' attention statistics: title and colour-bar label (quantity and unit) of each.
+_ATTENTION_PANELS = (("attention entropy", "entropy (nats)"),
+                     ("weight on first token", "attention weight (fraction, 0–1)"),
+                     ("weight on previous token", "attention weight (fraction, 0–1)"))
 
-    ``attention_stats`` maps block → (n_words, n_heads, 3) (entropy, first-token
-    weight, previous-token weight); their means over words are drawn in a
-    last row of panels when given.
+
+def head_maps_figure(curve: pd.DataFrame, model: str, roi_order: Sequence[str] | None = None,
+                     attention_stats: dict[str, np.ndarray] | None = None) -> Figure:
+    """The figure of :func:`plot_head_maps`; every colour bar names its quantity and unit.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        Open; the caller saves and closes it.
     """
     plt = _pyplot()
     rois = list(roi_order or curve[curve["model"] == model]["roi"].drop_duplicates())
@@ -229,24 +257,33 @@ def plot_head_maps(curve: pd.DataFrame, model: str, out: str | os.PathLike, roi_
         ax.set_xlabel("head")
         ax.set_ylabel("layer")
         ax.set_title(roi)
-        fig.colorbar(im, ax=ax, label="mean r")
+        fig.colorbar(im, ax=ax, label="Pearson r (mean over subjects)")
     if attention_stats:
         blocks = sorted(attention_stats, key=int)
         means = np.stack([attention_stats[b].mean(axis=0) for b in blocks])  # (blocks, heads, 3)
-        for j, label in enumerate(("attention entropy (nats)", "weight on first token", "weight on previous token")):
+        for j, (title, unit) in enumerate(_ATTENTION_PANELS):
             ax = axes[-1, j]
             ax.set_visible(True)
             im = ax.imshow(means[:, :, j], cmap="viridis", aspect="auto")
             ax.set_yticks(range(len(blocks)), blocks)
             ax.set_xlabel("head")
             ax.set_ylabel("layer")
-            ax.set_title(label)
-            fig.colorbar(im, ax=ax)
+            ax.set_title(title)
+            fig.colorbar(im, ax=ax, label=unit)
     fig.suptitle(f"{model}: each attention head's output as features (mean r over subjects)")
     fig.tight_layout()
-    path = _save(fig, out)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def plot_head_maps(curve: pd.DataFrame, model: str, out: str | os.PathLike, roi_order: Sequence[str] | None = None,
+                   attention_stats: dict[str, np.ndarray] | None = None) -> Path:
+    """Heads × layers heat maps of the mean held-out r per ROI, and the heads' attention statistics.
+
+    ``attention_stats`` maps block → (n_words, n_heads, 3) (entropy, first-token
+    weight, previous-token weight); their means over words are drawn in a
+    last row of panels when given.
+    """
+    return _save_and_close(head_maps_figure(curve, model, roi_order, attention_stats), out)
 
 
 def plot_head_functions(functions: pd.DataFrame, brain: pd.DataFrame, related: pd.DataFrame,
