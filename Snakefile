@@ -38,3 +38,19 @@ rule all:
     default_target: True
     input:
         final_targets(MODALITY),
+
+
+# The terminal's last words: where the results are, or the end of each failed job's log
+# (every rule sends its stderr to its log file, so Snakemake alone shows only CalledProcessError).
+onsuccess:
+    from brainalign.pipeline.run_summary import success_summary
+
+    print(success_summary(RESULTS, final_targets(MODALITY)))
+
+
+onerror:
+    import sys
+
+    from brainalign.pipeline.run_summary import failure_summary
+
+    print(failure_summary(log), file=sys.stderr)

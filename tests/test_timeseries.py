@@ -232,6 +232,9 @@ def test_a_kind_from_an_installed_package_runs_the_workflow(tmp_path, snakemake)
     assert set(means.index) >= {"sub-a", "sub-b"} and (means[["sub-a", "sub-b"]] > 0.5).all(), means
     assert "a toy kind declared by an installed package." in (results / "report.html").read_text()
     assert pd.read_csv(results / "comparisons.csv").empty
+    # The terminal's last words say where the report is and the best model per ROI (issue #21).
+    assert "brainalign: done.\n  scores: results/toy_run/scores.csv\n  report: results/toy_run/report.html" in proc.stdout
+    assert "best model per ROI" in proc.stdout and "word_rate (layer 0 most often), r = " in proc.stdout
     assert "toy" not in kind_names()  # this process never saw the package
 
 

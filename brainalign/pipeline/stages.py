@@ -36,6 +36,7 @@ from ..io import (
 from ..stimuli.events import read_events, write_events
 
 __all__ = [
+    "progress_bar",
     "dataset_subjects",
     "dataset_timing",
     "run_stimuli",
@@ -58,6 +59,15 @@ __all__ = [
 ]
 
 logger = logging.getLogger("brainalign")
+
+
+def progress_bar(iterable: Any, desc: str, unit: str, progress: bool, total: int | None = None) -> Any:
+    """A tqdm bar on stderr (a job's log in the workflow), updated at most every 2 s; the iterable itself when off."""
+    if not progress:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, unit=unit, total=total, mininterval=2)
 
 
 def _set_threads(n_threads: int) -> None:
@@ -529,7 +539,7 @@ def cv_label(cfg: dict[str, Any], runs: np.ndarray | None = None) -> str:
 
 def run_score(
     cfg: dict[str, Any], design_path: str | os.PathLike, responses_paths: Sequence[str | os.PathLike],
-    out: str | os.PathLike, threads: int = 1,
+    out: str | os.PathLike, threads: int = 1, progress: bool = True,
 ) -> Path:
     """Cross-validated ridge encoding scores of one feature-set instance, every subject and layer.
 
@@ -559,7 +569,8 @@ def run_score(
                                  f"responses have {n} (subject {usable[0].subject}).")
     shared_design = cfg["preprocessing"]["confounds"] == "none"
     rows = []
-    for layer, raw_x in design.layers.items():
+    for layer, raw_x in progress_bar(design.layers.items(), f"score {design.model}", "layer", progress,
+                                     total=len(design.layers)):
         # Without confounds every subject's design is cleaned identically: fit all
         # subjects' targets at once (per-target alphas make this exact).
         groups = [usable] if shared_design and enc["alpha_per_target"] else [[r] for r in usable]

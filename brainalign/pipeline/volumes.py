@@ -43,6 +43,7 @@ from .stages import (
     dataset_subjects,
     dataset_timing,
     encoder_cv_options,
+    progress_bar,
     refit_pvalues,
     score_table,
     warn_fdr_resolution,
@@ -290,7 +291,7 @@ def _roi_means(values: np.ndarray, rois: Sequence[str]) -> dict[str, np.ndarray]
 
 def run_volume_score(
     cfg: dict[str, Any], design_path: str | os.PathLike, responses_paths: Sequence[str | os.PathLike],
-    out: str | os.PathLike, out_units: str | os.PathLike, threads: int = 1,
+    out: str | os.PathLike, out_units: str | os.PathLike, threads: int = 1, progress: bool = True,
 ) -> tuple[Path, Path]:
     """Encoding scores of every unit (HDF5) and their ROI means (tidy CSV).
 
@@ -328,7 +329,8 @@ def run_volume_score(
                                                   f"{resp.subject} has {resp.n_samples}.")
             designs[layer] = clean_signals(raw_x, resp.sampling, cfg["preprocessing"], resp.runs, resp.confounds)
         store = None
-        for start in range(0, n_units, batch):
+        for start in progress_bar(range(0, n_units, batch), f"score {design.model} {resp.subject}",
+                                  f"×{batch} units", progress):
             cols = slice(start, min(start + batch, n_units))
             y = resp.data[:, cols]
             fits = {layer: nested_cv_pearson(x, y, **encoder_cv_options(enc), groups=groups, backend=backend)
