@@ -235,6 +235,8 @@ def test_a_kind_from_an_installed_package_runs_the_workflow(tmp_path, snakemake)
     # The terminal's last words say where the report is and the best model per ROI (issue #21).
     assert "brainalign: done.\n  scores: results/toy_run/scores.csv\n  report: results/toy_run/report.html" in proc.stdout
     assert "best model per ROI" in proc.stdout and "word_rate (layer 0 most often), r = " in proc.stdout
+    # The score job's log shows its progress over layers.
+    assert "score word_rate: 100%" in (results / "logs" / "score" / "word_rate.log").read_text()
     assert "toy" not in kind_names()  # this process never saw the package
 
 
