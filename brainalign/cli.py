@@ -35,13 +35,31 @@ def _version() -> str:
 
 def _cmd_validate(args: argparse.Namespace) -> None:
     from .backend.device import check_device
+    from .pipeline.preflight import preflight
 
     cfg = _config(args)
     # The device is checked on this machine: validate a GPU config on (or like) the node that will run it.
     devices = [check_device(cfg["device"], field="device", path=args.config)]
     if cfg.get("language", {}).get("device") is not None:
         devices.append(check_device(cfg["language"]["device"], field="language.device", path=args.config))
-    print(f"{args.config}: valid (dataset {cfg['dataset']['name']!r}; device {', '.join(dict.fromkeys(devices))})")
+    checked = preflight(cfg, args.config)
+    print(f"{args.config}: valid (dataset {cfg['dataset']['name']!r}; {'; '.join(checked)}; "
+          f"device {', '.join(dict.fromkeys(devices))})")
+
+
+def _cmd_init(args: argparse.Namespace) -> None:
+    from .io.atomic import write_text
+    from .templates import config_template
+
+    text = config_template(args.kind)
+    if args.out is None:
+        sys.stdout.write(text)
+        return
+    if args.out.exists() and not args.force:
+        raise InputFileError(args.out, "already exists; give another path, or --force to overwrite it.")
+    write_text(args.out, text)
+    print(f"{args.out}: {args.kind} config template written; edit it, then "
+          f"`brainalign validate --config {args.out}`.", file=sys.stderr)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -144,9 +162,10 @@ def _cmd_score(args: argparse.Namespace) -> None:
     if args.out_units is not None:
         from .pipeline.volumes import run_volume_score
 
-        run_volume_score(_config(args), args.design, args.responses, args.out, args.out_units, args.threads)
+        run_volume_score(_config(args), args.design, args.responses, args.out, args.out_units, args.threads,
+                         progress=not args.no_progress)
     else:
-        run_score(_config(args), args.design, args.responses, args.out, args.threads)
+        run_score(_config(args), args.design, args.responses, args.out, args.threads, progress=not args.no_progress)
 
 
 def _cmd_ceiling(args: argparse.Namespace) -> None:
@@ -307,7 +326,7 @@ def _cmd_readme(args: argparse.Namespace) -> None:
 log = logging.getLogger("brainalign")
 
 #: Commands a person runs and reads (their output is the answer): no start and end lines.
-INTERACTIVE_COMMANDS = frozenset({"validate", "run", "subjects", "readme"})
+INTERACTIVE_COMMANDS = frozenset({"validate", "init", "run", "subjects", "readme"})
 
 #: Help of the options many commands share (the workflow's rules pass them; a command's own help wins).
 COMMON_HELP = {
@@ -371,7 +390,15 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    add("validate", _cmd_validate, "validate a dataset config and print its name")
+    add("validate", _cmd_validate, "check a dataset config and its data before a run: the schema, the device, the "
+        "data files, the samples per run against the cross-validation folds, the mask and atlas")
+    from .templates import template_kinds
+
+    p = add("init", _cmd_init, "write a commented config template of a dataset kind", config=False)
+    p.add_argument("kind", metavar="KIND", help="dataset kind: " + ", ".join(template_kinds()))
+    p.add_argument("-o", "--out", type=Path, default=None,
+                   help="file to write, atomically (default: print the template to stdout)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p = add("run", _cmd_run, "run the workflow on a config, read as plain data (never by Snakemake's "
             "own config loader, which evaluates YTE templates)", config=False)
     p.add_argument("config", type=Path, help="dataset config (YAML)")
@@ -419,6 +446,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out-units", type=Path, default=None,
                    help="per-unit scores (HDF5; volume datasets): the CSV then holds ROI means")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-progress", action="store_true")
     p = add("ceiling", _cmd_ceiling, "leave-one-subject-out ISC ceiling (CSV)")
     p.add_argument("--responses", required=True, nargs="+", type=Path)
     p.add_argument("--out", required=True, type=Path)
