@@ -47,6 +47,11 @@ class SubjectResponses:
     epochs : bool
         True when samples are epochs (MNE ``Epochs``): no time-series
         cleaning and no HRF applies.
+    preprocessing : dict or None
+        For the workflow's responses files, cleaned by its responses stage
+        already: the ``preprocessing`` settings recorded in their provenance
+        (the design is then cleaned with them, as the workflow's score stage
+        does, and the responses are left as they are). None for raw inputs.
     """
 
     subject: str
@@ -57,6 +62,7 @@ class SubjectResponses:
     runs: np.ndarray
     confounds: np.ndarray | None = None
     epochs: bool = False
+    preprocessing: dict[str, Any] | None = None
 
 
 def _suffix(path: Path) -> str:
@@ -143,6 +149,21 @@ def _h5_contract(path: Path) -> str:
         raise InputFileError(path, f"not a readable HDF5 file ({err}).") from err
 
 
+def _recorded_preprocessing(path: Path) -> dict[str, Any]:
+    """The ``preprocessing`` section of the config recorded in a responses file's provenance."""
+    import json
+
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        try:
+            record = json.loads(str(f.attrs.get("provenance", "")))
+            return dict(record["config"]["preprocessing"])
+        except (ValueError, KeyError, TypeError):
+            raise InputFileError(path, "attribute 'provenance' records no config.preprocessing: the responses "
+                                       "stage's cleaning cannot be repeated on the design.") from None
+
+
 def _is_mne(obj: Any) -> bool:
     return type(obj).__module__.startswith("mne.") and hasattr(obj, "ch_names")
 
@@ -167,8 +188,10 @@ def _one_subject(item: Any, name: str, *, unit_names: Sequence[str] | None, rois
         if suffix in (".h5", ".hdf5") and _h5_contract(path).startswith("responses"):
             from ..io.responses import read_responses
 
-            return _one_subject(read_responses(path), name, unit_names=unit_names, rois=rois, atlas=atlas,
-                                mask=mask, atlas_labels=atlas_labels)
+            subject, interval = _one_subject(read_responses(path), name, unit_names=unit_names, rois=rois,
+                                             atlas=atlas, mask=mask, atlas_labels=atlas_labels)
+            subject.preprocessing = _recorded_preprocessing(path)
+            return subject, interval
         if suffix in (*_TABLE_SUFFIXES, ".h5", ".hdf5"):
             from ..datasets.timeseries import read_timeseries
 

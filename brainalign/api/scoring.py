@@ -36,6 +36,8 @@ def _clean(signals: np.ndarray, subject: SubjectResponses, interval: float | Non
            confounds: bool) -> np.ndarray:
     from ..preprocess.fmri import clean_signals
 
+    if subject.preprocessing is not None:
+        return clean_signals(signals, interval, subject.preprocessing, subject.runs, subject.confounds)
     if high_pass is not None and interval is None:
         raise BrainalignError("'high_pass' needs the sampling interval: give 'sampling_interval' (s).")
     settings = dict(_CLEAN, high_pass=high_pass, confounds="motion" if confounds else "none")
@@ -193,7 +195,10 @@ def score_alignment(
     clean : bool
         Detrend and z-score responses and design within each run
         (:func:`brainalign.preprocess.fmri.clean_signals`), regressing out the
-        input's confounds when ``confounds``; epoched data are not cleaned.
+        input's confounds when ``confounds``; epoched data are not cleaned, and
+        the workflow's responses files (cleaned by its responses stage) only
+        have their design cleaned, with the settings their provenance records
+        (as the workflow's score stage does: the same numbers).
     high_pass : float, "auto" or None
         High-pass cutoff in Hz when cleaning; ``"auto"`` is the workflow's
         default, 1/128 Hz, when the sampling interval is known (given, or
@@ -261,8 +266,8 @@ def score_alignment(
     with limited_threads(n_threads):
         layer_arrays, name = as_layers(features, table_events, layers=layers, context_words=context_words,
                                        progress=progress)
-        cleaned = [_clean(s.data, s, interval, high_pass, confounds) if clean and not s.epochs else s.data
-                   for s in subject_list]
+        cleaned = [_clean(s.data, s, interval, high_pass, confounds) if clean and not s.epochs and s.preprocessing is None
+                   else s.data for s in subject_list]
         rows, cv_names = [], set()
         from tqdm.auto import tqdm
 
