@@ -49,7 +49,7 @@ def _cmd_validate(args: argparse.Namespace) -> None:
 
 def _cmd_init(args: argparse.Namespace) -> None:
     from .io.atomic import write_text
-    from .templates import config_template
+    from .datasets.templates import config_template
 
     text = config_template(args.kind)
     if args.out is None:
@@ -392,7 +392,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add("validate", _cmd_validate, "check a dataset config and its data before a run: the schema, the device, the "
         "data files, the samples per run against the cross-validation folds, the mask and atlas")
-    from .templates import template_kinds
+    from .datasets.templates import template_kinds
 
     p = add("init", _cmd_init, "write a commented config template of a dataset kind", config=False)
     p.add_argument("kind", metavar="KIND", help="dataset kind: " + ", ".join(template_kinds()))

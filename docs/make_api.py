@@ -78,7 +78,7 @@ MODULES = [
     "brainalign.pipeline.aggregate",
     "brainalign.pipeline.preflight",
     "brainalign.pipeline.run_summary",
-    "brainalign.templates",
+    "brainalign.datasets.templates",
     "brainalign.pipeline.electro",
     "brainalign.pipeline.decoding",
     "brainalign.pipeline.reading",

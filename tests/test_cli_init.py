@@ -15,7 +15,7 @@ import yaml
 from brainalign.cli import INTERACTIVE_COMMANDS, main
 from brainalign.config import load_config
 from brainalign.datasets.registry import KINDS, kind_names
-from brainalign.templates import TEMPLATE_DIR, config_template, template_kinds
+from brainalign.datasets.templates import TEMPLATE_DIR, config_template, template_kinds
 
 REPO = Path(__file__).resolve().parent.parent
 #: A mapping key of a YAML line (block style), with the indentation before it.

@@ -52,6 +52,17 @@ def test_the_readme_has_a_quick_start_with_commands_and_python():
     assert any(c.startswith("brainalign init ") for c in commands)
 
 
+def test_the_readme_is_ordered_for_users():
+    """After the two commands: what it does, the quick start, your data, a cluster, the API; CI details last."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    headings = [line[3:] for line in readme.splitlines() if line.startswith("## ")]
+    wanted = ["What it does", "Quick start", "Running on your data", "Running on a cluster", "Python API"]
+    assert headings[:len(wanted)] == wanted, headings
+    before_tests = readme[: readme.index("\n## Tests")]
+    for ci_detail in (".ci/", "MinJobAge", "sacct", "BRAINALIGN_STRICT"):
+        assert ci_detail not in before_tests, ci_detail
+
+
 def test_quick_start_runs_as_written_in_a_clean_copy(tmp_path):
     clone = tmp_path / "brainalign"
     _clean_copy(clone)

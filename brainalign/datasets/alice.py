@@ -38,7 +38,8 @@ import pandas as pd
 from .._validation import BrainalignError, ConfigError, InputFileError, check_fname, not_utf8_error
 from ..io import Responses
 from ..stimuli.events import textgrid_to_events
-from .registry import DatasetKind
+from ._preflight import text_rows
+from .registry import DatasetKind, Preflight, Sampling, selected_subjects
 
 __all__ = [
     "ALICE_ROIS",
@@ -395,6 +396,7 @@ class AliceKind(DatasetKind):
     name = "alice"
     modality = "roi"
     required = ("data_dir",)
+    data_field = "dataset.data_dir"
 
     def subjects(self, cfg: dict[str, Any]) -> list[str]:
         ds = cfg["dataset"]
@@ -417,6 +419,23 @@ class AliceKind(DatasetKind):
         ds = cfg["dataset"]
         return (load_alice_responses(ds["data_dir"], subject, ds["roi_size"]),
                 alice_input_files(ds["data_dir"], subject, ds["roi_size"]))
+
+    def preflight(self, cfg: dict[str, Any]) -> Preflight:
+        """The TextGrid, and every subject's time-course file with its :data:`ALICE_N_VOLUMES` rows (a line count)."""
+        ds = cfg["dataset"]
+        subjects = selected_subjects(cfg)
+        events, (events_path,) = self.events(cfg)
+        lengths, files = {}, {}
+        for subject in subjects:
+            path = check_fname(alice_input_files(ds["data_dir"], subject, ds["roi_size"])[0], "file",
+                               "Alice time-course")
+            n = text_rows(path, header=False)
+            if n != ALICE_N_VOLUMES:
+                raise InputFileError(path, f"ROI time courses file has {n} rows, expected {ALICE_N_VOLUMES}.")
+            lengths[subject], files[subject] = [n], [path]
+        _, frame_times = self.timing(cfg, events)
+        return Preflight([f"ROI size {ds['roi_size']}"], events, Sampling(
+            lengths, files, self.data_field, frame_times, events_path))
 
     def credit(self, cfg: dict[str, Any]) -> str:
         c = ALICE_CITATION

@@ -34,7 +34,8 @@ import pandas as pd
 
 from .._tsv import is_missing, read_tsv_cells, tsv_numbers
 from .._validation import ConfigError, InputFileError
-from .registry import VolumeKind, selected_subjects
+from ._preflight import count, on_field
+from .registry import Preflight, Sampling, VolumeKind, selected_subjects
 
 __all__ = [
     "BidsRun",
@@ -334,6 +335,7 @@ class BidsKind(VolumeKind):
 
     name = "bids"
     required = ("bids_dir", "task")
+    data_field = "dataset.bids_dir"
 
     def subjects(self, cfg: dict[str, Any]) -> list[str]:
         return list_bids_subjects(cfg["dataset"])
@@ -349,7 +351,73 @@ class BidsKind(VolumeKind):
         tr, n_volumes = run_geometry(runs)
         return tr, {run.label: frame_times_for_run(n, tr, 0.0) for run, n in zip(runs, n_volumes)}
 
+    def preflight(self, cfg: dict[str, Any]) -> Preflight:
+        """fMRIPrep BOLD runs of every subject (volumes and TR from the NIfTI headers; with ``confounds:
+        fmriprep`` their confounds TSVs), the events, the brain masks or ``dataset.mask``, and the atlas, each
+        on the BOLD grid."""
+        from ..features.design import frame_times_for_run
+        from ..preprocess.nifti import _load_img
+
+        ds = cfg["dataset"]
+        lengths, files, all_runs = {}, {}, []
+        subjects = selected_subjects(cfg)
+        tr0 = None
+        for subject in subjects:
+            runs = find_bids_runs(ds, subject)
+            tr, n_volumes = run_geometry(runs)
+            if tr0 is not None and not np.isclose(tr, tr0, rtol=1e-4):
+                raise InputFileError(runs[0].bold, f"header field pixdim[4] gives TR = {tr:g} s, but {subjects[0]} "
+                                                   f"has TR = {tr0:g} s.")
+            tr0 = tr0 or tr
+            lengths[subject], files[subject] = n_volumes, [run.bold for run in runs]
+            all_runs += runs
+        if cfg["preprocessing"]["confounds"] == "fmriprep":
+            lacking = next((run for run in all_runs if run.confounds is None), None)
+            if lacking is not None:
+                raise InputFileError(lacking.bold, "no confounds TSV ('*_desc-confounds_timeseries.tsv') for this "
+                                                   "run, but preprocessing.confounds is 'fmriprep'.")
+        events, inputs = self.events(cfg)
+        ref, _ = _load_img(files[subjects[0]][0], "BOLD image")
+        facts = [_mask_on_grid(ds, all_runs, ref)] + ([_atlas_on_grid(ds["atlas"], ref)] if ds.get("atlas") else [])
+        frame_times = {k + 1: frame_times_for_run(n, tr0, 0.0) for k, n in enumerate(lengths[subjects[0]])}
+        return Preflight(facts, events, Sampling(lengths, files, self.data_field, frame_times,
+                                                 inputs[0] if inputs else None))
+
     def credit(self, cfg: dict[str, Any]) -> str:
         ds = cfg["dataset"]
         return (f"BIDS dataset {Path(ds['bids_dir']).name}, task {ds['task']}, fMRIPrep space {ds['space']} "
                 "(cite the dataset's authors as its dataset_description.json asks).")
+
+
+# --------------------------------------------------------------------------- checks before a run
+def _mask_on_grid(ds: dict[str, Any], runs: list[BidsRun], ref: Any) -> str:
+    """The analysis mask's inputs, as ``brainalign mask`` reads them (:func:`~brainalign.pipeline.volumes.run_mask`)."""
+    from ..preprocess.nifti import mask_on_grid
+
+    if ds["mask"] != "brain":
+        with on_field("dataset.mask"):
+            mask, _ = mask_on_grid(ds["mask"], ref, "dataset.mask image")
+        if not mask.any():
+            raise ConfigError(None, "dataset.mask", f"the mask {ds['mask']} is empty (no voxel set).")
+        return f"mask {Path(ds['mask']).name} ({int(mask.sum())} voxels on the BOLD grid)"
+    with on_field("dataset.mask"):
+        for run in runs:
+            if run.mask is None:
+                raise InputFileError(run.bold, "no fMRIPrep brain mask ('*_desc-brain_mask.nii.gz') next to "
+                                               "this run; set dataset.mask to a mask file.")
+            if not mask_on_grid(run.mask, ref, "brain mask")[0].any():
+                raise InputFileError(run.mask, f"this brain mask of {run.subject} is empty (no voxel set).")
+    return f"brain masks of {count(len(runs), 'run')} on the BOLD grid"
+
+
+def _atlas_on_grid(atlas: str, ref: Any) -> str:
+    """The atlas, resampled onto the data's grid, keeps at least one label."""
+    from ..preprocess.nifti import labels_on_grid
+
+    with on_field("dataset.atlas"):
+        labels, _ = labels_on_grid(atlas, ref)
+    found = np.unique(labels[labels != 0])
+    if not found.size:
+        raise ConfigError(None, "dataset.atlas", f"no label of {atlas} falls on the data's grid "
+                                                 f"(shape {tuple(ref.shape[:3])}): is it in the data's space?")
+    return f"atlas {Path(atlas).name} ({count(found.size, 'label')} on the data's grid)"

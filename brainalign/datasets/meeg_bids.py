@@ -284,6 +284,7 @@ class MeegBidsKind(ElectroKind):
 
     name = "meeg_bids"
     required = ("bids_dir", "datatype")
+    data_field = "dataset.bids_dir"
     sentence_rule = f"a sentence ends at each pause longer than {SENTENCE_PAUSE:g} s"
 
     def subjects(self, cfg: dict[str, Any]) -> list[str]:

@@ -30,9 +30,10 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from .._validation import ConfigError, InputFileError, resolve_against
+from .._validation import ConfigError, InputFileError, check_fname, resolve_against
 from ..io import ImageBank, VoxelGeometry, load_image_folder, rows_of_image_ids
-from .registry import ImageData, ImagesKind
+from ._preflight import count
+from .registry import ImageData, ImagesKind, Preflight
 
 __all__ = ["NSD_SCALE", "load_nsd_design", "load_nsd_subject", "load_nsd_geometry", "load_nsd_images",
            "load_nsd_captions", "NsdKind"]
@@ -82,15 +83,9 @@ def load_nsd_subject(root: str | os.PathLike, subject: int, *, space: str = "fun
     """
     root = Path(root)
     design = load_nsd_design(root)
-    subj = f"subj{subject:02d}"
     roi_path = _roi_path(root, subject, space, roi)
     mask = load_nsd_geometry(root, subject, space=space, roi=roi).mask
-    folder = root / "nsddata_betas" / "ppdata" / subj / space / betas
-    files = sorted(folder.glob("betas_session*.hdf5"))
-    if sessions is not None:
-        files = [f for f in files if int(f.stem.removeprefix("betas_session")) in sessions]
-    if not files:
-        raise InputFileError(folder, "no betas_sessionNN.hdf5 files (field dataset.nsd.sessions).")
+    folder, files = _betas_files(root, subject, space, betas, sessions)
     chunks, trial = [], 0
     for f in files:
         with h5py.File(f, "r") as h5:
@@ -114,6 +109,23 @@ def load_nsd_subject(root: str | os.PathLike, subject: int, *, space: str = "fun
     return (sums / counts).astype(np.float32), unique, np.isin(unique, design["sharedix"])
 
 
+def _betas_files(root: Path, subject: int, space: str, betas: str, sessions: list[int] | None,
+                 ) -> tuple[Path, list[Path]]:
+    """The folder of a subject's betas and its ``betas_sessionNN.hdf5`` files of ``sessions`` (None: all)."""
+    folder = root / "nsddata_betas" / "ppdata" / f"subj{subject:02d}" / space / betas
+    files = sorted(folder.glob("betas_session*.hdf5"))
+    if sessions is not None:
+        files = [f for f in files if int(f.stem.removeprefix("betas_session")) in sessions]
+    if not files:
+        raise InputFileError(folder, "no betas_sessionNN.hdf5 files (field dataset.nsd.sessions).")
+    return folder, files
+
+
+def _stimuli_path(root: Path) -> Path:
+    """The ``imgBrick`` file of the 73k images."""
+    return root / "nsddata_stimuli" / "stimuli" / "nsd" / "nsd_stimuli.hdf5"
+
+
 def _roi_path(root: Path, subject: int, space: str, roi: str) -> Path:
     return _require(root / "nsddata" / "ppdata" / f"subj{subject:02d}" / space / "roi" / f"{roi}.nii.gz",
                      f"ROI {roi!r}")
@@ -131,7 +143,7 @@ def load_nsd_geometry(root: str | os.PathLike, subject: int, *, space: str = "fu
 
 def load_nsd_images(root: str | os.PathLike, nsd_ids: np.ndarray) -> np.ndarray:
     """Images of the 0-based 73k ``nsd_ids`` from ``imgBrick``, (n, H, W, 3) uint8."""
-    path = _require(Path(root) / "nsddata_stimuli" / "stimuli" / "nsd" / "nsd_stimuli.hdf5", "the stimuli file")
+    path = _require(_stimuli_path(Path(root)), "the stimuli file")
     with h5py.File(path, "r") as h5:
         if "imgBrick" not in h5:
             raise InputFileError(path, "dataset 'imgBrick' is missing.")
@@ -162,6 +174,7 @@ class NsdKind(ImagesKind):
 
     name = "nsd"
     required = ("data_dir",)
+    data_field = "dataset.data_dir"
 
     def resolve(self, cfg: dict[str, Any], base: Path) -> None:
         nsd = cfg["dataset"].get("nsd", {})
@@ -215,6 +228,26 @@ class NsdKind(ImagesKind):
         out = self.extract_targets(cfg, images, None, ("clip_image", "git_tokens"))
         return ImageBank(out["clip_image"], out["git_tokens"], names)
 
+    def preflight(self, cfg: dict[str, Any]) -> Preflight:
+        """The design, each subject's ROI and betas (HDF5 shapes only), the stimuli and the captions."""
+        ds, nsd = cfg["dataset"], cfg["dataset"]["nsd"]
+        root = Path(ds["data_dir"])
+        check_fname(root, "directory", "NSD folder")
+        design = load_nsd_design(root)
+        seen = []
+        for number in nsd["subjects"]:
+            mask = load_nsd_geometry(root, number, space=nsd["space"], roi=nsd["roi"]).mask
+            seen.append(_trial_images(root, number, nsd, mask.shape, design))
+        _check_brick(_stimuli_path(root), int(max(np.max(ids) for ids in seen)))
+        for key in ("captions", "embeddings"):
+            if key == "captions" and nsd[key] is None:
+                raise ConfigError(None, "dataset.nsd.captions", "is required for NSD (a CSV of nsd_id, caption).")
+            if nsd[key] is not None and not Path(nsd[key]).is_file():
+                raise ConfigError(None, f"dataset.nsd.{key}", f"the file {nsd[key]} does not exist.")
+        counts = [ids.size for ids in seen]
+        spread = f"{min(counts)}" if min(counts) == max(counts) else f"{min(counts)} to {max(counts)}"
+        return Preflight([f"{count(len(counts), 'subject')}, {spread} images each, ROI {nsd['roi']}"])
+
     def credit(self, cfg: dict[str, Any]) -> str:
         return ("Natural Scenes Dataset (Allen et al. 2022, Nature Neuroscience 25:116-126; cite as its terms "
                 "of use ask).")
@@ -248,3 +281,39 @@ def _read_embeddings(path: str | os.PathLike, ids: np.ndarray) -> tuple[np.ndarr
                 raise InputFileError(path, f"dataset {key!r} is missing (field dataset.nsd.embeddings).")
         rows = rows_of_image_ids(path, f["nsd_id"][()], ids, "embedding")
         return f["tokens"][()][rows], f["pooled"][()][rows]
+
+
+# --------------------------------------------------------------------------- checks before a run
+def _trial_images(root: Path, number: int, nsd: dict[str, Any], shape: tuple[int, ...],
+                  design: dict[str, np.ndarray]) -> np.ndarray:
+    """The distinct images of one subject's trials (betas' HDF5 shapes only), with at least 2 shared (test) and
+    2 other images."""
+    folder, files = _betas_files(root, number, nsd["space"], nsd["betas"], nsd["sessions"])
+    n_trials = 0
+    for f in files:
+        with h5py.File(f, "r") as h5:
+            if "betas" not in h5:
+                raise InputFileError(f, "dataset 'betas' is missing.")
+            if h5["betas"].shape[1:] != shape:
+                raise InputFileError(f, f"dataset 'betas' has volumes of shape {h5['betas'].shape[1:]}, but the "
+                                        f"ROI {nsd['roi']} has {shape}.")
+            n_trials += h5["betas"].shape[0]
+    order = design["masterordering"]
+    if n_trials > len(order):
+        raise InputFileError(folder, f"{n_trials} trials, but masterordering has {len(order)}.")
+    ids = np.unique(design["subjectim"][number - 1, order[:n_trials]])
+    test = np.isin(ids, design["sharedix"])
+    if test.sum() < 2 or (~test).sum() < 2:
+        raise InputFileError(folder, f"{int(test.sum())} test and {int((~test).sum())} training images; need at "
+                                     "least 2 of each.")
+    return ids
+
+
+def _check_brick(path: Path, top: int) -> None:
+    """The stimuli file holds ``imgBrick`` with image ``top`` (the highest id of the trials)."""
+    check_fname(path, "file", "the NSD stimuli")
+    with h5py.File(path, "r") as h5:
+        if "imgBrick" not in h5:
+            raise InputFileError(path, "dataset 'imgBrick' is missing.")
+        if top >= h5["imgBrick"].shape[0]:
+            raise InputFileError(path, f"image id {top} is beyond imgBrick's {h5['imgBrick'].shape[0]} images.")

@@ -46,6 +46,7 @@ class RecordingsKind(ElectroKind):
 
     name = "recordings"
     required = ("recordings", "recording_events", "datatype")
+    data_field = "dataset.recordings"
     sentence_rule = f"a sentence ends at each pause longer than {SENTENCE_PAUSE:g} s"
     schema = {
         "recordings": {"type": ["string", "null"], "minLength": 1, "description": (

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._validation import BrainalignError, ConfigError, InputFileError
+from ._preflight import count
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -52,10 +53,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..io import Responses
 
-__all__ = ["ENTRY_POINT_GROUP", "KINDS", "MODALITIES", "DatasetKind", "ElectroKind", "ImageData", "ImagesKind", "PlantedSimulation", "ReadingKind", "VolumeKind", "get_kind", "registry_generation", "selected_subjects", "volume_kinds", "kind_names", "register_kind",
+__all__ = ["ENTRY_POINT_GROUP", "FMRI_MODALITIES", "KINDS", "MODALITIES", "DatasetKind", "ElectroKind", "ImageData", "ImagesKind", "PlantedSimulation", "Preflight", "ReadingKind", "Sampling", "VolumeKind", "get_kind", "registry_generation", "selected_subjects", "volume_kinds", "kind_names", "register_kind",
            "compose_schema"]
 
 MODALITIES = ("roi", "volume", "electro", "images", "reading")
+#: The modalities of fMRI time series: their samples per run are checked against the CV folds.
+FMRI_MODALITIES = ("roi", "volume")
 
 #: Kind name -> ``"module:class"`` of its :class:`DatasetKind`, imported on first use.
 KINDS: dict[str, str] = {
@@ -98,6 +101,64 @@ def _load_entry_points() -> None:
     _entry_points_loaded = True
 
 
+@dataclass
+class Sampling:
+    """fMRI samples per run of every analysed subject, and where they come from (:meth:`DatasetKind.preflight`).
+
+    Attributes
+    ----------
+    lengths : dict of str to list of int
+        Subject -> samples (volumes) of each run, runs in label order.
+    files : dict of str to list of (Path or None)
+        Subject -> the file each run is read from (None: not read from a file).
+    field : str
+        The config field that sets the samples (named in errors).
+    frame_times : dict of int to ndarray
+        Run label -> frame times (s) on the events' clock.
+    events_path : Path or None
+        The file the word table is read from (None: generated).
+    events_field : str or None
+        The config field named when a word falls outside its run (None: ``field``).
+    unit : str
+        What the summary calls a sample (``"volumes"``, ``"samples"``).
+    source : str
+        Where the samples come from when no file holds them, for errors.
+    generated : bool
+        The samples are generated from the ``simulation`` section.
+    """
+
+    lengths: dict[str, list[int]]
+    files: dict[str, list[Path | None]]
+    field: str
+    frame_times: dict[int, np.ndarray]
+    events_path: Path | None = None
+    events_field: str | None = None
+    unit: str = "volumes"
+    source: str = ""
+    generated: bool = False
+
+
+@dataclass
+class Preflight:
+    """What a kind's :meth:`DatasetKind.preflight` checked, for ``brainalign validate``.
+
+    Attributes
+    ----------
+    facts : list of str
+        Phrases for the summary line (``"ROI size 6mm"``, ``"2 subjects, 12 images each"``); for the fMRI
+        modalities they follow the subjects, runs and words.
+    events : DataFrame or None
+        The word table, for the modality's own checks (fMRI: every word inside its run; MEG/EEG/sEEG: the
+        test split).
+    sampling : Sampling or None
+        fMRI modalities: the samples per run, checked against the folds of the score stage.
+    """
+
+    facts: list[str] = field(default_factory=list)
+    events: pd.DataFrame | None = None
+    sampling: Sampling | None = None
+
+
 class DatasetKind:
     """What the pipeline needs to know about one kind of dataset.
 
@@ -121,6 +182,9 @@ class DatasetKind:
     schema : dict
         JSON-schema properties this kind adds to the ``dataset`` section
         (the fields of other kinds are in ``schemas/config.schema.json``).
+    data_field : str
+        The config field that says where the data are: a data file's error
+        found by :meth:`preflight` is reported on it.
     """
 
     name: ClassVar[str] = ""
@@ -129,6 +193,7 @@ class DatasetKind:
     required: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[dict[tuple[str, ...], Any]] = {("preprocessing", "confounds"): "none"}
     schema: ClassVar[dict[str, Any]] = {}
+    data_field: ClassVar[str] = "dataset"
 
     # ------------------------------------------------------------------ config
     def check_config(self, cfg: dict[str, Any], path: str | os.PathLike | None) -> None:
@@ -174,6 +239,53 @@ class DatasetKind:
     def credit(self, cfg: dict[str, Any]) -> str:
         """One plain-text sentence for the report's "Data" line: where the data come from, whom to cite."""
         return f"dataset kind {self.name!r}."
+
+    # ------------------------------------------------------------------ checks before a run
+    def preflight(self, cfg: dict[str, Any]) -> Preflight:
+        """Check the data a config points at, from headers and line counts (``brainalign validate``).
+
+        A kind checks what only it knows: its files and folders are there, the
+        samples of each subject's runs, its masks and atlases. The checks of
+        its modality (the CV folds, every word inside its run, the test split)
+        are made on what this returns by
+        :func:`brainalign.pipeline.preflight.preflight`. Nothing is written.
+
+        The default, for a kind without its own: for the fMRI modalities the
+        samples of the kind's clock (:meth:`timing`) for every analysed
+        subject, otherwise the number of subjects.
+
+        Parameters
+        ----------
+        cfg : dict
+            The validated config.
+
+        Returns
+        -------
+        Preflight
+            The summary's phrases, the word table, and for fMRI the samples per run.
+
+        Raises
+        ------
+        ConfigError
+            Naming the field, for the first problem found.
+        InputFileError
+            Naming a data file; reported on :attr:`data_field`.
+        """
+        if self.modality in FMRI_MODALITIES:
+            return self._clock_preflight(cfg, field=self.data_field,
+                                         source=f"the clock of dataset.kind {self.name!r}")
+        return Preflight([count(len(selected_subjects(cfg)), "subject")])
+
+    def _clock_preflight(self, cfg: dict[str, Any], **sampling: Any) -> Preflight:
+        """The samples of the kind's clock (the design's volumes), the same for every analysed subject."""
+        events, inputs = self.events(cfg)
+        _, frame_times = self.timing(cfg, events)
+        lengths = [int(frame_times[r].size) for r in sorted(frame_times)]
+        subjects = selected_subjects(cfg)
+        sampling.setdefault("events_path", inputs[0] if inputs else None)
+        return Preflight(events=events, sampling=Sampling(
+            {s: list(lengths) for s in subjects}, {s: [None] * len(lengths) for s in subjects},
+            frame_times=frame_times, **sampling))
 
     def _unsupported(self, what: str) -> BrainalignError:
         return BrainalignError(f"dataset.kind {self.name!r} ({self.modality} modality) has no {what}.")
@@ -241,6 +353,23 @@ class ElectroKind(DatasetKind):
             raise InputFileError(path, f"this recording does not exist, but run {missing[0]} has words in "
                                        f"{events_path} (runs recorded: {sorted(runs)}; runs of the word table: "
                                        f"{expected}); without it the run's words would have no epochs.")
+
+    def preflight(self, cfg: dict[str, Any]) -> Preflight:
+        """Subjects and the word table; recorded (not simulated) data: every subject's recordings of the
+        word table's runs are there (:meth:`check_recordings`; no recording is read)."""
+        subjects = selected_subjects(cfg)
+        events, inputs = self.events(cfg)
+        if not self.simulated:
+            for subject in subjects:
+                recordings = self.recordings(cfg, subject, None)
+                for _, path, _, _ in recordings:
+                    if not Path(path).is_file():
+                        raise InputFileError(path, "this recording does not exist.")
+                self.check_recordings(cfg, subject, [r for r, *_ in recordings], events,
+                                      inputs[0] if inputs else "the word table", None)
+        runs = sorted(int(r) for r in events["run"].unique())
+        return Preflight([f"{count(len(subjects), 'subject')}, {count(len(runs), 'run')}, {len(events)} words"],
+                         events=events)
 
 
 @dataclass
@@ -350,6 +479,7 @@ class ReadingKind(DatasetKind):
     """Base of the reading-time kinds: words in reading order with a mean reading time each."""
 
     modality = "reading"
+    data_field = "dataset.data_dir"
 
     def reading_words(self, cfg: dict[str, Any]) -> pd.DataFrame:
         """One row per word in reading order: ``story``, ``zone``, ``word``, ``rt`` (ms),
@@ -359,6 +489,14 @@ class ReadingKind(DatasetKind):
     def builtin_predictor(self, cfg: dict[str, Any], words: pd.DataFrame, name: str) -> pd.Series:
         """A per-word predictor (bits) the dataset ships, aligned to :meth:`reading_words`."""
         raise self._unsupported(f"a shipped predictor {name!r}")
+
+    def preflight(self, cfg: dict[str, Any]) -> Preflight:
+        """The words, and every shipped predictor of ``reading.builtin_predictors``, read as the stages read them."""
+        words = self.reading_words(cfg)
+        for name in cfg.get("reading", {}).get("builtin_predictors", []):
+            self.builtin_predictor(cfg, words, name)
+        stories = words["story"].nunique() if "story" in words else 1
+        return Preflight([f"{len(words)} words in {count(stories, 'story')}"])
 
 
 class PlantedSimulation(DatasetKind):
@@ -383,6 +521,13 @@ class PlantedSimulation(DatasetKind):
 
     def subjects(self, cfg: dict[str, Any]) -> list[str]:
         return [f"sub-{k + 1:02d}" for k in range(cfg["simulation"]["n_subjects"])]
+
+    def preflight(self, cfg: dict[str, Any]) -> Preflight:
+        """fMRI: the volumes of the generated story (``simulation.n_words``, ``simulation.tr``), for every subject."""
+        if self.modality not in FMRI_MODALITIES:
+            return super().preflight(cfg)
+        return self._clock_preflight(cfg, field="simulation.n_words", source="simulation.n_words and simulation.tr",
+                                     events_path=None, generated=True)
 
     def planted_credit(self, cfg: dict[str, Any]) -> str:
         sim = cfg["simulation"]

@@ -42,7 +42,8 @@ import pandas as pd
 from .._validation import ConfigError
 from ..io import write_text
 from ..preprocess.nifti import labels_on_grid, write_nifti
-from .registry import PlantedSimulation, VolumeKind
+from ._preflight import on_field
+from .registry import PlantedSimulation, Preflight, VolumeKind
 from .simulated import _ar1, _drift, generate_story, n_volumes_for, planted_map, simulated_timing
 
 __all__ = ["LEAD_IN", "TASK", "SPACE", "split_story", "mni_grid", "write_simulated_bids", "SimulatedBidsKind"]
@@ -78,6 +79,24 @@ def mni_grid(voxel_size: int):
 
     mask = load_mni152_brain_mask(resolution=voxel_size)
     return nib.Nifti1Image(np.asarray(mask.get_fdata() > 0, dtype=np.uint8), mask.affine)
+
+
+def _planted_labels(atlas: str | os.PathLike, opts: dict[str, Any]) -> tuple[Any, np.ndarray, np.ndarray]:
+    """The MNI grid of ``simulation.bids``, its brain mask, and the atlas's labels inside the mask.
+
+    Raises
+    ------
+    ConfigError
+        On ``simulation.bids.planted_parcels`` when a planted label has no voxel there.
+    """
+    grid = mni_grid(opts["voxel_size"])
+    brain = grid.get_fdata() > 0
+    labels = labels_on_grid(atlas, grid)[0] * brain
+    missing = [int(k) for k in opts["planted_parcels"] if not (labels == int(k)).any()]
+    if missing:
+        raise ConfigError(None, "simulation.bids.planted_parcels",
+                          f"label(s) {missing} have no voxel of {atlas} inside the brain mask.")
+    return grid, brain, labels
 
 
 def _motion(rng: np.random.Generator, n: int, spike_rate: float) -> np.ndarray:
@@ -162,14 +181,8 @@ def write_simulated_bids(
     opts = sim["bids"]
     tr = float(sim["tr"])
     out = Path(out_dir)
-    grid = mni_grid(opts["voxel_size"])
-    brain = grid.get_fdata() > 0
-    labels = labels_on_grid(atlas, grid)[0] * brain
+    grid, brain, labels = _planted_labels(atlas, opts)
     planted = {int(k): float(v) for k, v in opts["planted_parcels"].items()}
-    missing = [k for k in planted if not (labels == k).any()]
-    if missing:
-        raise ConfigError(None, "simulation.bids.planted_parcels",
-                          f"label(s) {missing} have no voxel of {atlas} inside the brain mask.")
     run_labels = sorted(events["run"].unique())
     n_per_run = [n_volumes_for(events[events["run"] == r], tr) for r in run_labels]
     if design.shape[0] != sum(n_per_run):
@@ -285,6 +298,18 @@ class SimulatedBidsKind(VolumeKind, PlantedSimulation):
     def timing(self, cfg: dict[str, Any], events: pd.DataFrame | None = None,
                ) -> tuple[float, dict[int, np.ndarray]]:
         return simulated_timing(cfg, events)
+
+    def preflight(self, cfg: dict[str, Any]) -> Preflight:
+        """The volumes of the generated runs, and every planted parcel inside the MNI brain mask of the atlas
+        (the rule of :func:`write_simulated_bids`)."""
+        checked = super().preflight(cfg)
+        atlas, opts = cfg["dataset"]["atlas"], cfg["simulation"]["bids"]
+        with on_field("dataset.atlas"):
+            _planted_labels(atlas, opts)
+        planted = sorted(int(k) for k in opts["planted_parcels"])
+        checked.facts.append(f"atlas {Path(atlas).name} (planted labels {planted} in the MNI "
+                             f"{opts['voxel_size']} mm brain)")
+        return checked
 
     def credit(self, cfg: dict[str, Any]) -> str:
         sim, ds = cfg["simulation"], cfg["dataset"]

@@ -35,8 +35,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._validation import ConfigError
 from ..io import ImageBank, VoxelGeometry, load_image_folder
-from .registry import ImageData, ImagesKind
+from ._preflight import count
+from .registry import ImageData, ImagesKind, Preflight, selected_subjects
 
 __all__ = ["COLORS", "SHAPES", "draw_images", "image_embeddings", "simulate_responses", "retinotopic_responses",
            "semantic_responses", "retinotopic_tuning", "synthetic_geometry", "ImageEncoder", "SimulatedImagesKind"]
@@ -310,6 +312,17 @@ class SimulatedImagesKind(ImagesKind):
         images, names = load_image_folder(folder, spec["image_size"])
         tokens, pooled = image_embeddings(images, spec["embedding_dim"], cfg["simulation"]["seed"])
         return ImageBank(pooled, tokens, names)
+
+    def preflight(self, cfg: dict[str, Any]) -> Preflight:
+        """The held-out (``simulation.images.n_test``) and the other images: at least 2 of each to decode."""
+        spec = cfg["simulation"]["images"]
+        n_test, n_train = spec["n_test"], spec["n_images"] - spec["n_test"]
+        if n_test < 2 or n_train < 2:
+            raise ConfigError(None, "simulation.images.n_test",
+                              f"{n_test} test and {n_train} training images of simulation.images.n_images = "
+                              f"{spec['n_images']}; decoding needs at least 2 of each.")
+        return Preflight([f"{count(len(selected_subjects(cfg)), 'subject')}, {spec['n_images']} images "
+                          f"({n_test} held out)"])
 
     def credit(self, cfg: dict[str, Any]) -> str:
         sim = cfg["simulation"]

@@ -47,7 +47,8 @@ from .._tsv import read_tsv_cells, tsv_numbers
 from .._validation import ConfigError, InputFileError, resolve_against
 from ..io import Responses
 from ._patterns import check_pattern, fill, pattern_matches
-from .registry import DatasetKind
+from ._preflight import on_field, text_rows
+from .registry import DatasetKind, Preflight, Sampling, selected_subjects
 
 __all__ = ["TimeseriesKind", "read_timeseries"]
 
@@ -150,6 +151,7 @@ class TimeseriesKind(DatasetKind):
     name = "timeseries"
     modality = "roi"
     required = ("responses", "events", "sampling_interval")
+    data_field = "dataset.responses"
     schema = {
         "responses": {"type": ["string", "null"], "minLength": 1, "description": (
             "timeseries: path pattern of the response files, with {subject} and {run} (e.g. "
@@ -259,6 +261,29 @@ class TimeseriesKind(DatasetKind):
         )
         return resp, paths + conf_paths
 
+    def preflight(self, cfg: dict[str, Any]) -> Preflight:
+        """The words TSV, a response file per subject and run with its samples (from ``.npy`` headers, HDF5
+        shapes or line counts), and the confounds files, one row per sample."""
+        from ..features.design import frame_times_for_run
+
+        ds = cfg["dataset"]
+        with on_field("dataset.events"):
+            events, (events_path,) = self.events(cfg)
+        runs = sorted(int(r) for r in events["run"].unique())
+        lengths, files = {}, {}
+        subjects = selected_subjects(cfg)
+        for subject in subjects:
+            paths = [fill(ds["responses"], subject, run) for run in runs]
+            lengths[subject], files[subject] = [_sample_count(p, ds["h5_key"]) for p in paths], paths
+        if ds.get("confounds_file"):
+            with on_field("dataset.confounds_file"):
+                for subject in subjects:
+                    _check_confounds(ds["confounds_file"], subject, runs, lengths[subject], files[subject])
+        tr, onset = float(ds["sampling_interval"]), float(ds["first_sample_onset"])
+        frame_times = {run: frame_times_for_run(n, tr, onset) for run, n in zip(runs, lengths[subjects[0]])}
+        return Preflight([], events, Sampling(lengths, files, self.data_field, frame_times, Path(events_path),
+                                              events_field="dataset.events", unit="samples"))
+
     def credit(self, cfg: dict[str, Any]) -> str:
         ds = cfg["dataset"]
         return (f"the user's preprocessed time series ({Path(ds['responses']).name}, sampled every "
@@ -272,3 +297,49 @@ class TimeseriesKind(DatasetKind):
     def _read_run(self, cfg: dict[str, Any], subject: str, run: int) -> tuple[np.ndarray, list[str]]:
         ds = cfg["dataset"]
         return read_timeseries(fill(ds["responses"], subject, run), ds.get("unit_names"), ds["h5_key"])
+
+
+# --------------------------------------------------------------------------- checks before a run
+def _sample_count(path: Path, h5_key: str) -> int:
+    """Samples of one response file, from its header or line count (the data are not read)."""
+    if not path.is_file():
+        raise InputFileError(path, "this response file does not exist.")
+    name = path.name.lower()
+    if name.endswith((".tsv", ".tsv.gz")):
+        return text_rows(path, header=True)
+    if name.endswith(".npy"):
+        try:
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        except (ValueError, OSError) as err:
+            raise InputFileError(path, f"cannot be read as a NumPy .npy array ({err}).") from None
+    elif name.endswith((".h5", ".hdf5")):
+        shape = _h5_shape(path, h5_key)
+    else:
+        raise InputFileError(path, f"unknown extension; response files are {', '.join(_EXTENSIONS)}.")
+    if len(shape) != 2 or 0 in shape:
+        raise InputFileError(path, f"holds an array of shape {shape}; responses are 2-D (n_samples, n_units) with "
+                                   "at least one of each.")
+    return int(shape[0])
+
+
+def _h5_shape(path: Path, key: str) -> tuple[int, ...]:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if key not in f or not isinstance(f[key], h5py.Dataset):
+                raise InputFileError(path, f"has no dataset {key!r} (field dataset.h5_key); found: {sorted(f.keys())}.")
+            return tuple(f[key].shape)
+    except OSError as err:
+        raise InputFileError(path, f"cannot be read as HDF5 ({err}).") from None
+
+
+def _check_confounds(pattern: str, subject: str, runs: list[int], lengths: list[int], paths: list[Path]) -> None:
+    """Every run of ``subject`` has a confounds file with one row per sample of its response file."""
+    for run, n, path in zip(runs, lengths, paths):
+        conf = fill(pattern, subject, run)
+        if not conf.is_file():
+            raise InputFileError(conf, "this confounds file does not exist.")
+        rows = text_rows(conf, header=True)
+        if rows != n:
+            raise InputFileError(conf, f"has {rows} rows but {path.name} has {n} samples.")

@@ -6,7 +6,7 @@ placeholder paths (under ``data/``) name exist.
 
 Examples
 --------
->>> from brainalign.templates import config_template
+>>> from brainalign.datasets.templates import config_template
 >>> config_template("simulated").splitlines()[0].startswith("# The simulated")
 True
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .._validation import BrainalignError
+from ..._validation import BrainalignError
 
 __all__ = ["TEMPLATE_DIR", "config_template", "template_kinds"]
 
