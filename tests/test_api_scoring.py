@@ -206,6 +206,9 @@ def test_mne_raw_and_epochs():
     raw = mne.io.RawArray(data, info, verbose=False)
     table = score_alignment(x, raw, ceiling=None, clean=False, progress=False)
     assert list(table["unit"]) == ["C3", "C4"] and (table["score"] > 0.5).all()
+    events = pd.DataFrame({"onset": np.linspace(0.1, 2.5, 20), "word": ["w"] * 20})
+    with pytest.raises(BrainalignError, match="HRF convolution, which is for fMRI only"):
+        score_alignment(rng.standard_normal((20, 3)), raw, events=events, ceiling=None, progress=False)
     epochs = mne.EpochsArray(rng.standard_normal((80, 2, 3)), info, verbose=False)
     table = score_alignment(rng.standard_normal((80, 2)), epochs, ceiling=None, progress=False, outer_folds=4,
                             gap=0)

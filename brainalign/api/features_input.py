@@ -161,6 +161,10 @@ def on_samples(
     if subject.epochs:
         raise BrainalignError(f"subject {subject.subject!r} is epoched ({n} epochs): give one feature row per "
                               f"epoch, not per word ({layer.shape[0]}).")
+    if subject.modality != "fmri":
+        raise BrainalignError(f"subject {subject.subject!r} is {subject.modality} data: word-level features are put "
+                              "on the samples by HRF convolution, which is for fMRI only. Give epochs (mne.Epochs, "
+                              "one feature row per epoch) or features on the samples (e.g. a lagged design).")
     onsets = events["onset"].to_numpy(float)
     durations = events["duration"].to_numpy(float)
     word_runs = events["run"].to_numpy()

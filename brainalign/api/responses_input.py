@@ -47,6 +47,10 @@ class SubjectResponses:
     epochs : bool
         True when samples are epochs (MNE ``Epochs``): no time-series
         cleaning and no HRF applies.
+    modality : str
+        ``"fmri"`` unless the input says otherwise (MNE objects, a
+        :class:`~brainalign.io.Responses` of M/EEG or sEEG): word-level
+        features are convolved with the HRF for fMRI only.
     preprocessing : dict or None
         For the workflow's responses files, cleaned by its responses stage
         already: the ``preprocessing`` settings recorded in their provenance
@@ -62,6 +66,7 @@ class SubjectResponses:
     runs: np.ndarray
     confounds: np.ndarray | None = None
     epochs: bool = False
+    modality: str = "fmri"
     preprocessing: dict[str, Any] | None = None
 
 
@@ -73,7 +78,7 @@ def _suffix(path: Path) -> str:
 def _from_responses(resp: Responses) -> SubjectResponses:
     return SubjectResponses(resp.subject, np.asarray(resp.data, dtype=np.float64), list(resp.unit_names),
                             list(resp.unit_rois), np.asarray(resp.times, dtype=np.float64),
-                            np.asarray(resp.runs), resp.confounds)
+                            np.asarray(resp.runs), resp.confounds, modality=resp.modality)
 
 
 def _from_nifti(img: Any, name: str, atlas: Any, mask: Any, atlas_labels: Sequence[str] | None,
@@ -127,13 +132,13 @@ def _from_mne(obj: Any, name: str) -> tuple[SubjectResponses, float | None]:
         rois = [c for c in channels for _ in times]
         flat = data.reshape(n_epochs, -1)
         return SubjectResponses(name, flat.astype(np.float64), units, rois, None,
-                                np.ones(n_epochs, dtype=np.int64), epochs=True), None
+                                np.ones(n_epochs, dtype=np.int64), epochs=True, modality="meeg"), None
     data = obj.get_data() if kind != "Evoked" else obj.data
     data = np.asarray(data, dtype=np.float64).T
     sfreq = float(obj.info["sfreq"])
     times = np.asarray(obj.times, dtype=np.float64)
     return SubjectResponses(name, data, channels, list(channels), times,
-                            np.ones(data.shape[0], dtype=np.int64)), 1.0 / sfreq
+                            np.ones(data.shape[0], dtype=np.int64), modality="meeg"), 1.0 / sfreq
 
 
 def _h5_contract(path: Path) -> str:
