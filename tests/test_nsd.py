@@ -18,7 +18,7 @@ import yaml
 
 from brainalign._validation import ConfigError
 from brainalign.config import validate_config
-from brainalign.datasets.nsd import NSD_SCALE, load_nsd_subject
+from brainalign.datasets.nsd import NSD_SCALE, load_nsd_geometry, load_nsd_subject
 from brainalign.datasets.simulated_images import (
     draw_images,
     image_embeddings,
@@ -90,6 +90,25 @@ def test_nsd_reader_averages_repetitions(tmp_path):
     betas, ids, shared = load_nsd_subject(tmp_path, 1)
     assert betas.shape == (400, 200) and shared.sum() == 100  # the 200 nsdgeneral voxels
     np.testing.assert_array_equal(ids, np.arange(400))
+
+
+def test_a_subset_of_sessions_keeps_its_own_trials(tmp_path):
+    """Session 2's betas are the trials of session 2 in masterordering, not the first session's."""
+    from scipy.io import loadmat
+
+    _write_mini_nsd(tmp_path)
+    design = loadmat(tmp_path / "nsddata" / "experiments" / "nsd" / "nsd_expdesign.mat")
+    images = (design["subjectim"] - 1)[0, design["masterordering"].ravel() - 1]  # trial -> 73k id, subject 1
+    betas, ids, _ = load_nsd_subject(tmp_path, 1, sessions=[2])
+    session = images[150:300]
+    np.testing.assert_array_equal(ids, np.unique(session))
+    # An image shown once in session 2: its betas are that one trial's.
+    k = next(k for k in range(150) if (session == session[k]).sum() == 1)
+    with h5py.File(tmp_path / "nsddata_betas" / "ppdata" / "subj01" / "func1pt8mm" / "betas_fithrf_GLMdenoise_RR"
+                   / "betas_session02.hdf5", "r") as f:
+        trial = f["betas"][k]
+    mask = load_nsd_geometry(tmp_path, 1).mask
+    np.testing.assert_allclose(betas[np.searchsorted(ids, session[k])], trial[mask] / NSD_SCALE, rtol=1e-6)
 
 
 @pytest.mark.workflow

@@ -99,9 +99,7 @@ def load_nsd_subject(root: str | os.PathLike, subject: int, *, space: str = "fun
         trial += chunks[-1].shape[0]
     X = np.concatenate(chunks)
     order = design["masterordering"]
-    if len(X) > len(order):
-        raise InputFileError(folder, f"{len(X)} trials, but masterordering has {len(order)}.")
-    ids = design["subjectim"][subject - 1, order[: len(X)]]
+    ids = design["subjectim"][subject - 1, order[_session_trials(folder, files, [len(c) for c in chunks], len(order))]]
     unique, inverse = np.unique(ids, return_inverse=True)
     sums = np.zeros((len(unique), X.shape[1]), dtype=np.float64)
     np.add.at(sums, inverse, X)
@@ -119,6 +117,24 @@ def _betas_files(root: Path, subject: int, space: str, betas: str, sessions: lis
     if not files:
         raise InputFileError(folder, "no betas_sessionNN.hdf5 files (field dataset.nsd.sessions).")
     return folder, files
+
+
+def _session_trials(folder: Path, files: list[Path], rows: list[int], n_order: int) -> np.ndarray:
+    """Each betas row's index into ``masterordering``: session ``s`` holds trials ``(s - 1) * n … s * n - 1``.
+
+    ``n`` is the trials of one session (750 in NSD), the rows of every file;
+    a subset of sessions (``dataset.nsd.sessions``) keeps its own trials.
+    """
+    if len(set(rows)) != 1:
+        raise InputFileError(folder, f"betas_sessionNN.hdf5 files hold different trial counts {sorted(set(rows))}; "
+                                     "every session must hold the same number (750 in NSD).")
+    per_session = rows[0]
+    sessions = [int(f.stem.removeprefix("betas_session")) for f in files]
+    index = np.concatenate([(s - 1) * per_session + np.arange(per_session) for s in sessions])
+    if index.max() >= n_order:
+        raise InputFileError(folder, f"session {max(sessions)} of {per_session} trials each ends at trial "
+                                     f"{index.max() + 1}, but masterordering has {n_order}.")
+    return index
 
 
 def _stimuli_path(root: Path) -> Path:
@@ -289,7 +305,7 @@ def _trial_images(root: Path, number: int, nsd: dict[str, Any], shape: tuple[int
     """The distinct images of one subject's trials (betas' HDF5 shapes only), with at least 2 shared (test) and
     2 other images."""
     folder, files = _betas_files(root, number, nsd["space"], nsd["betas"], nsd["sessions"])
-    n_trials = 0
+    rows = []
     for f in files:
         with h5py.File(f, "r") as h5:
             if "betas" not in h5:
@@ -297,11 +313,9 @@ def _trial_images(root: Path, number: int, nsd: dict[str, Any], shape: tuple[int
             if h5["betas"].shape[1:] != shape:
                 raise InputFileError(f, f"dataset 'betas' has volumes of shape {h5['betas'].shape[1:]}, but the "
                                         f"ROI {nsd['roi']} has {shape}.")
-            n_trials += h5["betas"].shape[0]
+            rows.append(h5["betas"].shape[0])
     order = design["masterordering"]
-    if n_trials > len(order):
-        raise InputFileError(folder, f"{n_trials} trials, but masterordering has {len(order)}.")
-    ids = np.unique(design["subjectim"][number - 1, order[:n_trials]])
+    ids = np.unique(design["subjectim"][number - 1, order[_session_trials(folder, files, rows, len(order))]])
     test = np.isin(ids, design["sharedix"])
     if test.sum() < 2 or (~test).sum() < 2:
         raise InputFileError(folder, f"{int(test.sum())} test and {int((~test).sum())} training images; need at "
