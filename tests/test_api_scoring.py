@@ -243,3 +243,85 @@ def test_high_pass_auto_follows_the_known_sampling_interval():
     assert arrays.attrs["settings"]["high_pass"] is None
     assert timed.attrs["settings"]["high_pass"] == 1 / 128
     assert not np.allclose(arrays["score"], timed["score"])
+
+
+def test_runs_of_array_inputs_and_words_outside_them():
+    """Words are convolved on their own run's samples; words of a run the data lack, or after a run's last
+    sample, are refused (they would be left out silently)."""
+    from brainalign.features.design import hrf_convolve
+
+    rng = np.random.default_rng(6)
+    n, tr = 100, 2.0
+    onsets = np.tile(np.linspace(2, 180, 60), 2)
+    events = pd.DataFrame({"onset": onsets, "word": ["w"] * 120, "run": np.repeat([1, 2], 60)})
+    words = rng.standard_normal((120, 2))
+    times = tr * np.arange(n)
+    design = np.concatenate([hrf_convolve(onsets[:60], np.zeros(60), words[:60], times),
+                             hrf_convolve(onsets[60:], np.zeros(60), words[60:], times)])
+    y = design @ rng.standard_normal((2, 3)) + 0.05 * rng.standard_normal((2 * n, 3))
+    runs = np.repeat([1, 2], n)
+    table = score_alignment(words, y, events=events, runs=runs, sampling_interval=tr, clean=False, ceiling=None,
+                            progress=False)
+    by_hand = score_alignment(design, y, runs=runs, clean=False, ceiling=None, progress=False)
+    np.testing.assert_allclose(table["score"], by_hand["score"], atol=1e-10)
+    assert set(table["cv"]) == {"leave_one_run_out_gap5"}
+    with pytest.raises(BrainalignError, match=r"words in run\(s\) \[2\], which subject 'sub-01' does not have"):
+        score_alignment(words, y, events=events, sampling_interval=tr, ceiling=None, progress=False)
+    late = events.assign(onset=onsets * 1.5)
+    with pytest.raises(BrainalignError, match="after the last sample of run 1"):
+        score_alignment(words, y, events=late, runs=runs, sampling_interval=tr, ceiling=None, progress=False)
+
+
+def test_as_many_words_as_samples_are_still_words():
+    from brainalign.features.design import hrf_convolve
+
+    rng = np.random.default_rng(7)
+    n, tr = 120, 2.0
+    events = pd.DataFrame({"onset": np.sort(rng.uniform(0, n * tr - 10, n)), "word": ["w"] * n})
+    words = rng.standard_normal((n, 2))
+    design = hrf_convolve(events["onset"].to_numpy(), np.zeros(n), words, tr * np.arange(n))
+    y = design @ rng.standard_normal((2, 2)) + 0.05 * rng.standard_normal((n, 2))
+    table = score_alignment(words, y, events=events, sampling_interval=tr, clean=False, ceiling=None, progress=False)
+    by_hand = score_alignment(design, y, clean=False, ceiling=None, progress=False)
+    np.testing.assert_allclose(table["score"], by_hand["score"], atol=1e-10)
+
+
+def test_mask_voxels_get_their_own_ceiling(tmp_path):
+    import nibabel as nib
+
+    rng = np.random.default_rng(8)
+    shared = rng.standard_normal(80)
+    mask = np.zeros((3, 3, 3), dtype=np.uint8)
+    mask[1, 1, :] = 1
+    for k in range(3):
+        data = rng.standard_normal((3, 3, 3, 80))
+        data[1, 1, 0] += 3 * shared  # one voxel shares a signal across subjects, the others do not
+        nib.save(nib.Nifti1Image(data.astype(np.float32), np.eye(4)), tmp_path / f"s{k}.nii.gz")
+    nib.save(nib.Nifti1Image(mask, np.eye(4)), tmp_path / "mask.nii.gz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CeilingWarning)
+        table = score_alignment(shared[:, None], [tmp_path / f"s{k}.nii.gz" for k in range(3)],
+                                mask=tmp_path / "mask.nii.gz", clean=False, gap=0, progress=False)
+    ceilings = table.groupby("unit")["ceiling"].first()
+    assert list(table["roi"][:3]) == list(table["unit"][:3])
+    assert ceilings["voxel_1_1_0"] > 0.8 and (ceilings.drop("voxel_1_1_0").abs() < 0.3).all()
+
+
+def test_mne_bad_and_stimulus_channels_are_left_out():
+    import mne
+
+    rng = np.random.default_rng(9)
+    info = mne.create_info(["C3", "C4", "Cz", "STI"], sfreq=100.0, ch_types=["eeg", "eeg", "eeg", "stim"])
+    raw = mne.io.RawArray(rng.standard_normal((4, 200)), info, verbose=False)
+    raw.info["bads"] = ["C4"]
+    table = score_alignment(rng.standard_normal((200, 2)), raw, ceiling=None, clean=False, progress=False)
+    assert list(table["unit"]) == ["C3", "Cz"]
+
+
+def test_a_ceiling_per_roi_is_given_by_name():
+    x, ys = _planted(n_subjects=1)
+    rois = ["a", "a", "b", "b"]
+    table = score_alignment(x, ys, rois=rois, ceiling={"b": 0.5, "a": 0.8}, progress=False)
+    assert table.groupby("roi")["ceiling"].first().to_dict() == {"a": 0.8, "b": 0.5}
+    with pytest.raises(BrainalignError, match="a dict ROI -> ceiling"):
+        score_alignment(x, ys, rois=rois, ceiling=[0.8, 0.5], progress=False)

@@ -142,19 +142,30 @@ def on_samples(
 ) -> np.ndarray:
     """One layer on one subject's samples, shape (n_samples, n_features).
 
-    Rows equal to the subject's samples are used as they are. Rows equal to
-    the events' words are convolved with the HRF (``hrf_model``, nilearn's
-    SPM or Glover) on each run's sample times — the subject's own times
-    where the input had them (a :class:`~brainalign.io.Responses`), else
-    ``first_sample_onset + sampling_interval * k`` within each run. Epoched
-    data (MNE ``Epochs``) take one row per epoch.
+    With ``events``, rows are words when there are as many as the events'
+    rows (whatever the sample count): they are convolved with the HRF
+    (``hrf_model``, nilearn's SPM or Glover) on each run's sample times —
+    the subject's own times where the input had them (a
+    :class:`~brainalign.io.Responses`), else ``first_sample_onset +
+    sampling_interval * k`` within each run. Otherwise rows equal to the
+    subject's samples are used as they are (epoched data, MNE ``Epochs``,
+    take one row per epoch).
+
+    Raises
+    ------
+    BrainalignError
+        Rows matching neither; words of a run the subject does not have, or
+        starting after the last sample of their run (the workflow's rules,
+        :func:`brainalign.pipeline.stages.convolve_runs`: such a word would
+        be left out silently).
     """
-    from ..features.design import hrf_convolve
+    from ..features.design import events_after_last_volume, hrf_convolve
 
     n = subject.data.shape[0]
-    if layer.shape[0] == n:
-        return layer
-    if events is None or layer.shape[0] != len(events):
+    words = events is not None and layer.shape[0] == len(events)
+    if not words:
+        if layer.shape[0] == n:
+            return layer
         rows = f"the {len(events)} words of 'events'" if events is not None else "no 'events' given"
         raise BrainalignError(f"features have {layer.shape[0]} rows, but subject {subject.subject!r} has {n} "
                               f"samples ({rows}): give features on the samples, or one row per word with 'events'.")
@@ -168,8 +179,14 @@ def on_samples(
     onsets = events["onset"].to_numpy(float)
     durations = events["duration"].to_numpy(float)
     word_runs = events["run"].to_numpy()
+    sample_runs = np.unique(subject.runs)
+    unknown = sorted(set(word_runs.tolist()) - set(sample_runs.tolist()))
+    if unknown:
+        raise BrainalignError(f"'events' have words in run(s) {unknown}, which subject {subject.subject!r} does not "
+                              f"have (its runs: {sample_runs.tolist()}); give the samples' run labels with 'runs' "
+                              "(one per sample) for data of several runs.")
     blocks = []
-    for run in np.unique(subject.runs):
+    for run in sample_runs:
         in_run = subject.runs == run
         if subject.times is not None:
             times = subject.times[in_run]
@@ -182,5 +199,13 @@ def on_samples(
         if not sel.any():
             raise BrainalignError(f"'events' have no word in run {run} of subject {subject.subject!r} "
                                   f"(runs of the events: {sorted(set(word_runs.tolist()))}).")
+        late = np.flatnonzero(events_after_last_volume(onsets[sel], times))
+        if late.size:
+            first = np.flatnonzero(sel)[late[0]]
+            raise BrainalignError(f"word {events['word'].iat[first]!r} (events row {first}) starts at "
+                                  f"{onsets[first]:.3f} s, after the last sample of run {run} of subject "
+                                  f"{subject.subject!r} ({times.size} samples from {times[0]:g} s); {late.size} "
+                                  "word(s) of the run in all. Check the onsets (seconds on the samples' clock), "
+                                  "'first_sample_onset' and 'sampling_interval'.")
         blocks.append(hrf_convolve(onsets[sel], durations[sel], layer[sel], times, hrf_model))
     return np.concatenate(blocks, axis=0)

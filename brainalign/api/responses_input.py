@@ -51,6 +51,9 @@ class SubjectResponses:
         ``"fmri"`` unless the input says otherwise (MNE objects, a
         :class:`~brainalign.io.Responses` of M/EEG or sEEG): word-level
         features are convolved with the HRF for fMRI only.
+    own_runs : bool
+        The input labelled its samples' runs (a Responses); else ``runs`` of
+        :func:`as_subjects` may label them.
     preprocessing : dict or None
         For the workflow's responses files, cleaned by its responses stage
         already: the ``preprocessing`` settings recorded in their provenance
@@ -68,6 +71,7 @@ class SubjectResponses:
     epochs: bool = False
     modality: str = "fmri"
     preprocessing: dict[str, Any] | None = None
+    own_runs: bool = False
 
 
 def _suffix(path: Path) -> str:
@@ -78,7 +82,7 @@ def _suffix(path: Path) -> str:
 def _from_responses(resp: Responses) -> SubjectResponses:
     return SubjectResponses(resp.subject, np.asarray(resp.data, dtype=np.float64), list(resp.unit_names),
                             list(resp.unit_rois), np.asarray(resp.times, dtype=np.float64),
-                            np.asarray(resp.runs), resp.confounds, modality=resp.modality)
+                            np.asarray(resp.runs), resp.confounds, modality=resp.modality, own_runs=True)
 
 
 def _from_nifti(img: Any, name: str, atlas: Any, mask: Any, atlas_labels: Sequence[str] | None,
@@ -110,7 +114,7 @@ def _from_nifti(img: Any, name: str, atlas: Any, mask: Any, atlas_labels: Sequen
         data = masker.fit_transform(img)
         ijk = np.argwhere(np.asarray(image.load_img(masker.mask_img_).dataobj) > 0)
         names = [f"voxel_{i}_{j}_{k}" for i, j, k in ijk]
-        rois = ["mask"] * len(names)
+        rois = list(names)  # each voxel its own ceiling; give rois= to group voxels
     else:
         raise BrainalignError(f"responses {where} are a NIfTI image: give 'atlas' (a labels image: one unit per "
                               "parcel) or 'mask' (a binary image: one unit per voxel).")
@@ -121,22 +125,26 @@ def _from_nifti(img: Any, name: str, atlas: Any, mask: Any, atlas_labels: Sequen
 
 
 def _from_mne(obj: Any, name: str) -> tuple[SubjectResponses, float | None]:
-    """Continuous data (Raw, Evoked) as samples × channels; Epochs as epochs × (channel, time) units."""
-    kind = type(obj).__name__
-    channels = [str(c) for c in obj.ch_names]
-    if hasattr(obj, "events") and hasattr(obj, "get_data") and np.ndim(obj.get_data()) == 3:
-        data = obj.get_data()  # (n_epochs, n_channels, n_times)
-        times = np.asarray(obj.times)
+    """Continuous data (Raw, Evoked) as samples × channels; Epochs as epochs × (channel, time) units.
+
+    Only data channels are kept (MEG, EEG, sEEG, ECoG, ...; no stimulus or
+    misc channels), without the channels marked bad in ``info['bads']``.
+    """
+    inst = obj.copy().pick("data", exclude="bads")
+    channels = [str(c) for c in inst.ch_names]
+    if hasattr(inst, "events") and hasattr(inst, "get_data") and np.ndim(inst.get_data()) == 3:
+        data = inst.get_data()  # (n_epochs, n_channels, n_times)
+        times = np.asarray(inst.times)
         n_epochs = data.shape[0]
         units = [f"{c}@{t * 1000:.0f}ms" for c in channels for t in times]
         rois = [c for c in channels for _ in times]
         flat = data.reshape(n_epochs, -1)
         return SubjectResponses(name, flat.astype(np.float64), units, rois, None,
                                 np.ones(n_epochs, dtype=np.int64), epochs=True, modality="meeg"), None
-    data = obj.get_data() if kind != "Evoked" else obj.data
+    data = inst.data if type(inst).__name__ == "Evoked" else inst.get_data()
     data = np.asarray(data, dtype=np.float64).T
-    sfreq = float(obj.info["sfreq"])
-    times = np.asarray(obj.times, dtype=np.float64)
+    sfreq = float(inst.info["sfreq"])
+    times = np.asarray(inst.times, dtype=np.float64)
     return SubjectResponses(name, data, channels, list(channels), times,
                             np.ones(data.shape[0], dtype=np.int64), modality="meeg"), 1.0 / sfreq
 
@@ -239,7 +247,7 @@ def _from_array(data: Any, name: str, unit_names: Sequence[str] | None, rois: Se
 def as_subjects(
     responses: Any, *, subjects: Sequence[str] | None = None, unit_names: Sequence[str] | None = None,
     rois: Sequence[str] | Mapping[str, str] | None = None, atlas: Any = None, mask: Any = None,
-    atlas_labels: Sequence[str] | None = None,
+    atlas_labels: Sequence[str] | None = None, runs: Any = None,
 ) -> tuple[list[SubjectResponses], float | None]:
     """Every subject's responses, and their sampling interval in seconds when an input states it.
 
@@ -260,6 +268,10 @@ def as_subjects(
         voxels) or a binary mask (one unit per voxel).
     atlas_labels : sequence of str or None
         Names of the atlas parcels in label order (label 0 is background).
+    runs : array-like of shape (n_samples,) or None
+        Run label of each sample, in run order, for inputs that do not label
+        their runs (arrays, tables, NIfTI): the same for every such subject.
+        Default: one run.
 
     Returns
     -------
@@ -296,6 +308,12 @@ def as_subjects(
             if missing:
                 raise BrainalignError(f"'rois' gives no ROI for unit(s) {missing[:5]} of subject {subject.subject!r}.")
             subject.unit_rois = [str(roi_map[u]) for u in subject.unit_names]
+        if runs is not None and not subject.own_runs:
+            labels = np.asarray(runs)
+            if labels.shape != (subject.data.shape[0],):
+                raise BrainalignError(f"'runs' must give one run label per sample: shape {labels.shape}, but "
+                                      f"subject {subject.subject!r} has {subject.data.shape[0]} samples.")
+            subject.runs = labels
         if interval is not None:
             intervals.add(round(interval, 9))
         out.append(subject)

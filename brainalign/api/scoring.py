@@ -66,10 +66,9 @@ def _given_ceilings(ceiling: Any, rois: Sequence[str]) -> pd.Series:
         arr = np.atleast_1d(np.asarray(ceiling, dtype=np.float64))
         if arr.size == 1:
             return pd.Series(float(arr[0]), index=list(rois))
-        if arr.size != len(rois):
-            raise BrainalignError(f"'ceiling' has {arr.size} values for {len(rois)} ROIs {list(rois)}; give one "
-                                  "per ROI, a dict ROI -> ceiling, 'loso_isc' or None.")
-        return pd.Series(arr, index=list(rois))
+        raise BrainalignError(f"'ceiling' gives {arr.size} values for {len(rois)} ROIs {list(rois)}: give one "
+                              "number for all, a dict ROI -> ceiling (a list's order would be a guess), "
+                              "'loso_isc' or None.")
     missing = [r for r in rois if r not in values.index]
     if missing:
         raise BrainalignError(f"'ceiling' gives no value for ROI(s) {missing}.")
@@ -135,6 +134,7 @@ def score_alignment(
     atlas: Any = None,
     mask: Any = None,
     atlas_labels: Sequence[str] | None = None,
+    runs: Any = None,
     sampling_interval: float | None = None,
     first_sample_onset: float = 0.0,
     hrf_model: str = "spm",
@@ -181,7 +181,12 @@ def score_alignment(
         Names for array inputs; ``rois`` may map unit names to ROIs.
     atlas, mask, atlas_labels
         For NIfTI inputs: a labels image (one unit per parcel) or a binary
-        mask (one unit per voxel), and the parcels' names.
+        mask (one unit per voxel, each its own ROI unless ``rois`` maps
+        them), and the parcels' names.
+    runs : array-like of shape (n_samples,) or None
+        Run label of each sample for inputs that do not carry them (arrays,
+        tables, NIfTI), in run order; words are matched to runs by the
+        events' ``run`` column. Default: one run.
     sampling_interval : float or None
         Seconds between samples (the TR), if the input does not state it.
     first_sample_onset : float
@@ -205,10 +210,11 @@ def score_alignment(
         stated by the input) and none otherwise (recorded in ``scores.attrs``).
     confounds : bool
         Regress out the confounds a :class:`~brainalign.io.Responses` carries.
-    ceiling : "loso_isc", None, float, sequence or dict
+    ceiling : "loso_isc", None, float or dict
         The noise ceiling: the leave-one-subject-out inter-subject correlation
         averaged over each ROI's units and the subjects (needs ≥ 2 subjects on
-        the same samples and units), none, or given per ROI.
+        the same samples and units), none, one value for every ROI, or a dict
+        (or Series) ROI -> ceiling.
     min_ceiling : float
         Ceilings below this leave the normalized score missing.
     outer_folds, inner_folds, gap : int
@@ -250,7 +256,7 @@ def score_alignment(
     from ..metrics.ceilings.isc import normalized_score
 
     subject_list, stated = as_subjects(responses, subjects=subjects, unit_names=unit_names, rois=rois,
-                                       atlas=atlas, mask=mask, atlas_labels=atlas_labels)
+                                       atlas=atlas, mask=mask, atlas_labels=atlas_labels, runs=runs)
     interval = sampling_interval if sampling_interval is not None else stated
     if isinstance(high_pass, str):
         if high_pass != "auto":
