@@ -47,6 +47,37 @@ def test_failed_jobs_are_read_from_snakemakes_log_once_each():
     ]
 
 
+RETRIED_LOG = """\
+Error in rule score:
+    jobid: 7
+    log: s.log (check log file(s) for error details)
+Trying to restart job 7.
+Error in rule features:
+    jobid: 3
+    log: f.log (check log file(s) for error details)
+Trying to restart job 3.
+Error in rule features:
+    jobid: 3
+    log: f.log (check log file(s) for error details)
+Exiting because a job execution failed. Look below for error messages
+"""
+
+
+def test_a_retried_attempt_is_not_a_failure_unless_the_last_fails_too():
+    assert failed_job_logs(RETRIED_LOG) == [("features", ["f.log"])]
+
+
+def test_one_log_path_or_none_as_snakemake_8_passes_them(tmp_path):
+    from brainalign.pipeline.run_summary import failure_summary
+
+    (tmp_path / "f.log").write_text("brainalign: error: bad.tsv: row 3\n")
+    main_log = tmp_path / "main.log"
+    main_log.write_text(RETRIED_LOG.replace("f.log", str(tmp_path / "f.log")))
+    for given in (main_log, str(main_log), [main_log]):
+        assert "brainalign: error: bad.tsv: row 3" in failure_summary(given)
+    assert "before any job failed" in failure_summary(None)
+
+
 def _timeseries(folder, bad_subject=None):
     rng = np.random.default_rng(0)
     for subject in ("sub-01", "sub-02"):

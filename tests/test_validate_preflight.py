@@ -118,6 +118,12 @@ def test_a_missing_response_file_is_named(tmp_path, capsys):
     assert "field 'dataset.responses'" in err and str(tmp_path / "data" / "sub-02_run-2.tsv") in err
 
 
+def test_one_subject_is_refused_before_the_ceiling_stage_fails(tmp_path, capsys):
+    status, _, err = _validate(_timeseries(tmp_path, subjects=("sub-01",)), capsys)
+    assert status == 2
+    assert "field 'dataset.subjects'" in err and "1 subject to analyse (sub-01)" in err and "at least 2" in err
+
+
 def test_a_subject_with_other_run_lengths_is_named(tmp_path, capsys):
     config = _timeseries(tmp_path)
     _timeseries(tmp_path, lengths=(80, 70), subjects=("sub-03",))

@@ -111,6 +111,11 @@ def _fmri(cfg: dict[str, Any], kind: DatasetKind, config: str | os.PathLike | No
         raise BrainalignError(f"dataset.kind {kind.name!r} ({kind.modality} modality): its preflight gave no "
                               "samples per run or no word table.")
     subjects = list(sampling.lengths)
+    if len(subjects) < 2:
+        field_ = "simulation.n_subjects" if sampling.generated else "dataset.subjects"
+        raise ConfigError(config, field_, f"{count(len(subjects), 'subject')} to analyse ({', '.join(subjects)}); the "
+                                          "noise ceiling (leave-one-subject-out ISC) and the nested best layer need "
+                                          "at least 2.")
     first = subjects[0]
     with _about(config, sampling.field):
         _check_shared_design(sampling, first)

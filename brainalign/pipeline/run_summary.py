@@ -18,11 +18,17 @@ import pandas as pd
 __all__ = ["failed_job_logs", "failure_summary", "success_summary"]
 
 _ERROR_BLOCK = re.compile(r"^Error in rule (?P<rule>[\w-]+):\s*$")
+_JOBID_LINE = re.compile(r"^\s+jobid: (?P<jobid>\d+)\s*$")
+_RESTART = re.compile(r"^Trying to restart job (?P<jobid>\d+)\.\s*$")
 _LOG_LINE = re.compile(r"^\s+log: (?P<paths>.+?)(?: \(check log file\(s\) for error details\))?\s*$")
 
 
 def failed_job_logs(snakemake_log: str) -> list[tuple[str, list[str]]]:
     """The (rule, log files) of each failed job named in a Snakemake log, in order, each once.
+
+    A failed attempt that Snakemake then restarted (``retries`` in a profile:
+    ``Trying to restart job N.``) is not counted, unless a later attempt
+    fails too.
 
     Parameters
     ----------
@@ -30,20 +36,30 @@ def failed_job_logs(snakemake_log: str) -> list[tuple[str, list[str]]]:
         The text of Snakemake's own log (``.snakemake/log/*.snakemake.log``),
         which repeats every ``Error in rule …`` block.
     """
-    found: dict[tuple[str, tuple[str, ...]], None] = {}
-    rule = None
+    found: dict[tuple[str, tuple[str, ...]], str | None] = {}
+    rule = jobid = None
     for line in snakemake_log.splitlines():
+        restart = _RESTART.match(line)
+        if restart:
+            for key, job in list(found.items()):
+                if job == restart["jobid"]:
+                    del found[key]
+            continue
         start = _ERROR_BLOCK.match(line)
         if start:
-            rule = start["rule"]
+            rule, jobid = start["rule"], None
             continue
         if rule is not None:
+            job = _JOBID_LINE.match(line)
             logs = _LOG_LINE.match(line)
-            if logs:
-                found[(rule, tuple(p.strip() for p in logs["paths"].split(",") if p.strip()))] = None
+            if job:
+                jobid = job["jobid"]
+            elif logs:
+                key = (rule, tuple(p.strip() for p in logs["paths"].split(",") if p.strip()))
+                found[key] = jobid  # a repeated block keeps its first place
                 rule = None
             elif line and not line.startswith((" ", "\t")):
-                found.setdefault((rule, ()), None)
+                found.setdefault((rule, ()), jobid)
                 rule = None
     return [(rule, list(paths)) for rule, paths in found]
 
@@ -57,16 +73,22 @@ def _tail(path: Path, n_lines: int) -> list[str]:
     return kept[-n_lines:] if kept else ["(log file is empty)"]
 
 
-def failure_summary(snakemake_logs: Sequence[str | os.PathLike], n_lines: int = 12) -> str:
+def failure_summary(snakemake_logs: str | os.PathLike | Sequence[str | os.PathLike] | None,
+                    n_lines: int = 12) -> str:
     """The last lines of each failed job's log, ready to print.
 
     Parameters
     ----------
-    snakemake_logs : sequence of path-like
-        Snakemake's log file(s), as the ``onerror`` handler receives them.
+    snakemake_logs : path-like, sequence of path-like or None
+        Snakemake's log file(s), as the ``onerror`` handler receives them (a
+        list in Snakemake 9, one path or None in Snakemake 8).
     n_lines : int
         Non-empty lines shown from the end of each job's log.
     """
+    if snakemake_logs is None:
+        snakemake_logs = []
+    elif isinstance(snakemake_logs, (str, os.PathLike)):
+        snakemake_logs = [snakemake_logs]
     text = ""
     for path in snakemake_logs:
         try:
