@@ -392,10 +392,10 @@ def test_nested_cv_pearson_matches_himalaya_with_the_same_folds():
 
 def test_story_split_across_runs_keeps_its_context():
     from brainalign.datasets.simulated_bids import LEAD_IN, split_story
-    from brainalign.pipeline.stages import _context_groups
+    from brainalign.stimuli.events import context_groups
 
     events = split_story(300, 3, seed=1)
     assert list(events.groupby("run").size()) == [100, 100, 100]
     assert (events.groupby("run")["onset"].min() == LEAD_IN).all()
-    assert set(_context_groups(events)) == {0}  # one story: context never resets
-    assert list(np.unique(_context_groups(events.drop(columns="story")))) == [1, 2, 3]
+    assert set(context_groups(events)) == {0}  # one story: context never resets
+    assert list(np.unique(context_groups(events.drop(columns="story")))) == [1, 2, 3]

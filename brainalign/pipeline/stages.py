@@ -33,7 +33,7 @@ from ..io import (
     write_responses,
     write_table,
 )
-from ..stimuli.events import read_events, write_events
+from ..stimuli.events import context_groups, read_events, write_events
 
 __all__ = [
     "progress_bar",
@@ -138,7 +138,7 @@ def run_features(
         out = Path(out)
         cache = out.resolve().parents[1] / ".cache"
         prov = provenance(cfg, [events_path], stage="features", instance=instance, device=device)
-        groups = _context_groups(events)
+        groups = context_groups(events)
         times = events["onset"].to_numpy()
         if spec["kind"] == "transformer":
             return model_sets.transformer_units(spec, words, groups, out, cache, instance, times, prov, threads,
@@ -154,7 +154,7 @@ def run_features(
         _set_threads(threads)
         layers = None if spec["layers"] == "all" else spec["layers"]
         arrays = extract_word_features(
-            loaded.model, loaded.tokenizer, words, _context_groups(events),
+            loaded.model, loaded.tokenizer, words, context_groups(events),
             context_words=spec["context_words"], max_length=loaded.identity["max_length"],
             layers=layers, batch_size=spec["batch_size"], progress=progress,
         )
@@ -163,7 +163,7 @@ def run_features(
     elif spec["kind"] == "surprisal":
         from ..features.surprisal import surprisal_regressor
 
-        values, identity = surprisal_regressor(spec, words, _context_groups(events), progress)
+        values, identity = surprisal_regressor(spec, words, context_groups(events), progress)
         arrays = {"0": values}
         settings.update(model=identity)
     elif spec["kind"] == "random_embedding":
@@ -175,17 +175,6 @@ def run_features(
     feats = Features(arrays, instance, settings, times=events["onset"].to_numpy())
     return write_features(out, feats, provenance(cfg, [events_path], stage="features", instance=instance,
                                                  device=device))
-
-
-def _context_groups(events: pd.DataFrame) -> np.ndarray:
-    """Labels whose changes end a context window: the story when known, else the run.
-
-    A story split across runs (``story`` column) keeps its context across the
-    run boundary; separate stories never share context.
-    """
-    if "story" in events.columns:
-        return pd.factorize(events["story"].astype(str))[0]
-    return events["run"].to_numpy()
 
 
 def _transformer_dim(cfg: dict[str, Any]) -> int:

@@ -49,12 +49,28 @@ __all__ = [
     "read_events",
     "write_events",
     "textgrid_to_events",
+    "context_groups",
 ]
 
 #: Required columns of an events table, in this order.
 EVENT_COLUMNS = ["onset", "duration", "word", "run"]
 #: Optional columns with a defined meaning.
 OPTIONAL_EVENT_COLUMNS = ["stimulus_id", "story"]
+
+
+def context_groups(events: pd.DataFrame) -> np.ndarray:
+    """Labels whose changes end a model's context window: the story when known, else the run.
+
+    A story split across runs (``story`` column) keeps its context across the
+    run boundary; separate stories never share context.
+
+    Returns
+    -------
+    groups : ndarray of shape (n_events,)
+    """
+    if "story" in events.columns:
+        return pd.factorize(events["story"].astype(str))[0]
+    return events["run"].to_numpy()
 
 
 
