@@ -42,15 +42,14 @@ def _model_layers(model: Any, events: pd.DataFrame | None, *, context_words: int
                   progress: bool) -> tuple[dict[str, np.ndarray], str]:
     from ..features.words import extract_word_features
     from ..models.hf import LoadedModel, load_model
+    from ..stimuli.events import context_groups
 
     if events is None:
         raise BrainalignError("'features' is a model: give 'events' (the words heard, with their onsets in "
                               "seconds) so that its activations can be extracted.")
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
-    groups = (pd.factorize(events["story"].astype(str))[0] if "story" in events.columns
-              else events["run"].to_numpy())
     arrays = extract_word_features(
-        loaded.model, loaded.tokenizer, events["word"].astype(str).tolist(), groups,
+        loaded.model, loaded.tokenizer, events["word"].astype(str).tolist(), context_groups(events),
         context_words=context_words, max_length=loaded.identity["max_length"],
         layers=None if layers is None else list(layers), progress=progress,
     )
@@ -58,16 +57,10 @@ def _model_layers(model: Any, events: pd.DataFrame | None, *, context_words: int
 
 
 def _h5_layers(path: Path, layers: Any) -> tuple[dict[str, np.ndarray], str]:
-    import h5py
-
     from ..io.features import read_features
+    from ..io.hdf5 import contract_of
 
-    try:
-        with h5py.File(path, "r") as f:
-            contract = str(f.attrs.get("contract", ""))
-    except OSError as err:
-        raise InputFileError(path, f"not a readable HDF5 file ({err}).") from err
-    kind = "design" if contract.startswith("design") else "features"
+    kind = "design" if contract_of(path).startswith("design") else "features"
     feats = read_features(path, layers=None if layers is None else [str(x) for x in layers], kind=kind)
     return dict(feats.layers), feats.model
 

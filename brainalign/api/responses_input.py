@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import BrainalignError, InputFileError
+from ..io.hdf5 import contract_of
 from ..io.responses import Responses
 
 __all__ = ["SubjectResponses", "as_subjects"]
@@ -149,19 +150,6 @@ def _from_mne(obj: Any, name: str) -> tuple[SubjectResponses, float | None]:
                             np.ones(data.shape[0], dtype=np.int64), modality="meeg"), 1.0 / sfreq
 
 
-def _h5_contract(path: Path) -> str:
-    """The ``contract`` attribute of a brainalign HDF5 file; empty for another HDF5 file."""
-    import h5py
-
-    if not path.is_file():
-        raise InputFileError(path, "responses file does not exist.")
-    try:
-        with h5py.File(path, "r") as f:
-            return str(f.attrs.get("contract", ""))
-    except OSError as err:
-        raise InputFileError(path, f"not a readable HDF5 file ({err}).") from err
-
-
 def _recorded_preprocessing(path: Path) -> dict[str, Any]:
     """The ``preprocessing`` section of the config recorded in a responses file's provenance."""
     import json
@@ -194,11 +182,11 @@ def _one_subject(item: Any, name: str, *, unit_names: Sequence[str] | None, rois
     if isinstance(item, (str, os.PathLike)):
         path = Path(item)
         suffix = _suffix(path)
+        if suffix in (*_NIFTI_SUFFIXES, ".h5", ".hdf5") and not path.is_file():
+            raise InputFileError(path, "responses file does not exist.")
         if suffix in _NIFTI_SUFFIXES:
-            if not path.is_file():
-                raise InputFileError(path, "responses file does not exist.")
             return _from_nifti(path, name, atlas, mask, atlas_labels, str(path))
-        if suffix in (".h5", ".hdf5") and _h5_contract(path).startswith("responses"):
+        if suffix in (".h5", ".hdf5") and contract_of(path).startswith("responses"):
             from ..io.responses import read_responses
 
             subject, interval = _one_subject(read_responses(path), name, unit_names=unit_names, rois=rois,

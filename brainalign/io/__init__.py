@@ -27,7 +27,7 @@ from __future__ import annotations
 from .atomic import OutputBusyError, _json, atomic_path, write_provenance, write_text, write_with_sidecar  # noqa: F401
 from .epochs import Epochs, read_epochs, write_epochs
 from .features import Features, read_features, write_features
-from .hdf5 import _open_h5  # noqa: F401
+from .hdf5 import _open_h5, contract_of  # noqa: F401
 from .images import (
     ImageBank,
     VoxelGeometry,
@@ -46,6 +46,7 @@ from .unit_scores import read_unit_scores, write_unit_scores
 
 __all__ = [
     "atomic_path",
+    "contract_of",
     "OutputBusyError",
     "sha256_file",
     "provenance",

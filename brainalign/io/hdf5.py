@@ -13,13 +13,30 @@ import numpy as np
 from .._validation import InputFileError
 
 
-def _open_h5(path: str | os.PathLike, contract: str) -> h5py.File:
+def _open_any_h5(path: str | os.PathLike) -> h5py.File:
     try:
-        f = h5py.File(path, "r")
+        return h5py.File(path, "r")
     except FileNotFoundError as err:
         raise InputFileError(path, "HDF5 file does not exist.") from err
     except OSError as err:
         raise InputFileError(path, f"not a readable HDF5 file ({err}).") from err
+
+
+def contract_of(path: str | os.PathLike) -> str:
+    """The ``contract`` attribute of an HDF5 file (``"responses/1"``, ``"design/1"``, ...); empty for an HDF5
+    file written by something else.
+
+    Raises
+    ------
+    InputFileError
+        The file does not exist or is not HDF5.
+    """
+    with _open_any_h5(path) as f:
+        return str(f.attrs.get("contract", ""))
+
+
+def _open_h5(path: str | os.PathLike, contract: str) -> h5py.File:
+    f = _open_any_h5(path)
     found = f.attrs.get("contract", None)
     if found is None or not str(found).startswith(contract.split("/")[0]):
         f.close()
