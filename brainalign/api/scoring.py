@@ -25,7 +25,7 @@ FEW_SUBJECTS = 5
 #: The workflow's ``preprocessing.high_pass`` default in Hz (a 128 s period, SPM's).
 DEFAULT_HIGH_PASS = 1 / 128
 
-_CLEAN = {"detrend": True, "high_pass": None, "standardize": "zscore_sample", "confounds": "motion"}
+_CLEAN = {"detrend": True, "standardize": "zscore_sample"}
 
 
 class CeilingWarning(UserWarning):
@@ -109,12 +109,21 @@ def _designs(layer: np.ndarray, subjects: list[SubjectResponses], events: pd.Dat
     numbers of fitting each subject alone, in one pass.
     """
     groups: list[tuple[list[int], np.ndarray]] = []
+    on_grid: dict[tuple, np.ndarray] = {}  # subjects on the same samples share the convolution
+    cleaned: dict[tuple, np.ndarray] = {}  # ... and the cleaning, unless their confounds differ
     for k, s in enumerate(subjects):
-        x = on_samples(layer, s, events, sampling_interval=interval, first_sample_onset=first_sample_onset,
-                       hrf_model=hrf_model)
+        grid = (s.data.shape[0], s.runs.tobytes(), None if s.times is None else s.times.tobytes(), s.epochs,
+                s.modality)
+        if grid not in on_grid:
+            on_grid[grid] = on_samples(layer, s, events, sampling_interval=interval,
+                                       first_sample_onset=first_sample_onset, hrf_model=hrf_model)
+        x = on_grid[grid]
         if clean and not s.epochs:
-            x = _clean(x, s, interval, high_pass, confounds)
-        same = [g for g in groups if joint and g[1].shape == x.shape and np.array_equal(g[1], x)
+            key = (grid, None if s.confounds is None else k, repr(s.preprocessing))
+            if key not in cleaned:
+                cleaned[key] = _clean(x, s, interval, high_pass, confounds)
+            x = cleaned[key]
+        same = [g for g in groups if joint and (g[1] is x or (g[1].shape == x.shape and np.array_equal(g[1], x)))
                 and np.array_equal(subjects[g[0][0]].runs, s.runs)]
         if same:
             same[0][0].append(k)
@@ -272,8 +281,8 @@ def score_alignment(
     with limited_threads(n_threads):
         layer_arrays, name = as_layers(features, table_events, layers=layers, context_words=context_words,
                                        progress=progress)
-        cleaned = [_clean(s.data, s, interval, high_pass, confounds) if clean and not s.epochs and s.preprocessing is None
-                   else s.data for s in subject_list]
+        cleaned = [_clean(s.data, s, interval, high_pass, confounds)
+                   if clean and not s.epochs and s.preprocessing is None else s.data for s in subject_list]
         rows, cv_names = [], set()
         from tqdm.auto import tqdm
 
