@@ -55,6 +55,7 @@ __all__ = [
     "load_alice_events",
     "load_alice_word_rate",
     "check_usable",
+    "MIN_USABLE_SAMPLES",
     "AliceKind",
 ]
 
@@ -310,7 +311,11 @@ def load_alice_responses(
     )
 
 
-def check_usable(responses: Responses, min_samples: int = 50) -> tuple[bool, str]:
+#: Fewest samples a subject needs to be scored (:func:`check_usable`'s default; ``brainalign validate`` applies it).
+MIN_USABLE_SAMPLES = 50
+
+
+def check_usable(responses: Responses, min_samples: int = MIN_USABLE_SAMPLES) -> tuple[bool, str]:
     """Say whether a subject's responses can be modelled, and if not why.
 
     Parameters

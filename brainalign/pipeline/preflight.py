@@ -29,7 +29,6 @@ Nothing is written.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -39,6 +38,7 @@ import numpy as np
 
 from .._validation import BrainalignError, ConfigError, InputFileError
 from ..datasets._preflight import count
+from ..datasets.alice import MIN_USABLE_SAMPLES
 from ..datasets.registry import DatasetKind, Preflight, Sampling, get_kind
 from ..encoders.cv import ContiguousKFold
 from .stages import convolve_runs, cv_groups, cv_label, partition_pair
@@ -46,14 +46,8 @@ from .stages import convolve_runs, cv_groups, cv_label, partition_pair
 __all__ = ["MIN_SAMPLES", "fold_problem", "preflight"]
 
 
-def _min_samples() -> int:
-    from ..datasets.alice import check_usable
-
-    return int(inspect.signature(check_usable).parameters["min_samples"].default)
-
-
 #: Fewest samples of a subject the ``responses`` stage keeps (the default of ``check_usable``).
-MIN_SAMPLES = _min_samples()
+MIN_SAMPLES = MIN_USABLE_SAMPLES
 
 
 # --------------------------------------------------------------------------- entry point
