@@ -27,10 +27,22 @@ figure) and ``<out>/gpu_check.md`` (the tables). Steps:
     alphas; 50,000 voxels x 1,000 volumes x 768 features) with ``backend=
     "torch_cuda"`` against himalaya's ``RidgeCV`` on ``torch_cuda`` with the
     same folds, and its scores against the NumPy run on a 2,000-voxel subset.
+``ridge_shifts``
+    the same score stage with its 1,000 circular shifts (the refit shift test,
+    responses shifted, sequential stopping; and the design shift, scaled from
+    20) on ``torch_cuda``, against himalaya's ``RidgeCV`` plus a ``Ridge``
+    refit of every fold per shift (scaled from 3), and the null scores and
+    p-values of 1,000 voxels against the NumPy backend.
 ``fmri_stages``
     the CI-sized simulated fMRI stages (stimuli, features of a random-weight
     BERT and of SUMA, design, simulate, responses, score) with ``device: cpu``
     and ``device: cuda``: |Δr| ≤ 1e-3 on every score, and two GPU runs equal.
+``meeg_stages``
+    the CI-sized simulated EEG config (``simulated_meg_ci.yaml`` with a
+    random-weight BERT: features, simulated recordings, MNE epochs, the
+    contrastive brain module and the ridge decoder) with ``device: cpu`` and
+    twice with ``device: cuda``: top-k accuracies within 0.05, two GPU runs
+    equal.
 ``contrastive``
     the contrastive brain module on planted data, trained on the CPU and
     twice on the GPU: the GPU runs equal, top-10 identification within 0.05.
@@ -66,8 +78,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 #: Steps and their time limits (seconds); the sum stays within about 5 minutes.
-STEPS = {"environment": 30, "kernels": 110, "kernel_table": 100, "ridge": 45, "fmri_stages": 60,
-         "contrastive": 45, "decoding": 90}
+STEPS = {"environment": 30, "kernels": 110, "kernel_table": 100, "ridge": 45, "ridge_shifts": 90,
+         "fmri_stages": 60, "meeg_stages": 120, "contrastive": 45, "decoding": 90}
 CELLS = ("lstm", "gru", "slstm", "elman")
 HEAD_DIMS = (16, 32, 64, 128, 256, 768)
 TOL = {"float32": 1e-4, "bfloat16": 3e-2, "float16": 3e-2}
@@ -220,6 +232,108 @@ def step_ridge() -> dict:
     return out
 
 
+def step_ridge_shifts() -> dict:
+    """The whole-brain score stage with its circular shifts on the GPU, against himalaya on the same folds.
+
+    Ours: the volume path's nested CV (``nested_cv_pearson``) plus the refit
+    shift test as the workflow runs it without confound regressors (the
+    cleaned responses shifted and re-cleaned, 1,000 permutations, sequential
+    stopping after 10 exceedances), all on ``torch_cuda``; and the design
+    shift (every fold refitted, the workflow's choice with confounds), timed
+    over 20 permutations and scaled to 1,000. Anchor: himalaya's ``RidgeCV``
+    on the same folds, plus, for each shift, a refit of every fold with
+    himalaya's ``Ridge`` at the penalties the folds chose, timed over 3 shifts
+    and scaled to 1,000. Agreement: null scores and p-values of 1,000 voxels
+    against the NumPy backend.
+    """
+    import numpy as np
+
+    from brainalign.encoders.ridge_cv import nested_cv_pearson
+    from brainalign.metrics.cv_permutation import circular_shift_indices, refit_shift_tests
+    from brainalign.preprocess.fmri import LinearCleaner
+
+    if not _cuda():
+        return {"skipped": "no CUDA device"}
+    rng = np.random.default_rng(0)
+    n_runs, run_len, p, v = (4, 50, 32, 2000) if REHEARSAL else (4, 250, 768, 50000)
+    backend = "torch" if REHEARSAL else "torch_cuda"
+    runs = np.repeat(np.arange(n_runs), run_len)
+    clean = LinearCleaner(2.0, {"detrend": True, "high_pass": 0.01, "standardize": "zscore_sample"}, runs)
+    x_raw = rng.standard_normal((n_runs * run_len, p))
+    x = clean(x_raw).astype(np.float32)
+    y = rng.standard_normal((n_runs * run_len, v))
+    y[:, : v // 10] += x @ (rng.standard_normal((p, v // 10)) / np.sqrt(p))
+    y = clean(y).astype(np.float32)
+    alphas = np.logspace(-2, 6, 17)
+    options = dict(outer_cv=n_runs, inner_cv=3, gap=0, alphas=alphas, groups=runs)
+    shifts = dict(runs=runs, clean=clean, random_state=0)
+    small = nested_cv_pearson(x[:, :32], y[:, :200], backend=backend, **options)  # warm-up
+    refit_shift_tests(y[:, :200], {"x": (x_raw[:, :32], small["alphas"])}, small["folds"], n_permutations=3,
+                      backend=backend, **shifts)
+    out: dict = {"shape": f"{v} voxels x {n_runs * run_len} volumes x {p} features, {n_runs} runs"}
+    _sync()
+    t0 = time.perf_counter()
+    res = nested_cv_pearson(x, y, backend=backend, **options)
+    _sync()
+    out["ours_nested_cv_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    test = refit_shift_tests(y, {"x": (x_raw, res["alphas"])}, res["folds"], shift="responses", n_permutations=1000,
+                             stop_after=10, backend=backend, **shifts)["x"]
+    _sync()
+    out["ours_shifts_responses_1000_s"] = time.perf_counter() - t0
+    out["permutations_drawn_total"] = int(test.n_permutations.sum())
+    out["planted_voxels_p_below_0.01"] = float((test.pvalues[: v // 10] < 0.01).mean())
+    out["null_voxels_p_below_0.05"] = float((test.pvalues[v // 10:] < 0.05).mean())
+    t0 = time.perf_counter()
+    refit_shift_tests(y, {"x": (x_raw, res["alphas"])}, res["folds"], shift="design", n_permutations=20,
+                      backend=backend, **shifts)
+    _sync()
+    out["ours_shifts_design_per_1000_s"] = (time.perf_counter() - t0) * 50
+    out["ours_stage_s"] = out["ours_nested_cv_s"] + out["ours_shifts_responses_1000_s"]
+    # Agreement with the NumPy backend on 1,000 voxels (float64 products, every null score).
+    sub = slice(0, min(v, 1000))
+    alphas_sub = res["alphas"][:, sub]
+    kwargs = dict(n_permutations=50, dtype=np.float64, **shifts)
+    ref = refit_shift_tests(y[:, sub], {"x": (x_raw, alphas_sub)}, res["folds"], **kwargs)["x"]
+    ours = refit_shift_tests(y[:, sub], {"x": (x_raw, alphas_sub)}, res["folds"], backend=backend, **kwargs)["x"]
+    out["max_abs_diff_null_vs_numpy"] = float(np.abs(ours.null - ref.null).max())
+    out["pvalues_equal_vs_numpy"] = bool(np.array_equal(ours.pvalues, ref.pvalues))
+    try:
+        from himalaya.backend import set_backend
+        from himalaya.ridge import Ridge, RidgeCV
+
+        hb = set_backend(backend)
+        _sync()
+        t0 = time.perf_counter()
+        for test_run in range(n_runs):
+            train = runs != test_run
+            inner = [(np.flatnonzero(runs[train] != r), np.flatnonzero(runs[train] == r))
+                     for r in np.unique(runs[train])]
+            model = RidgeCV(alphas=alphas, cv=inner, solver_params={"n_targets_batch": 20000})
+            model.fit(x[train], y[train])
+            model.predict(x[~train])
+        _sync()
+        out["himalaya_ridgecv_s"] = time.perf_counter() - t0
+        index = circular_shift_indices(runs, 3, random_state=1)
+        t0 = time.perf_counter()
+        for rows in index:
+            xs = clean(x_raw[rows]).astype(np.float32)
+            for k, (train, test_idx) in enumerate(res["folds"]):
+                model = Ridge(alpha=hb.asarray(res["alphas"][k].astype(np.float32)))
+                model.fit(xs[train], y[train])
+                pred = hb.to_numpy(model.predict(xs[test_idx]))
+                np.corrcoef(pred[:, :1].T, y[test_idx, :1].T)  # the score: one column is enough for the time
+        _sync()
+        out["himalaya_per_shift_s"] = (time.perf_counter() - t0) / len(index)
+        out["himalaya_stage_1000_shifts_s"] = out["himalaya_ridgecv_s"] + 1000 * out["himalaya_per_shift_s"]
+        out["speedup_stage_vs_himalaya"] = out["himalaya_stage_1000_shifts_s"] / out["ours_stage_s"]
+        out["speedup_design_shift_stage_vs_himalaya"] = out["himalaya_stage_1000_shifts_s"] / (
+            out["ours_nested_cv_s"] + out["ours_shifts_design_per_1000_s"])
+    except ImportError as err:
+        out["himalaya"] = f"skipped: {err}"
+    return out
+
+
 def _tiny_bert(folder: Path, words: list[str]) -> Path:
     """A random-weight 2-layer BERT with a word-level vocabulary of the stimuli (no download, no MiniLM)."""
     from transformers import BertConfig, BertModel, BertTokenizer
@@ -276,12 +390,75 @@ def step_fmri_stages() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         runs = {name: _fmri_scores(device, Path(tmp) / name)
                 for name, device in (("cpu", "cpu"), ("gpu1", DEVICE), ("gpu2", DEVICE))}
-    keys = [c for c in runs["cpu"].columns if c not in ("score", "alpha")]
+    values = ("score", "alpha", "p_value", "score_pooled")  # computed; the other columns name the row
+    keys = [c for c in runs["cpu"].columns if c not in values]
     merged = runs["cpu"].merge(runs["gpu1"], on=keys, suffixes=("_cpu", "_gpu"))
     diff = float(np.nanmax(np.abs(merged["score_cpu"] - merged["score_gpu"])))
+    pooled = float(np.nanmax(np.abs(merged["score_pooled_cpu"] - merged["score_pooled_gpu"])))
+    p_diff = float(np.nanmax(np.abs(merged["p_value_cpu"] - merged["p_value_gpu"])))
     repeat = bool(runs["gpu1"].equals(runs["gpu2"]))
-    return {"n_scores": len(merged), "max_abs_diff_cpu_gpu": diff, "gpu_runs_identical": repeat,
-            "ok": diff <= 1e-3 and repeat}
+    return {"n_scores": len(merged), "all_rows_matched": len(merged) == len(runs["cpu"]),
+            "max_abs_diff_cpu_gpu": diff, "max_abs_diff_pooled_cpu_gpu": pooled,
+            "alphas_equal_fraction": float((merged["alpha_cpu"] == merged["alpha_gpu"]).mean()),
+            "max_abs_diff_p_value_cpu_gpu": p_diff, "gpu_runs_identical": repeat,
+            "ok": len(merged) == len(runs["cpu"]) and max(diff, pooled) <= 1e-3 and repeat}
+
+
+def _meeg_scores(device: str, folder: Path) -> "object":
+    """The CI-sized simulated EEG stages (``simulated_meg_ci.yaml`` with a random-weight BERT): top-k table."""
+    import pandas as pd
+
+    from brainalign.config import validate_config
+    from brainalign.pipeline.electro import run_contrastive, run_epochs, run_simulate_electro
+    from brainalign.pipeline.stages import run_features, run_stimuli
+
+    def config(model_path: str | None) -> dict:
+        return validate_config({
+            "dataset": {"name": "gpu_check_meg", "kind": "simulated_meeg"},
+            "simulation": {"seed": 0, "n_subjects": 2, "n_words": 800, "planted_feature_set": "bert",
+                           "planted_layer": "2",
+                           "meeg": {"modality": "eeg", "montage": "biosemi32", "sfreq": 300.0, "n_runs": 4}},
+            "feature_sets": {"bert": {"kind": "transformer", "model_path": model_path, "layers": [2],
+                                      "context_words": 8}},
+            "electrophysiology": {"sfreq": 40.0}, "device": device, "threads": 1})
+
+    folder.mkdir(parents=True, exist_ok=True)
+    events = run_stimuli(config(None), folder / "events.tsv")
+    words = pd.read_csv(events, sep="\t")["word"].astype(str).tolist()
+    cfg = config(str(_tiny_bert(folder.parent / "bert", words)))
+    features = run_features(cfg, events, "bert", folder / "bert.h5", progress=False)
+    raw_dir = Path(run_simulate_electro(cfg, events, features, folder / "raw"))
+    subjects = sorted(p.name for p in raw_dir.iterdir() if p.is_dir())
+    epochs = [run_epochs(cfg, s, events, folder / f"{s}_epochs.h5", raw_dir=raw_dir) for s in subjects]
+    out = run_contrastive(cfg, epochs, events, features, folder / "contrastive", progress=False)
+    return pd.read_csv(Path(out) / "scores.csv")
+
+
+def step_meeg_stages() -> dict:
+    """The CI-sized simulated EEG config's stages with ``device: cpu`` and ``device: cuda`` (twice)."""
+    import numpy as np
+
+    if not _cuda():
+        return {"skipped": "no CUDA device"}
+    try:
+        import mne  # noqa: F401
+    except ImportError as err:
+        return {"skipped": f"MNE is missing ({err}); benchmarks/gpu_wheels.py fetches it"}
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {name: _meeg_scores(device, Path(tmp) / name)
+                for name, device in (("cpu", "cpu"), ("gpu1", DEVICE), ("gpu2", DEVICE))}
+    values = [c for c in runs["cpu"].columns if runs["cpu"][c].dtype.kind == "f"]
+    keys = [c for c in runs["cpu"].columns if c not in values]
+    merged = runs["cpu"].merge(runs["gpu1"], on=keys, suffixes=("_cpu", "_gpu"))
+    accuracy = [c for c in values if c in ("accuracy", "score", "topk_accuracy")] or values[:1]
+    diffs = {c: float(np.nanmax(np.abs(merged[f"{c}_cpu"] - merged[f"{c}_gpu"]))) for c in accuracy}
+    repeat = bool(runs["gpu1"].equals(runs["gpu2"]))
+    brain = merged[merged["decoder"] == "brain_module"] if "decoder" in merged else merged
+    return {"n_rows": len(merged), "all_rows_matched": len(merged) == len(runs["cpu"]),
+            "max_abs_diff_cpu_gpu": diffs, "gpu_runs_identical": repeat,
+            "brain_module_cpu": brain[[f"{c}_cpu" for c in accuracy]].round(3).to_dict("list"),
+            "brain_module_gpu": brain[[f"{c}_gpu" for c in accuracy]].round(3).to_dict("list"),
+            "ok": len(merged) == len(runs["cpu"]) and repeat and max(diffs.values()) <= 0.05}
 
 
 def step_contrastive() -> dict:
@@ -453,7 +630,7 @@ def _markdown(results: dict) -> str:
         lines += [f"## Kernel correctness: {len(kernels) - len(bad)} of {len(kernels)} shapes within tolerance", ""]
         lines += [f"- {r['cell']} DH={r['DH']} {r['dtype']}: {r.get('error') or r}" for r in bad]
         lines.append("")
-    for name in ("environment", "ridge", "fmri_stages", "contrastive", "decoding"):
+    for name in ("environment", "ridge", "ridge_shifts", "fmri_stages", "meeg_stages", "contrastive", "decoding"):
         lines += [f"## {name}", "", "```", json.dumps(results.get(name), indent=1), "```", ""]
     return "\n".join(lines)
 

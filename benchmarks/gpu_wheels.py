@@ -29,9 +29,11 @@ from importlib.metadata import version
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-#: Imported by the check and missing on the node (config validation, fMRI stages, the anchors, the VAE).
+#: Imported by the check and missing on the node (config validation, fMRI and M/EEG stages, the anchors, the VAE).
 PACKAGES = ["jsonschema", "jsonschema-specifications", "referencing", "rpds-py", "attrs", "nilearn", "nibabel",
-            "himalaya", "flashrnn", "diffusers", "pillow", "importlib-metadata", "zipp"]
+            "himalaya", "flashrnn", "diffusers", "pillow", "importlib-metadata", "zipp",
+            # the M/EEG stages: MNE and what it imports at run time
+            "mne", "pooch", "decorator", "lazy-loader", "jinja2", "markupsafe", "platformdirs"]
 FORBIDDEN = ("torch", "triton", "nvidia")
 LIMIT_MIB = 60
 

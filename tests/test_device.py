@@ -122,7 +122,7 @@ def test_the_slurm_profile_gets_a_gpu_request_exactly_for_the_gpu_rules(tmp_path
         return found
 
     on_gpu = requests("cuda")  # the dry run never touches a GPU: the request is decided from the config
-    assert on_gpu["features"] == {"gpu=1"}
-    assert all(v == {"-"} for rule, v in on_gpu.items() if rule != "features"), on_gpu
-    assert "score" in on_gpu and "responses" in on_gpu
+    assert on_gpu["features"] == on_gpu["score"] == {"gpu=1"}  # the ROI path's ridge and shifts: torch_cuda
+    assert all(v == {"-"} for rule, v in on_gpu.items() if rule not in ("features", "score")), on_gpu
+    assert "responses" in on_gpu and "ceiling" in on_gpu
     assert all(v == {"-"} for v in requests("auto").values())

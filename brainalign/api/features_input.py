@@ -39,7 +39,7 @@ def as_events(events: Any) -> pd.DataFrame | None:
 
 
 def _model_layers(model: Any, events: pd.DataFrame | None, *, context_words: int, layers: Any,
-                  progress: bool) -> tuple[dict[str, np.ndarray], str]:
+                  progress: bool, device: str = "cpu") -> tuple[dict[str, np.ndarray], str]:
     from ..features.words import extract_word_features
     from ..models.hf import LoadedModel, load_model
     from ..stimuli.events import context_groups
@@ -47,7 +47,11 @@ def _model_layers(model: Any, events: pd.DataFrame | None, *, context_words: int
     if events is None:
         raise BrainalignError("'features' is a model: give 'events' (the words heard, with their onsets in "
                               "seconds) so that its activations can be extracted.")
-    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    if isinstance(model, LoadedModel):
+        loaded = model  # the caller's model runs where the caller put it
+    else:
+        loaded = load_model(model)
+        loaded.model.to(device)
     arrays = extract_word_features(
         loaded.model, loaded.tokenizer, events["word"].astype(str).tolist(), context_groups(events),
         context_words=context_words, max_length=loaded.identity["max_length"],
@@ -67,7 +71,7 @@ def _h5_layers(path: Path, layers: Any) -> tuple[dict[str, np.ndarray], str]:
 
 def as_layers(
     features: Any, events: pd.DataFrame | None = None, *, layers: Any = None, context_words: int = 32,
-    progress: bool = True,
+    progress: bool = True, device: str = "cpu",
 ) -> tuple[dict[str, np.ndarray], str]:
     """Named 2-D float64 layers (rows = samples or words) and a name for the feature set.
 
@@ -88,6 +92,9 @@ def as_layers(
         Words of context per window for a model.
     progress : bool
         Show a progress bar while a model runs.
+    device : str
+        Torch device a model given by name or path runs on (a
+        ``LoadedModel`` stays where it is).
     """
     from ..models.hf import LoadedModel
 
@@ -95,7 +102,7 @@ def as_layers(
         arrays, name = dict(features.layers), features.model
     elif isinstance(features, LoadedModel):
         arrays, name = _model_layers(features, events, context_words=context_words, layers=layers,
-                                     progress=progress)
+                                     progress=progress, device=device)
     elif isinstance(features, (str, os.PathLike)):
         path = Path(features)
         if path.name.lower().endswith((".h5", ".hdf5")):
@@ -104,7 +111,7 @@ def as_layers(
             arrays, name = _h5_layers(path, layers)
         else:
             arrays, name = _model_layers(features, events, context_words=context_words, layers=layers,
-                                         progress=progress)
+                                         progress=progress, device=device)
     elif isinstance(features, Mapping):
         arrays, name = {str(k): v for k, v in features.items()}, "features"
     else:

@@ -161,6 +161,7 @@ def score_alignment(
     alphas: Any = DEFAULT_ALPHAS,
     alpha_per_target: bool = True,
     n_threads: int | None = 1,
+    device: str = "cpu",
     progress: bool = True,
 ) -> pd.DataFrame:
     """Score every layer of a model against every subject's responses with a cross-validated ridge encoder.
@@ -240,6 +241,13 @@ def score_alignment(
         many small solves (18.8 s against 0.53 s for one Alice subject on a
         busy 2-core machine); raise it for large designs on a node of your
         own, None leaves the libraries as they are.
+    device : {"cpu", "cuda", "cuda:N", "auto"}, default="cpu"
+        Where the ridge encoders run (the ``torch_cuda`` array backend on a
+        GPU, float64; the same alphas and scores as the CPU to about 1e-12)
+        and where a model given by name or path is run. A ``LoadedModel``
+        runs on the device it is on. ``cuda`` without a GPU is an error
+        naming ``device``; on a GPU, deterministic algorithms are turned on
+        (docs/gpu.md).
     progress : bool
         Show a progress bar over layers and subjects.
 
@@ -260,9 +268,13 @@ def score_alignment(
         Fewer than :data:`FEW_SUBJECTS` subjects behind an estimated ceiling;
         a ceiling below ``min_ceiling`` or negative; normalized scores above 1.
     """
+    from ..backend.device import resolve_device, ridge_backend
     from ..backend.threads import limited_threads
     from ..encoders.ridge import cross_validated_pearson
     from ..metrics.ceilings.isc import normalized_score
+
+    where = resolve_device({"device": device})
+    backend = ridge_backend(where)
 
     subject_list, stated = as_subjects(responses, subjects=subjects, unit_names=unit_names, rois=rois,
                                        atlas=atlas, mask=mask, atlas_labels=atlas_labels, runs=runs)
@@ -280,7 +292,7 @@ def score_alignment(
         import torch  # noqa: F401 -- imported first, so that the thread limit below reaches it
     with limited_threads(n_threads):
         layer_arrays, name = as_layers(features, table_events, layers=layers, context_words=context_words,
-                                       progress=progress)
+                                       progress=progress, device=where)
         cleaned = [_clean(s.data, s, interval, high_pass, confounds)
                    if clean and not s.epochs and s.preprocessing is None else s.data for s in subject_list]
         rows, cv_names = [], set()
@@ -294,7 +306,7 @@ def score_alignment(
                 by_run = leave_one_run_out and np.unique(ref.runs).size >= 2
                 res = cross_validated_pearson(x, y, outer_cv=outer_folds, inner_cv=inner_folds, gap=gap,
                                               alphas=alphas, alpha_per_target=alpha_per_target,
-                                              groups=ref.runs if by_run else None)
+                                              groups=ref.runs if by_run else None, backend=backend)
                 cv = f"leave_one_run_out_gap{gap}" if by_run else f"contiguous{outer_folds}_gap{gap}"
                 cv_names.add(cv)
                 alpha = np.exp(np.mean(np.log(res["alphas"]), axis=0))
@@ -334,5 +346,6 @@ def score_alignment(
         "gap": gap, "alpha_per_target": alpha_per_target, "clean": clean, "high_pass": high_pass,
         "hrf_model": hrf_model, "ceiling": ceiling if isinstance(ceiling, str) or ceiling is None else "given",
         "min_ceiling": min_ceiling, "n_subjects": len(subject_list), "n_threads": n_threads,
+        "device": where,
     }
     return table

@@ -33,6 +33,7 @@ from brainalign._validation import (
     check_params,
     is_int,
 )
+from brainalign.backend import ALL_BACKENDS, get_backend
 from brainalign.encoders._base import SklearnTags
 from brainalign.encoders.cv import ContiguousKFold
 from brainalign.encoders.ridge_core import DEFAULT_ALPHAS, TIE_TOLERANCE, RidgeSVD
@@ -222,6 +223,13 @@ class RidgeCVEncoder(SklearnTags):
         Inner-CV criterion: the held-out Pearson r (scale-free, the score the
         workflow reports) or R² (penalises shrunken predictions; use it when
         R² itself is reported, e.g. variance partitioning).
+    backend : {"numpy", "torch", "torch_cuda"}, default="numpy"
+        Where the SVDs and products run, in float64 (:mod:`brainalign.backend`;
+        ``torch_cuda`` is the workflow's ``device: cuda``). The held-out
+        criterion and the alpha choice are computed with NumPy on the
+        predictions, so every backend applies the same rules; scores agree
+        with ``numpy`` to rounding error (about 1e-12). Fitted attributes are
+        NumPy arrays whatever the backend.
 
     Attributes
     ----------
@@ -252,6 +260,7 @@ class RidgeCVEncoder(SklearnTags):
         **CV_CONSTRAINTS,
         "fit_intercept": [Boolean()],
         "scoring": [Options("pearson", "r2")],
+        "backend": [Options(*ALL_BACKENDS)],
     }  # alphas has its own check (_check_alphas)
 
     def __init__(
@@ -263,6 +272,7 @@ class RidgeCVEncoder(SklearnTags):
         alpha_per_target: bool = True,
         fit_intercept: bool = True,
         scoring: str = "pearson",
+        backend: str = "numpy",
     ):
         self.alphas = alphas
         self.cv = cv
@@ -270,12 +280,13 @@ class RidgeCVEncoder(SklearnTags):
         self.alpha_per_target = alpha_per_target
         self.fit_intercept = fit_intercept
         self.scoring = scoring
+        self.backend = backend
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(alphas=<{np.size(self.alphas)} values>, cv={self.cv!r}, "
             f"gap={self.gap!r}, alpha_per_target={self.alpha_per_target!r}, "
-            f"fit_intercept={self.fit_intercept!r}, scoring={self.scoring!r})"
+            f"fit_intercept={self.fit_intercept!r}, scoring={self.scoring!r}, backend={self.backend!r})"
         )
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -287,6 +298,7 @@ class RidgeCVEncoder(SklearnTags):
             "alpha_per_target": self.alpha_per_target,
             "fit_intercept": self.fit_intercept,
             "scoring": self.scoring,
+            "backend": self.backend,
         }
 
     def set_params(self, **params: Any) -> "RidgeCVEncoder":
@@ -322,6 +334,7 @@ class RidgeCVEncoder(SklearnTags):
         alphas = _check_alphas(self.alphas)
         splitter = _splitter(self.cv, self.gap)
         per_target, fit_intercept, scoring = bool(self.alpha_per_target), bool(self.fit_intercept), self.scoring
+        backend = get_backend(self.backend)
         Xf = _as_features(X, "X")
         Yf = _as_targets(Y, "Y")
         y_1d = np.asarray(Y).ndim == 1
@@ -337,7 +350,7 @@ class RidgeCVEncoder(SklearnTags):
                 Xtr, Ytr, Xte = Xtr - x_mean, Ytr - y_mean, Xte - x_mean
             else:
                 y_mean = np.zeros(n_targets)
-            path = RidgeSVD(Xtr, Ytr)
+            path = RidgeSVD(Xtr, Ytr, backend)
             for i, pred in enumerate(path.predictions(Xte, alphas)):
                 if scoring == "pearson":
                     # The intercept shifts predictions only, which leaves r unchanged.
@@ -354,7 +367,7 @@ class RidgeCVEncoder(SklearnTags):
             x_mean, y_mean = np.zeros(Xf.shape[1]), np.zeros(n_targets)
             Xc, Yc = Xf, Yf
         self.alpha_ = alphas[best]
-        self.coef_ = RidgeSVD(Xc, Yc).coefs(self.alpha_)
+        self.coef_ = RidgeSVD(Xc, Yc, backend).coefs(self.alpha_)
         self.intercept_ = y_mean - x_mean @ self.coef_ if fit_intercept else np.zeros(n_targets)
         self.cv_scores_ = cv_scores
         self.alpha_criterion_ = "inner_cv_pearson_r" if scoring == "pearson" else "inner_cv_r2"
@@ -419,6 +432,7 @@ def cross_validated_pearson(
     alpha_per_target: bool = True,
     pooled: bool = False,
     groups: ArrayLike | None = None,
+    backend: str = "numpy",
 ) -> dict[str, np.ndarray]:
     """Nested cross-validated Pearson r of a ridge encoding model.
 
@@ -455,6 +469,9 @@ def cross_validated_pearson(
         ``outer_cv`` is then ignored; a splitter receives ``groups``) and the
         inner loop is leave-one-run-out over the training runs when at least
         two remain, contiguous K-fold within the single training run otherwise.
+    backend : {"numpy", "torch", "torch_cuda"}, default="numpy"
+        Array backend of the SVDs and products (:class:`RidgeCVEncoder`;
+        ``torch_cuda``: the workflow's ``device: cuda``).
 
     Returns
     -------
@@ -507,7 +524,7 @@ def cross_validated_pearson(
             )
         tested[test] = True
         encoder = RidgeCVEncoder(
-            alphas=alphas_arr, cv=inner_cv, gap=gap, alpha_per_target=alpha_per_target
+            alphas=alphas_arr, cv=inner_cv, gap=gap, alpha_per_target=alpha_per_target, backend=backend
         )
         inner_groups = None
         if groups is not None and np.unique(groups[train]).size >= 2:

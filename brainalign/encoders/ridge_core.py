@@ -117,33 +117,64 @@ def shrinkage(s: np.ndarray, alpha: float, shape: tuple[int, int]) -> np.ndarray
 
 
 class RidgeSVD:
-    """One SVD of a training matrix, reused for every alpha."""
+    """One SVD of a training matrix, reused for every alpha.
 
-    def __init__(self, X_train: np.ndarray, Y_train: np.ndarray):
+    Parameters
+    ----------
+    X_train : ndarray of shape (n_train, n_features)
+    Y_train : ndarray of shape (n_train, n_targets)
+    backend : module, optional
+        An array backend (:func:`brainalign.backend.get_backend`) for the SVD
+        and the products, in float64 (a GPU with ``torch_cuda``). None or
+        ``numpy``: LAPACK's ``gesdd`` through SciPy (:func:`thin_svd`).
+        Results come back as NumPy arrays either way; the two agree to
+        rounding error (about 1e-12 relative).
+    """
+
+    def __init__(self, X_train: np.ndarray, Y_train: np.ndarray, backend: Any = None):
         self.shape = X_train.shape
-        U, self.s, Vt = thin_svd(X_train)
-        self.V = Vt.T  # (n_features, k)
-        self.UtY = U.T @ Y_train  # (k, n_targets)
+        self._backend = None if backend is None or backend.name == "numpy" else backend
+        if self._backend is None:
+            U, self.s, Vt = thin_svd(X_train)
+            self.V = Vt.T  # (n_features, k)
+            self.UtY = U.T @ Y_train  # (k, n_targets)
+            return
+        bk = self._backend
+        U, s, Vt = bk.svd(bk.asarray(X_train, dtype="float64"))
+        self.s = bk.to_numpy(s)  # the gains are computed on the host (a few hundred values)
+        self.V = Vt.T
+        self.UtY = bk.matmul(U.T, bk.asarray(Y_train, dtype="float64"))
+
+    def _gains(self, alpha: float) -> Any:
+        d = shrinkage(self.s, float(alpha), self.shape)[:, None]
+        return d if self._backend is None else self._backend.asarray(d, dtype="float64")
 
     def predictions(self, X_test: np.ndarray, alphas: Iterable[float]) -> Iterator[np.ndarray]:
-        """Yield test predictions (n_test, n_targets) for each alpha in turn."""
-        XV = X_test @ self.V  # (n_test, k)
+        """Yield test predictions (n_test, n_targets) for each alpha in turn (NumPy arrays)."""
+        if self._backend is None:
+            XV = X_test @ self.V  # (n_test, k)
+            for alpha in alphas:
+                yield XV @ (self._gains(alpha) * self.UtY)
+            return
+        bk = self._backend
+        XV = bk.matmul(bk.asarray(X_test, dtype="float64"), self.V)
         for alpha in alphas:
-            yield XV @ (shrinkage(self.s, float(alpha), self.shape)[:, None] * self.UtY)
+            yield bk.to_numpy(bk.matmul(XV, self._gains(alpha) * self.UtY))
 
     def coefs(self, alpha_per_target: np.ndarray) -> np.ndarray:
-        """Coefficients (n_features, n_targets), column j with ``alpha_per_target[j]``."""
+        """Coefficients (n_features, n_targets), column j with ``alpha_per_target[j]`` (a NumPy array)."""
         coef = np.empty((self.V.shape[0], self.UtY.shape[1]))
         for alpha in np.unique(alpha_per_target):
             cols = alpha_per_target == alpha
-            d = shrinkage(self.s, float(alpha), self.shape)
-            coef[:, cols] = self.V @ (d[:, None] * self.UtY[:, cols])
+            if self._backend is None:
+                coef[:, cols] = self.V @ (self._gains(alpha) * self.UtY[:, cols])
+            else:
+                bk = self._backend
+                picked = bk.take(self.UtY, np.flatnonzero(cols), axis=1)
+                coef[:, cols] = bk.to_numpy(bk.matmul(self.V, self._gains(alpha) * picked))
         return coef
 
 
-# --------------------------------------------------------------------------- #
-# eigendecompositions (array backends, batched over targets)
-# --------------------------------------------------------------------------- #
 def raise_nonfinite(a: np.ndarray, name: str, col_offset: int = 0) -> None:
     """Raise a :class:`BrainalignError` naming the first NaN or infinite value of ``a``."""
     bad = ~np.isfinite(a)
@@ -491,15 +522,21 @@ class BatchedSolver:
             )
 
 
-def fold_eigendecomposition(X: np.ndarray, train: np.ndarray, test: np.ndarray, gram: np.ndarray | None
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def fold_eigendecomposition(X: Any, train: np.ndarray, test: np.ndarray, gram: Any | None, backend: Any = None
+                            ) -> tuple[Any, Any, Any]:
     """``U``, ``s`` and ``(X_test − m) V`` of the centred training design ``X_train − m = U diag(s) Vᵀ``.
 
     Through the eigendecomposition of the smaller Gram matrix, several times
     faster than an SVD for the permutations' many small decompositions. For
     wide designs the centred kernels are read off ``gram = X Xᵀ`` (computed
     once for all folds): ``(X_a − m)(X_b − m)ᵀ = K_ab − K_a· 1/n − 1/n K_·b + mean(K_tt)``.
+
+    With a torch ``backend``, ``X`` and ``gram`` are float64 tensors of that
+    backend and so are the results (the GPU's ``eigh``); None or ``numpy``:
+    NumPy arrays and LAPACK.
     """
+    if backend is not None and backend.name != "numpy":
+        return _fold_eigendecomposition_on(backend, X, train, test, gram)
     n_tr = train.size
     if gram is not None:
         Ktt = gram[np.ix_(train, train)]
@@ -521,3 +558,26 @@ def fold_eigendecomposition(X: np.ndarray, train: np.ndarray, test: np.ndarray, 
     w, V = w[keep], V[:, keep]
     s = np.sqrt(w)
     return (Xc @ V) / s, s, (X[test] - mean) @ V
+
+
+def _fold_eigendecomposition_on(bk: Any, X: Any, train: np.ndarray, test: np.ndarray, gram: Any | None
+                                ) -> tuple[Any, Any, Any]:
+    """:func:`fold_eigendecomposition` on a torch backend (float64 tensors in and out)."""
+    if gram is not None:
+        Ktt = bk.take(bk.take(gram, train, axis=0), train, axis=1)
+        row = bk.mean_float64(Ktt, axis=1)
+        total = bk.mean_float64(row)
+        Kc = Ktt - row[:, None] - row[None, :] + total
+        Kst = bk.take(bk.take(gram, test, axis=0), train, axis=1)
+        Kst_c = Kst - bk.mean_float64(Kst, axis=1)[:, None] - row[None, :] + total
+        w, U = bk.eigh(Kc)
+        keep = np.flatnonzero(eigen_floor(bk.to_numpy(w), (train.size, X.shape[1])))
+        U, s = bk.take(U, keep, axis=1), bk.take(w, keep) ** 0.5
+        return U, s, bk.matmul(Kst_c, U / s)
+    Xtr = bk.take(X, train)
+    mean = bk.mean_float64(Xtr, axis=0)
+    Xc = Xtr - mean
+    w, V = bk.eigh(bk.matmul(Xc.T, Xc))
+    keep = np.flatnonzero(eigen_floor(bk.to_numpy(w), tuple(Xc.shape)))
+    V, s = bk.take(V, keep, axis=1), bk.take(w, keep) ** 0.5
+    return bk.matmul(Xc, V) / s, s, bk.matmul(bk.take(X, test) - mean, V)

@@ -59,6 +59,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from brainalign._validation import BrainalignError, check_2d, check_int, check_random_state
+from brainalign.backend import get_backend
 from brainalign.encoders.ridge_core import fold_eigendecomposition, shrinkage
 
 __all__ = ["FoldOperators", "RefitShiftResult", "circular_shift_indices", "refit_shift_test", "refit_shift_tests"]
@@ -126,11 +127,19 @@ class FoldOperators:
         How many times the operators will be applied (the permutations, when
         the responses are shifted), over which building one matrix per
         penalty is amortized.
+    backend : module, optional
+        A torch array backend (:func:`brainalign.backend.get_backend`; a GPU
+        with ``torch_cuda``): ``X`` may then be a float64 tensor of it, the
+        decompositions and operators live there, and :meth:`fold_predictions`
+        takes and returns its tensors. None: NumPy.
     """
 
     def __init__(self, X: ArrayLike, folds: Sequence[Fold], alphas: ArrayLike | _PenaltyTable,
-                 n_targets: int | None = None, dtype: Any = np.float32, applications: int = 1):
-        X = check_2d(X, "X", "features")
+                 n_targets: int | None = None, dtype: Any = np.float32, applications: int = 1,
+                 backend: Any = None):
+        self.backend = None if backend is None or backend.name == "numpy" else backend
+        self._xp = self.backend or get_backend("numpy")  # the module of fold_predictions' arrays
+        X = check_2d(X, "X", "features") if self.backend is None else self.backend.asarray(X, dtype="float64")
         self.folds = [(np.asarray(tr, dtype=np.intp), np.asarray(te, dtype=np.intp)) for tr, te in folds]
         if not self.folds:
             raise BrainalignError("'folds' must hold at least one (train, test) pair.")
@@ -145,10 +154,16 @@ class FoldOperators:
         # Per fold: ("dense", H) for one shared penalty, else ("factors", A, Q, gains (r, n_penalties)).
         self._ops: list[tuple] = []
         for k, (train, test) in enumerate(self.folds):
-            U, s, XtV = fold_eigendecomposition(X, train, test, gram)
+            U, s, XtV = fold_eigendecomposition(X, train, test, gram, self.backend)
             values = table.values[k]
             shape = (train.size, X.shape[1])
-            r = s.size
+            r = s.shape[0]
+            if self.backend is not None:
+                self._ops.append(self._fold_operator_on(U, s, XtV, values, shape, dense=(
+                    values.size * test.size * r * train.size / max(int(applications), 1)
+                    + test.size * train.size * width * (1 if values.size == 1 else 2)
+                    < r * (train.size + test.size) * width)))
+                continue
             # Operations: one matrix per penalty, built once for ``applications`` uses, applied to column
             # groups gathered by penalty (counted twice) unless shared; or the two factors per use.
             build = values.size * test.size * r * train.size / max(int(applications), 1)
@@ -161,6 +176,18 @@ class FoldOperators:
             gains = np.stack([shrinkage(s, float(alpha), shape) for alpha in values], axis=1)
             self._ops.append(("factors", XtV.astype(self.dtype), np.ascontiguousarray(U.T, dtype=self.dtype),
                               gains.astype(self.dtype)))
+
+    def _fold_operator_on(self, U: Any, s: Any, XtV: Any, values: np.ndarray, shape: tuple[int, int],
+                          dense: bool) -> tuple:
+        """One fold's operator on the torch backend (the same two forms as on NumPy)."""
+        bk, dtype = self.backend, self.dtype
+        s_host = bk.to_numpy(s)
+        gains = bk.asarray(np.stack([shrinkage(s_host, float(alpha), shape) for alpha in values], axis=1),
+                           dtype="float64")  # (r, n_penalties)
+        if dense:
+            return ("dense", {float(alpha): bk.astype(bk.matmul(XtV * gains[:, j], U.T), dtype)
+                              for j, alpha in enumerate(values)})
+        return ("factors", bk.astype(XtV, dtype), bk.astype(U.T, dtype).contiguous(), bk.astype(gains, dtype))
 
     @property
     def n_targets(self) -> int:
@@ -184,30 +211,46 @@ class FoldOperators:
         -------
         list of ndarray, one (n_test, n_batch) array per fold
         """
+        bk = self._xp
         out = []
         shared = self.alphas.shape[1] == 1
         for k, (train, test) in enumerate(self.folds):
-            Ytr = Y[train]
+            Ytr = bk.take(Y, train)
             op = self._ops[k]
             if op[0] == "dense":
                 if len(op[1]) == 1:
-                    pred = next(iter(op[1].values())) @ Ytr
+                    pred = bk.matmul(next(iter(op[1].values())), Ytr)
                 else:
-                    pred = np.empty((test.size, Y.shape[1]), dtype=self.dtype)
+                    pred = bk.empty((test.size, Y.shape[1]), dtype=self.dtype)
                     codes = self._table.codes[k][targets]
                     for code, H in enumerate(op[1].values()):
                         cols = np.flatnonzero(codes == code)
                         if cols.size:
-                            pred[:, cols] = H @ Ytr[:, cols]
+                            _put_columns(pred, cols, bk.matmul(H, bk.take(Ytr, cols, axis=1)))
             else:
                 _, A, Q, gains = op
-                projected = Q @ Ytr  # (r, n_batch)
-                projected *= gains[:, :1] if shared else gains[:, self._table.codes[k][targets]]
-                pred = A @ projected
+                projected = bk.matmul(Q, Ytr)  # (r, n_batch)
+                projected *= gains[:, :1] if shared else bk.take(gains, self._table.codes[k][targets], axis=1)
+                pred = bk.matmul(A, projected)
             if intercept:
-                pred += Ytr.mean(axis=0, dtype=np.float64).astype(self.dtype)
+                pred += bk.astype(bk.mean_float64(Ytr, axis=0), self.dtype)
             out.append(pred)
         return out
+
+
+def _torch() -> Any:
+    """The torch module (imported only when a torch backend is in use)."""
+    import torch
+
+    return torch
+
+
+def _put_columns(target: Any, cols: np.ndarray, values: Any) -> None:
+    """``target[:, cols] = values`` for a NumPy array or a torch tensor."""
+    if isinstance(target, np.ndarray):
+        target[:, cols] = values
+    else:
+        target.index_copy_(1, _torch().as_tensor(cols, device=target.device), values)
 
 
 class RefitShiftResult(NamedTuple):
@@ -233,17 +276,30 @@ class RefitShiftResult(NamedTuple):
     null: np.ndarray | None
 
 
-def _centred_columns(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Columns minus their means (float64 accumulation, ``a``'s precision) and their float64 norms."""
+def _centred_columns(a: Any) -> tuple[Any, Any]:
+    """Columns minus their means (float64 accumulation, ``a``'s precision) and their float64 norms.
+
+    ``a`` is a NumPy array or a torch tensor (the backends' arrays); the results are of the same kind.
+    """
+    if not isinstance(a, np.ndarray):
+        c = a - a.mean(dim=0, dtype=_torch().float64)
+        return c.to(a.dtype), (c * c).sum(dim=0).sqrt()
     c = a - a.mean(axis=0, dtype=np.float64)
     return c.astype(a.dtype, copy=False), np.sqrt(np.einsum("ij,ij->j", c, c, dtype=np.float64))
 
 
-def _pearson_centred(pred: np.ndarray, yc: np.ndarray, ynorm: np.ndarray) -> np.ndarray:
-    """Column-wise r of ``pred`` with centred responses ``yc`` of norms ``ynorm``; 0 where a column is constant."""
+def _pearson_centred(pred: Any, yc: Any, ynorm: Any) -> np.ndarray:
+    """Column-wise r of ``pred`` with centred responses ``yc`` of norms ``ynorm``; 0 where a column is constant.
+
+    NumPy arrays or torch tensors in; a NumPy array out.
+    """
     pc, pnorm = _centred_columns(pred)
-    num = np.einsum("ij,ij->j", pc, yc, dtype=np.float64)
-    den = pnorm * ynorm
+    if isinstance(pc, np.ndarray):
+        num = np.einsum("ij,ij->j", pc, yc, dtype=np.float64)
+        den = pnorm * ynorm
+    else:
+        num = (pc.double() * yc.double()).sum(dim=0).cpu().numpy()
+        den = (pnorm * ynorm).cpu().numpy()
     r = np.zeros(pred.shape[1])
     np.divide(num, den, out=r, where=den > 0)
     return np.clip(r, -1.0, 1.0)
@@ -265,7 +321,8 @@ def _cv_score(Y: np.ndarray, ops: FoldOperators, targets: np.ndarray, pooled: bo
     preds = ops.fold_predictions(Y, targets, intercept=pooled)
     if pooled:
         tested = np.concatenate([te for _, te in ops.folds])
-        return _pearson_columns(Y[tested], np.concatenate(preds))
+        joined = np.concatenate(preds) if isinstance(Y, np.ndarray) else _torch().cat(preds)
+        return _pearson_columns(Y[tested], joined)
     test_side = _test_side(Y, ops.folds) if test_side is None else test_side
     return np.mean([_pearson_centred(p, yc, norm) for p, (yc, norm) in zip(preds, test_side)], axis=0)
 
@@ -329,6 +386,7 @@ def refit_shift_tests(
     n_targets_batch: int | None = None,
     dtype: Any = np.float32,
     progress: bool = False,
+    backend: str | None = None,
 ) -> dict[str, RefitShiftResult]:
     """Refit circular-shift tests of several designs (layers) against the same responses.
 
@@ -375,6 +433,15 @@ def refit_shift_tests(
         Precision of the products with the responses.
     progress : bool
         Show a progress bar over permutations.
+    backend : {"numpy", "torch", "torch_cuda"}, optional
+        Where the permutations run (:mod:`brainalign.backend`; ``torch_cuda``
+        is the workflow's ``device: cuda``): the responses, the shifted and
+        re-cleaned series, the decompositions (float64) and the products
+        (``dtype``). ``clean`` runs there too when it is a
+        :class:`~brainalign.preprocess.fmri.LinearCleaner` (its matrices are
+        moved once); another callable runs on the host. The shifts are the
+        same on every backend; the scores agree with NumPy's to rounding
+        error. None: NumPy.
 
     Returns
     -------
@@ -397,6 +464,7 @@ def refit_shift_tests(
     h = None if stop_after is None else check_int("stop_after", stop_after, 1)
     step = n_targets if n_targets_batch is None else check_int("n_targets_batch", n_targets_batch, 1)
     clean = clean if clean is not None else (lambda x: x)
+    bk = None if backend is None or backend == "numpy" else get_backend(backend)
     raw, alphas = {}, {}
     for name, (X, a) in designs.items():
         raw[name] = check_2d(X, f"designs[{name!r}]", "features")
@@ -405,8 +473,19 @@ def refit_shift_tests(
         alphas[name] = a
     # Shifting the responses applies the observed operators at every permutation.
     uses = n_perm + 1 if shift == "responses" else 1
-    ops = {name: FoldOperators(clean(raw[name]), folds, alphas[name], min(step, n_targets), dtype, uses)
+    ops = {name: FoldOperators(clean(raw[name]), folds, alphas[name], min(step, n_targets), dtype, uses, bk)
            for name in raw}
+    # The shifted series: gathered and cleaned where the scores are computed.
+    if bk is None:
+        def shifted_rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            return clean(a[rows])
+    else:
+        clean_there = clean.on(bk) if hasattr(clean, "on") else (
+            lambda x: bk.asarray(clean(bk.to_numpy(x)), dtype="float64"))
+        raw = {name: bk.asarray(x, dtype="float64") for name, x in raw.items()}
+
+        def shifted_rows(a: Any, rows: np.ndarray) -> Any:
+            return clean_there(bk.take(a, rows))
     for name, op in ops.items():
         if op.n_targets not in (1, n_targets):
             raise BrainalignError(f"design {name!r}: 'alphas' has {op.n_targets} columns for {n_targets} targets.")
@@ -423,6 +502,8 @@ def refit_shift_tests(
     for start in range(0, n_targets, step):
         cols = np.arange(start, min(start + step, n_targets))
         block = np.ascontiguousarray(Yf[:, cols], dtype=dtype)
+        if bk is not None:
+            block = bk.asarray(block)
         side = None if pooled or shift == "responses" else _test_side(block, folds)
         for name, op in ops.items():
             observed[name][cols] = _cv_score(block, op, cols, pooled, side)
@@ -435,7 +516,8 @@ def refit_shift_tests(
             shifted = union = None
             if shift == "responses":
                 union = np.flatnonzero(np.logical_or.reduce(list(active.values())))
-                shifted = np.asarray(clean(block[index[b]][:, union]), dtype=dtype)
+                shifted = shifted_rows(block[:, union], index[b])
+                shifted = np.asarray(shifted, dtype=dtype) if bk is None else bk.astype(shifted, dtype)
             for name in ops:
                 loc = np.flatnonzero(active[name])
                 if loc.size == 0:
@@ -448,7 +530,8 @@ def refit_shift_tests(
                         side_w = None if side is None else [(yc[:, loc], norm[loc]) for yc, norm in side]
                         members, Yw = loc, block[:, loc]
                         work[name] = (members, Yw, side_w)
-                    op = FoldOperators(clean(raw[name][index[b]]), folds, tables[name], members.size, dtype)
+                    op = FoldOperators(shifted_rows(raw[name], index[b]), folds, tables[name], members.size, dtype,
+                                       backend=bk)
                     values = _cv_score(Yw, op, cols[members], pooled, side_w)
                     if members.size > loc.size:
                         values = values[active[name][members]]

@@ -394,7 +394,7 @@ def _few(names: Sequence[str], n: int = 5) -> str:
 
 def refit_pvalues(
     cfg: dict[str, Any], y: np.ndarray, fits: dict[str, tuple[np.ndarray, dict[str, Any]]], ref: Responses,
-    progress: bool = False,
+    progress: bool = False, backend: str = "numpy",
 ) -> dict[str, np.ndarray]:
     """Per-target p-values of each layer's cross-validated score (refit circular-shift test).
 
@@ -421,6 +421,10 @@ def refit_pvalues(
         the ``alphas`` per fold and target.
     ref : Responses
         The subject whose runs, TR and confounds define the cleaning.
+    progress : bool
+        Show the permutations' progress bar.
+    backend : {"numpy", "torch", "torch_cuda"}
+        Array backend of the permutations (``torch_cuda`` with ``device: cuda``).
 
     Returns
     -------
@@ -446,7 +450,7 @@ def refit_pvalues(
         y, {layer: (raw_x, res["alphas"]) for layer, (raw_x, res) in fits.items()}, folds, runs=ref.runs,
         clean=clean, shift=null_shift(cfg, ref), pooled=bool(cfg["encoder"]["pooled"]), n_permutations=n_perm,
         min_shift=int(stats_cfg["min_shift"]), stop_after=stop or None,
-        random_state=np.random.default_rng([int(stats_cfg["seed"]), 1]), progress=progress,
+        random_state=np.random.default_rng([int(stats_cfg["seed"]), 1]), progress=progress, backend=backend,
     )
     return {layer: t.pvalues for layer, t in tests.items()}
 
@@ -538,11 +542,13 @@ def run_score(
     p-value, and in ``score_pooled`` the r of all held-out predictions
     concatenated (whatever ``encoder.pooled`` says, so both can be compared).
     """
+    from ..backend.device import resolve_device, ridge_backend
     from ..encoders.ridge import cross_validated_pearson
     from ..preprocess.fmri import clean_signals
 
     _set_threads(threads)
     enc = cfg["encoder"]
+    backend = ridge_backend(resolve_device(cfg))
     instance = feature_set_instances(cfg)
     design = read_features(design_path, kind="design")
     spec = instance.get(design.model)
@@ -567,8 +573,9 @@ def run_score(
             ref = group[0]
             x = clean_signals(raw_x, ref.sampling, cfg["preprocessing"], ref.runs, ref.confounds)
             y = np.concatenate([r.data for r in group], axis=1)
-            res = cross_validated_pearson(x, y, **encoder_cv_options(enc), groups=cv_groups(cfg, ref.runs))
-            pvalues = refit_pvalues(cfg, y, {layer: (raw_x, res)}, ref)[layer]
+            res = cross_validated_pearson(x, y, **encoder_cv_options(enc), groups=cv_groups(cfg, ref.runs),
+                                          backend=backend)
+            pvalues = refit_pvalues(cfg, y, {layer: (raw_x, res)}, ref, backend=backend)[layer]
             col = 0
             for r in group:
                 for unit, roi in zip(r.unit_names, r.unit_rois):

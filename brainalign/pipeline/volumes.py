@@ -341,7 +341,8 @@ def run_volume_score(
                          "fold_scores": np.empty((len(layers), n_folds, n_units), np.float32),
                          "alpha": np.empty((len(layers), n_units), np.float32),
                          "p_value": np.empty((len(layers), n_units), np.float32)}
-            pvalues = refit_pvalues(cfg, y, {layer: (design.layers[layer], fits[layer]) for layer in layers}, resp)
+            pvalues = refit_pvalues(cfg, y, {layer: (design.layers[layer], fits[layer]) for layer in layers}, resp,
+                                     backend=backend)
             for li, layer in enumerate(layers):
                 res = fits[layer]
                 store["score"][li, cols] = res["score"]

@@ -8,7 +8,7 @@ Without it, slow drifts dominate single-subject scores (see docs/method.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -138,3 +138,27 @@ class LinearCleaner:
                 block = np.divide(centred, sd, out=np.zeros_like(centred), where=sd > 0)
             out[rows] = block
         return out
+
+    def on(self, backend: Any) -> Callable[[Any], Any]:
+        """This cleaning for float64 tensors of a torch array backend (a GPU with ``torch_cuda``).
+
+        The run matrices are moved to the backend once; the returned callable
+        maps a tensor (n_samples, n_columns) to its cleaned float64 tensor,
+        equal to :meth:`__call__` up to rounding.
+        """
+        blocks = [(rows, backend.asarray(L, dtype="float64")) for rows, L in self.blocks]
+        standardize = self.standardize
+
+        def clean(signals: Any) -> Any:
+            signals = backend.asarray(signals, dtype="float64")
+            out = backend.empty(tuple(signals.shape), dtype="float64")
+            for rows, L in blocks:
+                block = backend.matmul(L, signals[rows])
+                if standardize:
+                    centred = block - block.mean(dim=0)
+                    sd = centred.std(dim=0, correction=1)
+                    block = (centred / sd.where(sd > 0, 1.0)) * (sd > 0)
+                out[rows] = block
+            return out
+
+        return clean

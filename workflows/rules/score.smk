@@ -77,6 +77,8 @@ if FMRI:
             benchmark:
                 f"{RESULTS}/benchmarks/score/{{fs}}.tsv"
             threads: THREADS
+            resources:
+                gpu=GPU,
             params:
                 threads=THREADS,
             shell:
