@@ -184,6 +184,25 @@ def step_kernel_table() -> dict:
     return {"B": rnn_kernels.B, "T": rnn_kernels.T, "unit": "ms (median)", "table": table}
 
 
+def _himalaya_ridgecv_seconds(backend: str, x, y, runs, alphas) -> float:
+    """Seconds of himalaya's ``RidgeCV`` over the leave-one-run-out folds (inner: leave one training run out)."""
+    import numpy as np
+    from himalaya.backend import set_backend
+    from himalaya.ridge import RidgeCV
+
+    set_backend(backend)
+    _sync()
+    t0 = time.perf_counter()
+    for test_run in np.unique(runs):
+        train = runs != test_run
+        inner = [(np.flatnonzero(runs[train] != r), np.flatnonzero(runs[train] == r)) for r in np.unique(runs[train])]
+        model = RidgeCV(alphas=alphas, cv=inner, solver_params={"n_targets_batch": 20000})
+        model.fit(x[train], y[train])
+        model.predict(x[~train])
+    _sync()
+    return time.perf_counter() - t0
+
+
 def step_ridge() -> dict:
     import numpy as np
 
@@ -211,21 +230,7 @@ def step_ridge() -> dict:
     cpu = nested_cv_pearson(x, y[:, :2000], backend="numpy", **options)
     out["max_abs_diff_r_vs_numpy_2000_voxels"] = float(np.abs(cpu["score"] - ours["score"][:2000]).max())
     try:
-        from himalaya.backend import set_backend
-        from himalaya.ridge import RidgeCV
-
-        set_backend(backend)
-        _sync()
-        t0 = time.perf_counter()
-        for test_run in range(n_runs):
-            train = groups != test_run
-            inner = [(np.flatnonzero(groups[train] != r), np.flatnonzero(groups[train] == r))
-                     for r in np.unique(groups[train])]
-            model = RidgeCV(alphas=alphas, cv=inner, solver_params={"n_targets_batch": 20000})
-            model.fit(x[train], y[train])
-            model.predict(x[~train])
-        _sync()
-        out[f"himalaya_{backend}_s"] = time.perf_counter() - t0
+        out[f"himalaya_{backend}_s"] = _himalaya_ridgecv_seconds(backend, x, y, groups, alphas)
         out["speedup_vs_himalaya"] = out[f"himalaya_{backend}_s"] / ours_s
     except ImportError as err:
         out["himalaya"] = f"skipped: {err}"
@@ -300,20 +305,10 @@ def step_ridge_shifts() -> dict:
     out["pvalues_equal_vs_numpy"] = bool(np.array_equal(ours.pvalues, ref.pvalues))
     try:
         from himalaya.backend import set_backend
-        from himalaya.ridge import Ridge, RidgeCV
+        from himalaya.ridge import Ridge
 
+        out["himalaya_ridgecv_s"] = _himalaya_ridgecv_seconds(backend, x, y, runs, alphas)
         hb = set_backend(backend)
-        _sync()
-        t0 = time.perf_counter()
-        for test_run in range(n_runs):
-            train = runs != test_run
-            inner = [(np.flatnonzero(runs[train] != r), np.flatnonzero(runs[train] == r))
-                     for r in np.unique(runs[train])]
-            model = RidgeCV(alphas=alphas, cv=inner, solver_params={"n_targets_batch": 20000})
-            model.fit(x[train], y[train])
-            model.predict(x[~train])
-        _sync()
-        out["himalaya_ridgecv_s"] = time.perf_counter() - t0
         index = circular_shift_indices(runs, 3, random_state=1)
         t0 = time.perf_counter()
         for rows in index:
@@ -440,10 +435,10 @@ def step_meeg_stages() -> dict:
 
     if not _cuda():
         return {"skipped": "no CUDA device"}
-    try:
-        import mne  # noqa: F401
-    except ImportError as err:
-        return {"skipped": f"MNE is missing ({err}); benchmarks/gpu_wheels.py fetches it"}
+    import importlib.util
+
+    if importlib.util.find_spec("mne") is None:
+        return {"skipped": "MNE is missing; benchmarks/gpu_wheels.py fetches it"}
     with tempfile.TemporaryDirectory() as tmp:
         runs = {name: _meeg_scores(device, Path(tmp) / name)
                 for name, device in (("cpu", "cpu"), ("gpu1", DEVICE), ("gpu2", DEVICE))}
