@@ -11,7 +11,7 @@ import torch
 
 from .cells import CELLS, cell_step
 
-__all__ = ["reference_headwise_rnn", "check_inputs"]
+__all__ = ["reference_headwise_rnn", "reference_backward_at_states", "check_inputs"]
 
 
 def check_inputs(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: torch.Tensor | None,
@@ -59,3 +59,42 @@ def reference_headwise_rnn(
         current = cell_step(cell, Wx[:, t], ry, b, current)
         outputs.append(current)
     return torch.stack(outputs, dim=2), current
+
+
+def reference_backward_at_states(
+    Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: torch.Tensor, out: torch.Tensor,
+    grad_out: torch.Tensor, cell: str = "lstm",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The float64 backward of a layer linearised at its saved states ``out`` (the kernels' backward).
+
+    The fused and per-step backward kernels recompute each step's gates from
+    the states the forward stored (in the inputs' dtype), as FlashRNN does.
+    With half-precision states this is not the exact gradient of the
+    float64 forward (a near tie of the sLSTM's ``max`` may round the other
+    way), but it is exactly what a correct kernel computes: the reference
+    for half-precision gradients.
+
+    Parameters
+    ----------
+    Wx, R, b, states
+        The layer's inputs (:func:`headwise_rnn`); ``states`` of shape [S, B, NH, DH].
+    out : Tensor of shape [S, B, T, NH, DH]
+        The states the forward stored.
+    grad_out : Tensor of shape [S, B, T, NH, DH]
+        Gradient of the loss with respect to ``out``.
+
+    Returns
+    -------
+    dWx, dR, db, dstates : float64 tensors shaped as ``Wx``, ``R``, ``b`` and ``states``
+    """
+    Wx, R, b, states, out, grad_out = (t.detach().double() for t in (Wx, R, b, states, out, grad_out))
+    dWx, dR, db, dprev = torch.zeros_like(Wx), torch.zeros_like(R), torch.zeros_like(b), torch.zeros_like(states)
+    for t in reversed(range(Wx.shape[1])):
+        leaves = [x.clone().requires_grad_(True) for x in (Wx[:, t], R, b, states if t == 0 else out[:, :, t - 1])]
+        wx, r, bias, prev = leaves
+        new = cell_step(cell, wx, torch.einsum("gkji,bki->bgkj", r, prev[0]), bias, prev)
+        gwx, gr, gb, dprev = torch.autograd.grad(new, leaves, grad_out[:, :, t] + dprev)
+        dWx[:, t] = gwx
+        dR += gr
+        db += gb
+    return dWx, dR, db, dprev

@@ -18,13 +18,21 @@ loop-invariant operands there for the whole sequence:
 * backward: ``R[g, head]`` and its transpose for every gate, plus the gate and
   state operands of the per-step products.
 
+The per-step kernels (one launch per time step, 64-wide output tiles) stream
+``R`` instead and stage one ``[BLOCK_B, 64]`` and one ``64 x 64`` operand per
+product: the forward one pair (the gate products), the backward two (the gate
+products it recomputes and the products with ``R`` that carry ``dh`` back),
+which the model counts as live together (Elman's backward recomputes no gate:
+one pair).
+
 Operands take 4 bytes in IEEE float32 and 2 bytes when the products run in
 bfloat16/float16 (tensor cores). The forward estimate reproduces the H200
 failure above exactly: ``4 * 128 * 128 * 4 + 16 * 128 * 4 = 270336`` bytes.
 
 Registers are the live float32 tiles per thread (states, inputs and gates of a
-``BLOCK_B x DH`` block; in the backward also the ``G_rec`` accumulators of
-``dR``, ``DH x DH`` each) plus a fixed allowance for addresses and loop state;
+``BLOCK_B x DH`` block; in the fused backward also the ``G_rec`` accumulators of
+``dR``, ``DH x DH`` each; ``BLOCK_B x 64`` tiles in the per-step kernels) plus a
+fixed allowance for addresses and loop state;
 a configuration over the per-thread maximum would spill to local memory, so it
 is dropped as well.
 """
@@ -93,9 +101,10 @@ def footprint(kernel: str, cell: str, head_dim: int, block_b: int, num_warps: in
 
     Parameters
     ----------
-    kernel : {"forward", "backward", "step"}
+    kernel : {"forward", "backward", "step", "step_backward"}
         The fused forward (weights resident for the whole sequence), the fused
-        backward, or the tiled one-launch-per-step forward used above 128.
+        backward, or the tiled one-launch-per-step forward and backward (above
+        128, or where a fused kernel does not fit).
     cell : {"lstm", "gru", "slstm", "elman"}
     head_dim : int
         DH, units per head.
@@ -105,14 +114,14 @@ def footprint(kernel: str, cell: str, head_dim: int, block_b: int, num_warps: in
     operand_bytes : {2, 4}
         Bytes per matrix-product operand: 4 for IEEE float32, 2 for bfloat16/float16.
     tile : int, optional
-        Output tile width of the ``"step"`` kernel (64).
+        Output tile width of the ``"step"`` and ``"step_backward"`` kernels (64).
 
     Returns
     -------
     KernelFootprint
     """
-    if kernel not in ("forward", "backward", "step"):
-        raise ValueError(f"kernel must be 'forward', 'backward' or 'step', got {kernel!r}.")
+    if kernel not in ("forward", "backward", "step", "step_backward"):
+        raise ValueError(f"kernel must be 'forward', 'backward', 'step' or 'step_backward', got {kernel!r}.")
     if operand_bytes not in (2, 4):
         raise ValueError(f"operand_bytes must be 2 or 4, got {operand_bytes}.")
     spec = CELLS[cell]
@@ -125,10 +134,18 @@ def footprint(kernel: str, cell: str, head_dim: int, block_b: int, num_warps: in
         # R and R^T per gate; gate gradients (transposed) and h_prev as operands of the dR and dh products.
         shared = 2 * g * dh * dh * operand_bytes + (g + 1) * bb * dh * operand_bytes
         live = g * dh * dh + (2 * spec.n_states + spec.gates_in + 2 * g) * bb * dh
-    else:
+    elif kernel == "step":
         t = tile or 64
         shared = (bb * t + t * t) * operand_bytes
         live = (spec.n_states + spec.gates_in + g) * bb * t
+    else:
+        # The operands of two products (the gates recomputed from h_prev; dh through R; Elman only needs
+        # the second, its gradient comes from the saved output); states and their gradients, inputs,
+        # gates and gate gradients of a [BLOCK_B, tile] tile.
+        t = tile or 64
+        products = 1 if cell == "elman" else 2
+        shared = products * (bb * t + t * t) * operand_bytes
+        live = (2 * spec.n_states + spec.gates_in + 2 * g) * bb * t
     return KernelFootprint(shared, math.ceil(live / threads) + REGISTER_ALLOWANCE, threads)
 
 

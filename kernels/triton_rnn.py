@@ -21,7 +21,9 @@ reverse time: it recomputes the gates from the saved states, writes ``dWx`` per
 step, keeps ``dR`` and ``db`` in registers (summed over batch and time) and
 returns the gradients of the initial states, for all four cells (the sLSTM's
 running maximum and its ``max(n, 1)`` split tied gradients in half, as
-``torch.maximum`` does).
+``torch.maximum`` does). Where it does not fit (``R`` and ``R^T`` resident) or
+DH > 128, the tiled one-launch-per-step backward of
+:mod:`brainalign.kernels.triton_step_backward` runs instead.
 """
 
 from __future__ import annotations
@@ -38,16 +40,15 @@ import triton.language as tl
 from .cells import CELLS
 from .reference import check_inputs, reference_headwise_rnn
 from .resources import DeviceLimits, device_limits, fits, footprint
+from .triton_common import _CELL_ID, _TILE, _gate_tile, _logsigmoid, _sigmoid, _tanh
+from .triton_step_backward import _bw_step_kernel, step_backward
 
 __all__ = ["triton_headwise_rnn", "SUPPORTED_HEAD_DIMS", "LaunchPlan", "launch_plan"]
 
 #: Head sizes of the fused kernel (``tl.dot`` needs tiles of at least 16); larger
 #: multiples of 64 go through the tiled, one-launch-per-step path.
 SUPPORTED_HEAD_DIMS = (16, 32, 64, 128)
-_CELL_ID = {"lstm": 0, "gru": 1, "slstm": 2, "elman": 3}
 _CELL_NAME = {v: k for k, v in _CELL_ID.items()}
-#: Output tile width of the one-launch-per-step path (DH > 128, or what does not fit fused).
-_TILE = 64
 
 
 #: Autotuning candidates (batch block, warps) per kernel; the first that fits is the untuned default.
@@ -55,6 +56,7 @@ CANDIDATES = {
     "forward": [(16, 4)] + [(bb, w) for bb in (16, 32, 64) for w in (1, 2, 4, 8) if (bb, w) != (16, 4)],
     "backward": [(16, 4)] + [(bb, w) for bb in (16, 32) for w in (2, 4, 8) if (bb, w) != (16, 4)],
     "step": [(16, 4)] + [(bb, w) for bb in (16, 32, 64) for w in (2, 4, 8) if (bb, w) != (16, 4)],
+    "step_backward": [(16, 4)] + [(bb, w) for bb in (16, 32, 64) for w in (2, 4, 8) if (bb, w) != (16, 4)],
 }
 
 
@@ -124,8 +126,11 @@ class LaunchPlan:
         ``"fused"``: weights resident for the whole sequence (DH <= 128);
         ``"step"``: one launch per step with 64-wide tiles (multiples of 64);
         ``"reference"``: nothing fits, the PyTorch loop runs instead.
-    backward : {"fused", "reference"}
-        The fused reverse-time kernel, or the reference recomputed under autograd.
+    backward : {"fused", "step", "reference"}
+        ``"fused"``: the reverse-time kernel with ``R`` and ``R^T`` resident
+        (DH <= 128); ``"step"``: one launch per reverse step with 64-wide tiles
+        (:mod:`brainalign.kernels.triton_step_backward`, multiples of 64);
+        ``"reference"``: the PyTorch loop recomputed under autograd.
     operand_bytes : int
         Bytes per matrix-product operand of the forward (4: IEEE float32; 2: bfloat16/float16).
     """
@@ -160,8 +165,14 @@ def launch_plan(cell: str, head_dim: int, batch: int, dtype: torch.dtype,
         forward = "step"
     else:
         forward = "reference"
-    fused_bw = head_dim in SUPPORTED_HEAD_DIMS and fitting_candidates("backward", cell, head_dim, batch, 4, limits)
-    return LaunchPlan(forward, "fused" if fused_bw else "reference", operand_bytes)
+    # The backward's products always run in IEEE float32 (4-byte operands).
+    if head_dim in SUPPORTED_HEAD_DIMS and fitting_candidates("backward", cell, head_dim, batch, 4, limits):
+        backward = "fused"
+    elif head_dim % _TILE == 0 and fitting_candidates("step_backward", cell, head_dim, batch, 4, limits):
+        backward = "step"
+    else:
+        backward = "reference"
+    return LaunchPlan(forward, backward, operand_bytes)
 
 
 _WARNED: set[tuple] = set()
@@ -169,7 +180,11 @@ _WARNED: set[tuple] = set()
 
 def _warn_fallback(direction: str, cell: str, head_dim: int, dtype: torch.dtype, used: str,
                    limits: DeviceLimits | None) -> None:
-    """One warning per (direction, cell, DH, dtype) when a fused kernel cannot fit the device."""
+    """One warning per (direction, cell, DH, dtype) when a direction leaves its expected kernel.
+
+    That is: a fused kernel (DH <= 128) that does not fit, or any shape that
+    falls to the reference; the message names the kernels that did not fit.
+    """
     key = (direction, cell, head_dim, dtype, used)
     if key in _WARNED:
         return
@@ -179,25 +194,12 @@ def _warn_fallback(direction: str, cell: str, head_dim: int, dtype: torch.dtype,
     else:
         where = (f"{limits.name or 'this GPU'} ({limits.max_shared_mem} bytes of shared memory per block, "
                  f"{limits.max_registers_per_thread} registers per thread)")
-    warnings.warn(f"brainalign.kernels: no fused Triton {direction} configuration for {cell} with DH = {head_dim} "
+    tried = (["fused"] if head_dim in SUPPORTED_HEAD_DIMS else []) \
+        + (["per-step"] if used == "reference" and head_dim % _TILE == 0 else [])
+    warnings.warn(f"brainalign.kernels: no {' or '.join(tried)} Triton {direction} configuration for {cell} "
+                  f"with DH = {head_dim} "
                   f"in {str(dtype).removeprefix('torch.')} fits {where}; the {direction} runs on the {used} path "
                   "instead.", RuntimeWarning, stacklevel=4)
-
-
-@triton.jit
-def _sigmoid(x):
-    return 1.0 / (1.0 + tl.exp(-x))
-
-
-@triton.jit
-def _tanh(x):
-    return 2.0 * _sigmoid(2.0 * x) - 1.0
-
-
-@triton.jit
-def _logsigmoid(x):
-    # log(sigmoid(x)) = min(x, 0) - log(1 + exp(-|x|)), stable for large |x|.
-    return tl.minimum(x, 0.0) - tl.log(1.0 + tl.exp(-tl.abs(x)))
 
 
 @triton.jit
@@ -549,18 +551,14 @@ def _backward(Wx, R, b, states, out, grad_out, cell, first_reset):
 
 
 # --------------------------------------------------------------------------- tiled path (DH > 128)
-@triton.jit
-def _gate_tile(PREV_H, R, g, h, rb, m_b, jt, sb, sh, NH, DH: tl.constexpr, TILE: tl.constexpr,
-               BLOCK_B: tl.constexpr):
-    """(R[g, h] @ h_prev)[:, jt*TILE:(jt+1)*TILE] for a batch block, summed over input tiles."""
-    rj = jt * TILE + tl.arange(0, TILE)
-    acc = tl.zeros((BLOCK_B, TILE), tl.float32)
-    for kt in range(DH // TILE):
-        rk = kt * TILE + tl.arange(0, TILE)
-        hk = tl.load(PREV_H + rb[:, None] * sb + h * sh + rk[None, :], mask=m_b[:, None], other=0.0).to(tl.float32)
-        rt = tl.load(R + ((g * NH + h) * DH + rj[None, :]) * DH + rk[:, None]).to(tl.float32)
-        acc += tl.dot(hk, rt, input_precision="ieee")
-    return acc
+# The per-step backward (kernel and launch loop in triton_step_backward), tuned here like every kernel.
+# Autotuning runs a launch several times: each reads only its inputs (the gate gradients of step t + 1 and one
+# carry buffer) and overwrites its outputs (those of step t and the other carry buffer), so candidates need no
+# reset. The first launch, which is timed, is the last step (t = T - 1): it has no products with R for a step
+# t + 1, so it does the gate half of a step's work, on the same tiles as every other step.
+_bw_step_tuned = triton.autotune(configs=_tuning_configs("step_backward"), key=["B", "NH", "CELL", "DH"],
+                                 prune_configs_by={"early_config_prune": _prune("step_backward")},
+                                 cache_results=True)(_bw_step_kernel)
 
 
 @triton.autotune(configs=_tuning_configs("step"), key=["B", "NH", "CELL", "DH"],
@@ -700,8 +698,10 @@ class _HeadwiseRNN(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         Wx, R, b, states, out = ctx.saved_tensors
-        if ctx.plan.backward == "reference":
-            # No fused backward fits (or DH > 128): recompute the reference in float32 under autograd.
+        if ctx.plan.backward == "step":
+            grads = step_backward(Wx, R, b, states, out, grad_out, ctx.cell, ctx.first_reset, _bw_step_tuned)
+        elif ctx.plan.backward == "reference":
+            # No Triton backward fits: recompute the reference in float32 under autograd.
             leaves = [t.detach().float().requires_grad_(True) for t in (Wx, R, b, states)]
             with torch.enable_grad():
                 ref, _ = reference_headwise_rnn(*leaves, ctx.cell)
@@ -717,7 +717,7 @@ def triton_headwise_rnn(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, stat
 
     Before launching, :func:`launch_plan` checks every candidate configuration
     against the device's shared memory and registers; a direction with none
-    that fits runs on the next path (the per-step kernel, else the reference),
+    that fits runs on the next path (the per-step kernels, else the reference),
     with one ``RuntimeWarning`` per shape.
     """
     B, _, _, _, DH = check_inputs(Wx, R, b, states, cell)
@@ -729,11 +729,12 @@ def triton_headwise_rnn(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, stat
                          "use backend='torch'.")
     limits = _device_limits(Wx.device)
     plan = launch_plan(cell, DH, B, Wx.dtype, limits)
-    if plan.forward != "fused" and DH in SUPPORTED_HEAD_DIMS:
+    # Warn when a fused kernel (DH <= 128) does not fit, or when anything falls to the reference.
+    if plan.forward == "reference" or (plan.forward != "fused" and DH in SUPPORTED_HEAD_DIMS):
         _warn_fallback("forward", cell, DH, Wx.dtype, plan.forward, limits)
-    if plan.backward == "reference" and DH in SUPPORTED_HEAD_DIMS \
+    if (plan.backward == "reference" or (plan.backward != "fused" and DH in SUPPORTED_HEAD_DIMS)) \
             and any(t is not None and t.requires_grad for t in (Wx, R, b, states)):
-        _warn_fallback("backward", cell, DH, Wx.dtype, "reference", limits)
+        _warn_fallback("backward", cell, DH, Wx.dtype, plan.backward, limits)
     if plan.forward == "reference":
         return reference_headwise_rnn(Wx, R, b, states, cell)
     if states is None:
