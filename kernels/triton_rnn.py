@@ -40,7 +40,7 @@ import triton.language as tl
 from .cells import CELLS
 from .reference import check_inputs, reference_headwise_rnn
 from .resources import DeviceLimits, device_limits, fits, footprint
-from .triton_common import _CELL_ID, _TILE, _gate_tile, _logsigmoid, _sigmoid, _tanh
+from .triton_common import _CELL_ID, _TILE, _gate_tile, _logsigmoid, _sigmoid, _slstm_grads, _tanh
 from .triton_step_backward import _bw_step_kernel, step_backward
 
 __all__ = ["triton_headwise_rnn", "SUPPORTED_HEAD_DIMS", "LaunchPlan", "launch_plan"]
@@ -462,31 +462,12 @@ def _bw_kernel(WX, R, BIAS, S0, OUT, DOUT, DWX, DR, DB, DS0, B, T, NH,
                 lf = _logsigmoid(f_raw) + m_prev
                 reset = first & FIRST_RESET
                 m_new = tl.where(reset, i_raw, tl.maximum(i_raw, lf))
-                ig = tl.exp(i_raw - m_new)
-                fg = tl.exp(lf - m_new)
-                zt = _tanh(z_raw)
-                c = fg * c_prev + ig * zt
-                nn = fg * n_prev + ig
-                n = tl.maximum(nn, 1.0)
-                og = _sigmoid(o_raw)
+                w_i = tl.where(reset, 1.0, tl.where(i_raw > lf, 1.0, tl.where(i_raw == lf, 0.5, 0.0)))
                 dc = tl.load(DOUT + out_stride_s + o_off, mask=m2, other=0.0).to(tl.float32) + dc_next
                 dn = tl.load(DOUT + 2 * out_stride_s + o_off, mask=m2, other=0.0).to(tl.float32) + dn_next
                 dm = tl.load(DOUT + 3 * out_stride_s + o_off, mask=m2, other=0.0).to(tl.float32) + dm_next
-                g3 = dh * c / n * og * (1.0 - og)
-                dc = dc + dh * og / n
-                dn = dn - dh * og * c / (n * n)
-                dnn = dn * tl.where(nn > 1.0, 1.0, tl.where(nn == 1.0, 0.5, 0.0))
-                di = dc * zt + dnn
-                df = dc * c_prev + dnn * n_prev
-                g2 = dc * ig * (1.0 - zt * zt)
-                dc_next = dc * fg
-                dn_next = dnn * fg
-                dm_tot = dm - di * ig - df * fg
-                w_i = tl.where(reset, 1.0, tl.where(i_raw > lf, 1.0, tl.where(i_raw == lf, 0.5, 0.0)))
-                g0 = di * ig + dm_tot * w_i
-                dlf = df * fg + dm_tot * (1.0 - w_i)
-                g1 = dlf * (1.0 - _sigmoid(f_raw))
-                dm_next = dlf
+                g0, g1, g2, g3, dc_next, dn_next, dm_next = _slstm_grads(
+                    i_raw, f_raw, z_raw, o_raw, lf, m_new, w_i, c_prev, n_prev, dh, dc, dn, dm)
                 tl.store(DWX + wx_off, g0, mask=m2)
                 tl.store(DWX + wx_off + NH * DH, g1, mask=m2)
                 tl.store(DWX + wx_off + 2 * NH * DH, g2, mask=m2)

@@ -48,7 +48,7 @@ import triton
 import triton.language as tl
 
 from .cells import CELLS
-from .triton_common import _CELL_ID, _TILE, _gate_tile, _logsigmoid, _sigmoid, _tanh
+from .triton_common import _CELL_ID, _TILE, _gate_tile, _logsigmoid, _sigmoid, _slstm_grads, _tanh
 
 __all__ = ["step_backward"]
 
@@ -182,33 +182,20 @@ def _bw_step_kernel(WX, R, BIAS, PREV, OUT, DOUT, DWX, DG, CIN, COUT, t, B, T, N
         else:
             m_new = tl.maximum(i_raw, lf)
             w_i = tl.where(i_raw > lf, 1.0, tl.where(i_raw == lf, 0.5, 0.0))
-        ig = tl.exp(i_raw - m_new)
-        fg = tl.exp(lf - m_new)
-        zt = _tanh(z_raw)
-        c = fg * c_prev + ig * zt
-        nn = fg * n_prev + ig
-        n = tl.maximum(nn, 1.0)
-        og = _sigmoid(o_raw)
         dc = tl.load(DOUT + out_stride_s + o_off, mask=m2, other=0.0) + tl.load(CIN + c_off, mask=m2n, other=0.0)
         dn = (tl.load(DOUT + 2 * out_stride_s + o_off, mask=m2, other=0.0)
               + tl.load(CIN + carry_stride + c_off, mask=m2n, other=0.0))
         dm = (tl.load(DOUT + 3 * out_stride_s + o_off, mask=m2, other=0.0)
               + tl.load(CIN + 2 * carry_stride + c_off, mask=m2n, other=0.0))
-        g3 = dh * c / n * og * (1.0 - og)
-        dc = dc + dh * og / n
-        dn = dn - dh * og * c / (n * n)
-        dnn = dn * tl.where(nn > 1.0, 1.0, tl.where(nn == 1.0, 0.5, 0.0))
-        di = dc * zt + dnn
-        df = dc * c_prev + dnn * n_prev
-        dm_tot = dm - di * ig - df * fg
-        dlf = df * fg + dm_tot * (1.0 - w_i)
-        tl.store(DWX + wx_off, di * ig + dm_tot * w_i, mask=m2)
-        tl.store(DWX + wx_off + NH * DH, dlf * (1.0 - _sigmoid(f_raw)), mask=m2)
-        tl.store(DWX + wx_off + 2 * NH * DH, dc * ig * (1.0 - zt * zt), mask=m2)
+        g0, g1, g2, g3, dc_prev, dn_prev, dm_prev = _slstm_grads(
+            i_raw, f_raw, z_raw, o_raw, lf, m_new, w_i, c_prev, n_prev, dh, dc, dn, dm)
+        tl.store(DWX + wx_off, g0, mask=m2)
+        tl.store(DWX + wx_off + NH * DH, g1, mask=m2)
+        tl.store(DWX + wx_off + 2 * NH * DH, g2, mask=m2)
         tl.store(DWX + wx_off + 3 * NH * DH, g3, mask=m2)
-        tl.store(COUT + c_off, dc * fg, mask=m2)
-        tl.store(COUT + carry_stride + c_off, dnn * fg, mask=m2)
-        tl.store(COUT + 2 * carry_stride + c_off, dlf, mask=m2)
+        tl.store(COUT + c_off, dc_prev, mask=m2)
+        tl.store(COUT + carry_stride + c_off, dn_prev, mask=m2)
+        tl.store(COUT + 2 * carry_stride + c_off, dm_prev, mask=m2)
     else:  # Elman: h_t = tanh(pre), so the saved output suffices
         hn = tl.load(OUT + o_off, mask=m2, other=0.0).to(tl.float32)
         tl.store(DWX + wx_off, dh * (1.0 - hn * hn), mask=m2)
