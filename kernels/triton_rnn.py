@@ -241,18 +241,18 @@ def _dot(x, rt, OP: tl.constexpr):
 @triton.autotune(configs=_tuning_configs("forward"), key=["B", "NH", "CELL", "DH", "OP"],
                  prune_configs_by={"early_config_prune": _prune("forward")}, cache_results=True)
 @triton.jit
-def _fw_kernel(WX, R, BIAS, S0, OUT, B, T, NH,
+def _fw_kernel(WX, R, BIAS, S0, OUT, B, T, NH, out_stride_s,
                CELL: tl.constexpr, DH: tl.constexpr, BLOCK_B: tl.constexpr, GI: tl.constexpr,
                GB: tl.constexpr, S: tl.constexpr, FIRST_RESET: tl.constexpr, OP: tl.constexpr):
     pid_b = tl.program_id(0)
     h = tl.program_id(1)
-    rb = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
+    rb = (pid_b * BLOCK_B + tl.arange(0, BLOCK_B)).to(tl.int64)  # 64-bit offsets: B*T*G*NH*DH may pass 2^31
+    out_stride_s = out_stride_s.to(tl.int64)  # 3 * stride (the sLSTM's m) may pass 2^31
     rd = tl.arange(0, DH)
     m2 = (rb < B)[:, None] & (rd < DH)[None, :]
     # Offsets of a [BLOCK_B, DH] tile in a [*, B, NH, DH] state tensor.
     s_off = (rb[:, None] * NH + h) * DH + rd[None, :]
     state_stride = B * NH * DH
-    out_stride_s = B * T * NH * DH
 
     hs = tl.load(S0 + s_off, mask=m2, other=0.0).to(tl.float32)
     if S >= 2:
@@ -340,14 +340,14 @@ def _acc_dr(DR, g, h, NH, acc, DH: tl.constexpr):
 @triton.autotune(configs=_tuning_configs("backward"), key=["B", "NH", "CELL", "DH"],
                  prune_configs_by={"early_config_prune": _prune("backward")}, cache_results=True)
 @triton.jit
-def _bw_kernel(WX, R, BIAS, S0, OUT, DOUT, DWX, DR, DB, DS0, B, T, NH,
+def _bw_kernel(WX, R, BIAS, S0, OUT, DOUT, DWX, DR, DB, DS0, B, T, NH, out_stride_s,
                CELL: tl.constexpr, DH: tl.constexpr, BLOCK_B: tl.constexpr, GI: tl.constexpr,
                GB: tl.constexpr, S: tl.constexpr, FIRST_RESET: tl.constexpr):
     """Reverse-time loop of one head over every batch block: dWx per step, dR and db summed, dStates0."""
     h = tl.program_id(0)
+    out_stride_s = out_stride_s.to(tl.int64)  # 3 * stride (the sLSTM's m) may pass 2^31
     rd = tl.arange(0, DH)
     state_stride = B * NH * DH
-    out_stride_s = B * T * NH * DH
     rt0 = _load_rt(R, 0, h, NH, DH)
     r0 = _load_r(R, 0, h, NH, DH)
     if CELL != 3:
@@ -373,7 +373,7 @@ def _bw_kernel(WX, R, BIAS, S0, OUT, DOUT, DWX, DR, DB, DS0, B, T, NH,
     db2 = tl.zeros((DH,), tl.float32)
     db3 = tl.zeros((DH,), tl.float32)
     for b_start in range(0, B, BLOCK_B):
-        rb = b_start + tl.arange(0, BLOCK_B)
+        rb = (b_start + tl.arange(0, BLOCK_B)).to(tl.int64)  # 64-bit offsets
         m2 = (rb < B)[:, None] & (rd < DH)[None, :]
         s_off = (rb[:, None] * NH + h) * DH + rd[None, :]
         dh_next = tl.zeros((BLOCK_B, DH), tl.float32)
@@ -526,7 +526,8 @@ def _backward(Wx, R, b, states, out, grad_out, cell, first_reset):
     db = torch.full(b.shape, float("nan"), dtype=f32, device=Wx.device)
     ds0 = torch.zeros(states.shape, dtype=f32, device=Wx.device)
     _bw_kernel[(NH,)](Wx.contiguous(), R.contiguous(), b.contiguous(), states.contiguous(), out.contiguous(),
-                      grad_out.contiguous().to(f32), dwx, dr, db, ds0, B, T, NH, CELL=_CELL_ID[cell], DH=DH,
+                      grad_out.contiguous().to(f32), dwx, dr, db, ds0, B, T, NH, B * T * NH * DH,
+                      CELL=_CELL_ID[cell], DH=DH,
                       GI=GI, GB=spec.gates_bias, S=spec.n_states, FIRST_RESET=first_reset)
     return dwx, dr, db, ds0
 
@@ -545,14 +546,15 @@ _bw_step_tuned = triton.autotune(configs=_tuning_configs("step_backward"), key=[
 @triton.autotune(configs=_tuning_configs("step"), key=["B", "NH", "CELL", "DH"],
                  prune_configs_by={"early_config_prune": _prune("step")}, cache_results=True)
 @triton.jit
-def _fw_step_kernel(WX, R, BIAS, PREV, OUT, t, B, T, NH, prev_stride_s, prev_stride_b, prev_stride_h,
+def _fw_step_kernel(WX, R, BIAS, PREV, OUT, t, B, T, NH, out_stride_s, prev_stride_s, prev_stride_b, prev_stride_h,
                     CELL: tl.constexpr, DH: tl.constexpr, TILE: tl.constexpr, BLOCK_B: tl.constexpr,
                     GI: tl.constexpr, GB: tl.constexpr, S: tl.constexpr, RESET: tl.constexpr):
     """One time step for one (batch block, head, output tile); launched once per step (grid-wide sync)."""
     pid_b = tl.program_id(0)
     h = tl.program_id(1)
     jt = tl.program_id(2)
-    rb = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
+    rb = (pid_b * BLOCK_B + tl.arange(0, BLOCK_B)).to(tl.int64)  # 64-bit offsets: B*T*G*NH*DH may pass 2^31
+    out_stride_s = out_stride_s.to(tl.int64)  # 3 * stride (the sLSTM's m) may pass 2^31
     m_b = rb < B
     rj = jt * TILE + tl.arange(0, TILE)
     m2 = m_b[:, None] & (rj < DH)[None, :]
@@ -609,7 +611,6 @@ def _fw_step_kernel(WX, R, BIAS, PREV, OUT, t, B, T, NH, prev_stride_s, prev_str
         hs = _sigmoid(o_raw) * cs / ns
     else:
         hs = _tanh(x0 + y0 + b0)
-    out_stride_s = B * T * NH * DH
     o_off = ((rb[:, None] * T + t) * NH + h) * DH + rj[None, :]
     tl.store(OUT + o_off, hs.to(OUT.dtype.element_ty), mask=m2)
     if S >= 2:
@@ -634,7 +635,8 @@ def _forward_tiled(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: t
     Wx, R, b, states = Wx.contiguous(), R.contiguous(), b.contiguous(), states.contiguous()
     for t in range(T):
         prev = states if t == 0 else out[:, :, t - 1]
-        _fw_step_kernel[grid](Wx, R, b, prev, out, t, B, T, NH, prev.stride(0), prev.stride(1), prev.stride(2),
+        _fw_step_kernel[grid](Wx, R, b, prev, out, t, B, T, NH, B * T * NH * DH, prev.stride(0), prev.stride(1),
+                              prev.stride(2),
                               CELL=_CELL_ID[cell], DH=DH, TILE=_TILE, GI=GI, GB=spec.gates_bias,
                               S=spec.n_states, RESET=reset and t == 0)
     return out
@@ -662,7 +664,7 @@ def _forward(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: torch.T
     out = torch.full((spec.n_states, B, T, NH, DH), float("nan"), dtype=Wx.dtype, device=Wx.device)
     grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]), NH)  # noqa: E731 (the batch block is tuned)
     _fw_kernel[grid](Wx.contiguous(), R.contiguous(), b.contiguous(), states.contiguous(), out, B, T, NH,
-                     CELL=_CELL_ID[cell], DH=DH, GI=GI, GB=spec.gates_bias, S=spec.n_states,
+                     B * T * NH * DH, CELL=_CELL_ID[cell], DH=DH, GI=GI, GB=spec.gates_bias, S=spec.n_states,
                      FIRST_RESET=first_reset, OP=_operand_code(Wx.dtype, plan))
     return out
 

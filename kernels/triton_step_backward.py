@@ -105,6 +105,7 @@ def _bw_step_kernel(WX, R, BIAS, PREV, OUT, DOUT, DWX, DG, CIN, COUT, t, B, T, N
     h = tl.program_id(1)
     jt = tl.program_id(2)
     rb = (pid_b * BLOCK_B + tl.arange(0, BLOCK_B)).to(tl.int64)  # 64-bit offsets: B * T * G * NH * DH may pass 2^31
+    out_stride_s = out_stride_s.to(tl.int64)  # 3 * stride (the sLSTM's m) may pass 2^31
     m_b = rb < B
     rj = jt * TILE + tl.arange(0, TILE)
     m2 = m_b[:, None] & (rj < DH)[None, :]
