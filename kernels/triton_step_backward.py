@@ -43,6 +43,8 @@ wrapped kernel to :func:`step_backward`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import triton
 import triton.language as tl
@@ -203,7 +205,7 @@ def _bw_step_kernel(WX, R, BIAS, PREV, OUT, DOUT, DWX, DG, CIN, COUT, t, B, T, N
 
 
 def step_backward(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: torch.Tensor, out: torch.Tensor,
-                  grad_out: torch.Tensor, cell: str, first_reset: bool, kernel=None
+                  grad_out: torch.Tensor, cell: str, first_reset: bool, kernel: Any
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of one head-wise RNN call by one tiled kernel launch per reverse time step.
 
@@ -221,10 +223,10 @@ def step_backward(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: to
     cell : {"lstm", "gru", "slstm", "elman"}
     first_reset : bool
         The sLSTM started from zero normalisers (``m = i_raw`` at its first step).
-    kernel : callable, optional
+    kernel : triton autotuner
         :func:`_bw_step_kernel` wrapped in ``triton.autotune`` (which chooses
         ``BLOCK_B`` and the warps), as :mod:`brainalign.kernels.triton_rnn`
-        passes it; by default the untuned kernel with 16 sequences and 4 warps.
+        passes it.
 
     Returns
     -------
@@ -244,14 +246,12 @@ def step_backward(Wx: torch.Tensor, R: torch.Tensor, b: torch.Tensor, states: to
     dg = torch.full((B, T, NH, DH), float("nan"), dtype=f32, device=device) if cell == "gru" else dwx
     carries = torch.zeros((2, _CARRIES[cell], B, NH, DH), dtype=f32, device=device)
     grid = lambda meta: (triton.cdiv(B, meta["BLOCK_B"]), NH, DH // _TILE)  # noqa: E731 (the batch block is tuned)
-    fixed = {} if kernel is not None else {"BLOCK_B": 16, "num_warps": 4, "num_stages": 1}
-    kernel = _bw_step_kernel if kernel is None else kernel
     for t in range(T - 1, -1, -1):
         prev = states if t == 0 else out[:, :, t - 1]
         kernel[grid](Wx, R, b, prev, out, dout, dwx, dg, carries[(t + 1) % 2], carries[t % 2], t, B, T, NH,
                      prev.stride(0), prev.stride(1), prev.stride(2), B * NH * DH, B * T * NH * DH,
                      CELL=_CELL_ID[cell], DH=DH, TILE=_TILE, GI=GI, GB=spec.gates_bias, S=spec.n_states,
-                     RESET=first_reset and t == 0, **fixed)
+                     RESET=first_reset and t == 0)
     carry = carries[0]  # written by step 0
 
     # dR[g, k] = sum over b, t of DGR[b, t, g, k, :]^T (outer) h_prev[b, t, k, :]; float32 products.

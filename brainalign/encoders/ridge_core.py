@@ -32,9 +32,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from brainalign._validation import BrainalignError
+from brainalign.backend import get_backend
 
 __all__ = [
     "DEFAULT_ALPHAS",
@@ -98,11 +98,8 @@ def eigen_floor(w: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 # thin SVD (NumPy, float64)
 # --------------------------------------------------------------------------- #
 def thin_svd(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``U, s, Vt`` of ``X`` (thin, LAPACK ``gesdd``, ``gesvd`` if it fails to converge)."""
-    try:
-        return scipy.linalg.svd(X, full_matrices=False, lapack_driver="gesdd", check_finite=False)
-    except np.linalg.LinAlgError:  # pragma: no cover - gesdd rarely fails to converge
-        return scipy.linalg.svd(X, full_matrices=False, lapack_driver="gesvd", check_finite=False)
+    """``U, s, Vt`` of ``X`` (thin, LAPACK ``gesdd``, ``gesvd`` if it fails to converge): the NumPy backend's SVD."""
+    return get_backend("numpy").svd(X)
 
 
 def shrinkage(s: np.ndarray, alpha: float, shape: tuple[int, int]) -> np.ndarray:
@@ -124,54 +121,40 @@ class RidgeSVD:
     X_train : ndarray of shape (n_train, n_features)
     Y_train : ndarray of shape (n_train, n_targets)
     backend : module, optional
-        An array backend (:func:`brainalign.backend.get_backend`) for the SVD
-        and the products, in float64 (a GPU with ``torch_cuda``). None or
-        ``numpy``: LAPACK's ``gesdd`` through SciPy (:func:`thin_svd`).
-        Results come back as NumPy arrays either way; the two agree to
-        rounding error (about 1e-12 relative).
+        The array backend (:func:`brainalign.backend.get_backend`) of the SVD
+        and the products, in the inputs' dtype (float64 from every caller; a
+        GPU with ``torch_cuda``). None: NumPy, i.e. LAPACK's ``gesdd``
+        through SciPy (:func:`thin_svd`). Results come back as NumPy arrays
+        either way; backends agree to rounding error (about 1e-12 relative).
     """
 
     def __init__(self, X_train: np.ndarray, Y_train: np.ndarray, backend: Any = None):
         self.shape = X_train.shape
-        self._backend = None if backend is None or backend.name == "numpy" else backend
-        if self._backend is None:
-            U, self.s, Vt = thin_svd(X_train)
-            self.V = Vt.T  # (n_features, k)
-            self.UtY = U.T @ Y_train  # (k, n_targets)
-            return
-        bk = self._backend
-        U, s, Vt = bk.svd(bk.asarray(X_train, dtype="float64"))
-        self.s = bk.to_numpy(s)  # the gains are computed on the host (a few hundred values)
-        self.V = Vt.T
-        self.UtY = bk.matmul(U.T, bk.asarray(Y_train, dtype="float64"))
+        self._xp = backend if backend is not None else get_backend("numpy")
+        xp = self._xp
+        U, s, Vt = xp.svd(xp.asarray(X_train))
+        self.s = xp.to_numpy(s)  # the gains are computed on the host (a few hundred values)
+        self.V = Vt.T  # (n_features, k)
+        self.UtY = xp.matmul(U.T, xp.asarray(Y_train))  # (k, n_targets)
 
     def _gains(self, alpha: float) -> Any:
-        d = shrinkage(self.s, float(alpha), self.shape)[:, None]
-        return d if self._backend is None else self._backend.asarray(d, dtype="float64")
+        """``shrinkage`` of the singular values as a column, on the backend."""
+        return self._xp.asarray(shrinkage(self.s, float(alpha), self.shape)[:, None])
 
     def predictions(self, X_test: np.ndarray, alphas: Iterable[float]) -> Iterator[np.ndarray]:
         """Yield test predictions (n_test, n_targets) for each alpha in turn (NumPy arrays)."""
-        if self._backend is None:
-            XV = X_test @ self.V  # (n_test, k)
-            for alpha in alphas:
-                yield XV @ (self._gains(alpha) * self.UtY)
-            return
-        bk = self._backend
-        XV = bk.matmul(bk.asarray(X_test, dtype="float64"), self.V)
+        xp = self._xp
+        XV = xp.matmul(xp.asarray(X_test), self.V)  # (n_test, k)
         for alpha in alphas:
-            yield bk.to_numpy(bk.matmul(XV, self._gains(alpha) * self.UtY))
+            yield xp.to_numpy(xp.matmul(XV, self._gains(alpha) * self.UtY))
 
     def coefs(self, alpha_per_target: np.ndarray) -> np.ndarray:
         """Coefficients (n_features, n_targets), column j with ``alpha_per_target[j]`` (a NumPy array)."""
+        xp = self._xp
         coef = np.empty((self.V.shape[0], self.UtY.shape[1]))
         for alpha in np.unique(alpha_per_target):
             cols = alpha_per_target == alpha
-            if self._backend is None:
-                coef[:, cols] = self.V @ (self._gains(alpha) * self.UtY[:, cols])
-            else:
-                bk = self._backend
-                picked = bk.take(self.UtY, np.flatnonzero(cols), axis=1)
-                coef[:, cols] = bk.to_numpy(bk.matmul(self.V, self._gains(alpha) * picked))
+            coef[:, cols] = xp.to_numpy(xp.matmul(self.V, self._gains(alpha) * self.UtY[:, cols]))
         return coef
 
 

@@ -158,36 +158,23 @@ class FoldOperators:
             values = table.values[k]
             shape = (train.size, X.shape[1])
             r = s.shape[0]
-            if self.backend is not None:
-                self._ops.append(self._fold_operator_on(U, s, XtV, values, shape, dense=(
-                    values.size * test.size * r * train.size / max(int(applications), 1)
-                    + test.size * train.size * width * (1 if values.size == 1 else 2)
-                    < r * (train.size + test.size) * width)))
-                continue
             # Operations: one matrix per penalty, built once for ``applications`` uses, applied to column
             # groups gathered by penalty (counted twice) unless shared; or the two factors per use.
             build = values.size * test.size * r * train.size / max(int(applications), 1)
             apply = test.size * train.size * width * (1 if values.size == 1 else 2)
-            if build + apply < r * (train.size + test.size) * width:
-                H = {float(alpha): ((XtV * shrinkage(s, float(alpha), shape)) @ U.T).astype(self.dtype)
-                     for alpha in values}
-                self._ops.append(("dense", H))
-                continue
-            gains = np.stack([shrinkage(s, float(alpha), shape) for alpha in values], axis=1)
-            self._ops.append(("factors", XtV.astype(self.dtype), np.ascontiguousarray(U.T, dtype=self.dtype),
-                              gains.astype(self.dtype)))
+            self._ops.append(self._fold_operator(U, s, XtV, values, shape,
+                                                 dense=build + apply < r * (train.size + test.size) * width))
 
-    def _fold_operator_on(self, U: Any, s: Any, XtV: Any, values: np.ndarray, shape: tuple[int, int],
-                          dense: bool) -> tuple:
-        """One fold's operator on the torch backend (the same two forms as on NumPy)."""
-        bk, dtype = self.backend, self.dtype
-        s_host = bk.to_numpy(s)
-        gains = bk.asarray(np.stack([shrinkage(s_host, float(alpha), shape) for alpha in values], axis=1),
-                           dtype="float64")  # (r, n_penalties)
+    def _fold_operator(self, U: Any, s: Any, XtV: Any, values: np.ndarray, shape: tuple[int, int],
+                       dense: bool) -> tuple:
+        """One fold's operator, ``("dense", {alpha: H})`` or ``("factors", A, Q, gains (r, n_penalties))``."""
+        xp, dtype = self._xp, self.dtype
+        s_host = xp.to_numpy(s)
+        gains = xp.asarray(np.stack([shrinkage(s_host, float(alpha), shape) for alpha in values], axis=1))
         if dense:
-            return ("dense", {float(alpha): bk.astype(bk.matmul(XtV * gains[:, j], U.T), dtype)
+            return ("dense", {float(alpha): xp.astype(xp.matmul(XtV * gains[:, j], U.T), dtype)
                               for j, alpha in enumerate(values)})
-        return ("factors", bk.astype(XtV, dtype), bk.astype(U.T, dtype).contiguous(), bk.astype(gains, dtype))
+        return ("factors", xp.astype(XtV, dtype), _contiguous(xp.astype(U.T, dtype)), xp.astype(gains, dtype))
 
     @property
     def n_targets(self) -> int:
@@ -243,6 +230,11 @@ def _torch() -> Any:
     import torch
 
     return torch
+
+
+def _contiguous(a: Any) -> Any:
+    """``a`` in C order (a NumPy array or a torch tensor)."""
+    return np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a.contiguous()
 
 
 def _put_columns(target: Any, cols: np.ndarray, values: Any) -> None:
